@@ -1,0 +1,291 @@
+"""The one preprocessing path: units, alignment, resampling, gaps, windows, scaling.
+
+Training, batch scoring (``python -m har predict``), the HTTP endpoints and the
+gRPC servicer all call :class:`Preprocessor`; the window geometry, sample rate
+and scaler come from the model card, never from constants here.
+
+Array conventions: a recording is ``time`` (seconds, float64, shape ``(n,)``)
+plus ``values`` (shape ``(n, 6)``, channels ``acc_x acc_y acc_z gyro_x gyro_y
+gyro_z``); canonical units are m/s² and deg/s. Windows are ``(N, window, 6)``
+float32, time-major.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.signal import resample_poly
+
+from har.card import ModelCard, Scaler, Units
+from har.errors import InputError, RecordingError
+
+STANDARD_GRAVITY = 9.80665  # m/s² per g
+ACC_TO_MS2: dict[str, float] = {
+    "m/s2": 1.0,
+    "g": STANDARD_GRAVITY,
+    "milli_g": STANDARD_GRAVITY / 1000,
+}
+GYRO_TO_DEG_S: dict[str, float] = {"deg/s": 1.0, "rad/s": 180.0 / math.pi}
+
+
+def unit_factors(units: Units | dict | None) -> np.ndarray:
+    """Per-channel factors that turn ``units`` into canonical units, shape ``(6,)``.
+
+    Raises:
+        InputError: an unknown unit name (the message lists the accepted ones).
+    """
+    if units is None:
+        units = Units()
+    elif isinstance(units, dict):
+        acc, gyro = units.get("acc", "m/s2"), units.get("gyro", "deg/s")
+        if acc not in ACC_TO_MS2:
+            raise InputError(f"unknown accelerometer unit {acc!r}; use one of {list(ACC_TO_MS2)}")
+        if gyro not in GYRO_TO_DEG_S:
+            raise InputError(f"unknown gyroscope unit {gyro!r}; use one of {list(GYRO_TO_DEG_S)}")
+        extra = set(units) - {"acc", "gyro"}
+        if extra:
+            raise InputError(f"unknown keys in units: {sorted(extra)}; use 'acc' and 'gyro'")
+        units = Units(acc=acc, gyro=gyro)
+    a, g = ACC_TO_MS2[units.acc], GYRO_TO_DEG_S[units.gyro]
+    return np.array([a, a, a, g, g, g], dtype=np.float64)
+
+
+def to_canonical(values: np.ndarray, units: Units | dict | None) -> np.ndarray:
+    """Convert ``(..., 6)`` samples from ``units`` to m/s² and deg/s (returns a new array)."""
+    f = unit_factors(units)
+    if np.all(f == 1.0):
+        return np.array(values, copy=True)
+    return values * f.astype(values.dtype if values.dtype.kind == "f" else np.float64)
+
+
+def align_streams(
+    acc_time: np.ndarray,
+    acc: np.ndarray,
+    gyro_time: np.ndarray,
+    gyro: np.ndarray,
+    tolerance_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each accelerometer sample with the nearest gyroscope sample in time.
+
+    Args:
+        acc_time, gyro_time: sample times in seconds on a common clock, shape ``(n,)``/``(m,)``.
+        acc, gyro: ``(n, 3)`` and ``(m, 3)`` samples.
+        tolerance_s: accelerometer samples with no gyroscope sample this close are dropped
+            (they become gaps, which :func:`split_at_gaps` handles).
+
+    Returns:
+        ``(time, values)`` on the accelerometer's clock, values ``(k, 6)``.
+    """
+    a = pd.DataFrame({"t": np.asarray(acc_time, np.float64)})
+    a[["ax", "ay", "az"]] = np.asarray(acc, np.float64)
+    g = pd.DataFrame({"t": np.asarray(gyro_time, np.float64)})
+    g[["gx", "gy", "gz"]] = np.asarray(gyro, np.float64)
+    a = a.sort_values("t", kind="stable").drop_duplicates("t")
+    g = g.sort_values("t", kind="stable").drop_duplicates("t")
+    m = pd.merge_asof(a, g, on="t", direction="nearest", tolerance=tolerance_s).dropna()
+    return m["t"].to_numpy(), m[["ax", "ay", "az", "gx", "gy", "gz"]].to_numpy()
+
+
+def nominal_period(time: np.ndarray) -> float:
+    """Median spacing of sample times (seconds)."""
+    d = np.diff(time)
+    d = d[d > 0]
+    if d.size == 0:
+        raise RecordingError("recording has fewer than two distinct timestamps")
+    return float(np.median(d))
+
+
+def split_at_gaps(time: np.ndarray, max_fill: int) -> list[slice]:
+    """Slices of ``time`` with no gap longer than ``max_fill`` missing samples.
+
+    A gap of ``k`` missing samples shows as a step of ``(k + 1)`` nominal periods;
+    steps up to ``max_fill + 1`` periods (plus half a period of jitter) are kept and
+    later filled by interpolation, longer ones split the recording.
+    """
+    period = nominal_period(time)
+    limit = (max_fill + 1.5) * period
+    breaks = np.flatnonzero(np.diff(time) > limit) + 1
+    bounds = np.concatenate([[0], breaks, [len(time)]])
+    return [slice(int(s), int(e)) for s, e in zip(bounds[:-1], bounds[1:], strict=True) if e > s]
+
+
+def resample_segment(time: np.ndarray, values: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Resample one gap-free segment onto the grid ``time[0] + i / rate_hz``.
+
+    Gaps of a few samples are filled by linear interpolation. When the input is
+    faster than ``rate_hz`` it is first interpolated onto a uniform grid at an integer
+    multiple ``k`` of the target rate and then decimated with a polyphase FIR
+    low-pass (anti-aliasing), so content above the new Nyquist frequency is removed
+    rather than folded back.
+
+    Returns:
+        ``(n_out, channels)`` float64 samples.
+    """
+    duration = float(time[-1] - time[0])
+    n_out = int(math.floor(duration * rate_hz + 1e-6)) + 1
+    if len(time) < 2:
+        return values[:1].astype(np.float64)
+    rate_in = 1.0 / nominal_period(time)
+    k = int(round(rate_in / rate_hz))
+    if k >= 2:
+        fine = time[0] + np.arange((n_out - 1) * k + 1) / (rate_hz * k)
+        u = _interp(fine, time, values)
+        y = resample_poly(u, 1, k, axis=0, padtype="line")
+        return y[:n_out]
+    grid = time[0] + np.arange(n_out) / rate_hz
+    return _interp(grid, time, values)
+
+
+def _interp(grid: np.ndarray, time: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.empty((len(grid), values.shape[1]), np.float64)
+    for c in range(values.shape[1]):  # per channel (6), not per sample
+        out[:, c] = np.interp(grid, time, values[:, c])
+    return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A gap-free stretch of a recording at the model's rate.
+
+    Attributes:
+        start_s: time of the first sample, seconds from the recording's first sample.
+        values: ``(n, 6)`` samples in canonical units.
+    """
+
+    start_s: float
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Windows cut from a recording.
+
+    Attributes:
+        values: ``(N, window, 6)`` float32 in canonical units (not scaled).
+        start_s: ``(N,)`` window start, seconds from the recording's first sample.
+        segment: ``(N,)`` index of the gap-free segment each window came from.
+        sample_rate_hz: rate of the samples in ``values``.
+    """
+
+    values: np.ndarray
+    start_s: np.ndarray
+    segment: np.ndarray
+    sample_rate_hz: float
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def end_s(self) -> np.ndarray:
+        return self.start_s + self.values.shape[1] / self.sample_rate_hz
+
+
+def make_windows(segments: list[Segment], window: int, hop: int, rate_hz: float) -> Windows:
+    """Cut ``window``-sample windows every ``hop`` samples inside each segment (never across)."""
+    vals, starts, segs = [], [], []
+    for i, seg in enumerate(segments):
+        n = seg.values.shape[0]
+        if n < window:
+            continue
+        v = np.lib.stride_tricks.sliding_window_view(seg.values, window, axis=0)[::hop]
+        vals.append(np.ascontiguousarray(v.transpose(0, 2, 1), dtype=np.float32))
+        offs = np.arange(v.shape[0]) * hop
+        starts.append(seg.start_s + offs / rate_hz)
+        segs.append(np.full(v.shape[0], i, np.int64))
+    if not vals:
+        return Windows(
+            np.empty((0, window, 6), np.float32), np.empty(0), np.empty(0, np.int64), rate_hz
+        )
+    return Windows(np.concatenate(vals), np.concatenate(starts), np.concatenate(segs), rate_hz)
+
+
+def scale(windows: np.ndarray, scaler: Scaler) -> np.ndarray:
+    """Z-score ``(..., 6)`` canonical samples with the card's scaler (float32)."""
+    mean, sd = scaler.arrays()
+    return ((np.asarray(windows, np.float32) - mean) / sd).astype(np.float32, copy=False)
+
+
+class Preprocessor:
+    """The card-driven preprocessing used by training, scoring, HTTP and gRPC."""
+
+    def __init__(self, card: ModelCard, *, max_fill: int = 2) -> None:
+        self.card = card
+        self.max_fill = max_fill
+
+    def segments(self, time: np.ndarray, values: np.ndarray) -> list[Segment]:
+        """Split a canonical-unit recording at gaps and resample each part to the card's rate.
+
+        Args:
+            time: ``(n,)`` seconds (any origin), values: ``(n, 6)`` canonical units.
+        """
+        time = np.asarray(time, np.float64)
+        values = np.asarray(values, np.float64)
+        finite = np.isfinite(time) & np.isfinite(values).all(axis=1)
+        time, values = time[finite], values[finite]
+        if time.size < 2:
+            raise RecordingError("recording has fewer than two valid samples")
+        order = np.argsort(time, kind="stable")
+        time, values = time[order], values[order]
+        keep = np.concatenate([[True], np.diff(time) > 0])
+        time, values = time[keep], values[keep]
+        origin = time[0]
+        out = []
+        for sl in split_at_gaps(time, self.max_fill):
+            t, v = time[sl], values[sl]
+            if len(t) < 2:
+                continue
+            out.append(
+                Segment(float(t[0] - origin), resample_segment(t, v, self.card.sample_rate_hz))
+            )
+        return out
+
+    def windows(self, time: np.ndarray, values: np.ndarray) -> Windows:
+        """Windows (canonical units, unscaled) of a recording; raises if there are none."""
+        segs = self.segments(time, values)
+        w = make_windows(segs, self.card.window, self.card.hop, self.card.sample_rate_hz)
+        if len(w) == 0:
+            longest = max((s.values.shape[0] for s in segs), default=0) / self.card.sample_rate_hz
+            raise RecordingError(
+                f"recording too short: its longest stretch without a gap is {longest:.2f} s, "
+                f"a window needs {self.card.window_seconds:.2f} s "
+                f"({self.card.window} samples at {self.card.sample_rate_hz:g} Hz)"
+            )
+        return w
+
+    def scale(self, windows: np.ndarray) -> np.ndarray:
+        """Scaled float32 model input from canonical windows ``(N, window, 6)``."""
+        return scale(windows, self.card.scaler)
+
+    def check_windows(self, windows: object, units: Units | dict | None = None) -> np.ndarray:
+        """Validate client windows and return them in canonical units, ``(N, window, 6)`` float32.
+
+        Raises:
+            InputError: wrong shape, non-numbers, NaN or infinity, unknown units.
+        """
+        factors = unit_factors(units)
+        try:
+            arr = np.asarray(windows, dtype=np.float32)
+        except (ValueError, TypeError) as exc:
+            raise InputError(
+                f"windows must be an array of numbers shaped (N, {self.card.window}, "
+                f"{self.card.n_channels}): {exc}"
+            ) from None
+        want = (self.card.window, self.card.n_channels)
+        if arr.ndim != 3 or arr.shape[1:] != want or arr.shape[0] == 0:
+            raise InputError(
+                f"windows must have shape (N, {want[0]}, {want[1]}) with N >= 1 "
+                f"(time-major: {self.card.window} samples of {self.card.channels}), got "
+                f"{tuple(arr.shape)}"
+            )
+        if not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise InputError(
+                f"windows contain NaN or infinity (first at window {bad[0]}, sample {bad[1]}, "
+                f"channel {self.card.channels[bad[2]]})"
+            )
+        if not np.all(factors == 1.0):
+            arr = arr * factors.astype(np.float32)
+        return arr

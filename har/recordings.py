@@ -1,0 +1,245 @@
+"""Reading device recordings into one time-indexed 6-channel array in canonical units.
+
+Two formats (CONTRACT.md, DOMAIN.md):
+
+* the canonical CSV: header ``timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z``,
+  timestamp in seconds (any origin) or ISO 8601, any sample rate, units given by
+  the caller (default m/s² and deg/s);
+* the Garmin export pair: an accelerometer file and a gyroscope file (.csv or .xlsx)
+  whose rows each carry a burst of samples as JSON lists; accelerometer in milli-g,
+  gyroscope in deg/s, each on its own clock, about 100 Hz.
+
+Both return a :class:`Recording`; resampling and windowing happen later in
+:mod:`har.preprocessing`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from har.card import CANONICAL_CHANNELS, Units
+from har.errors import RecordingError
+from har.preprocessing import align_streams, to_canonical
+
+CSV_COLUMNS: tuple[str, ...] = ("timestamp", *CANONICAL_CHANNELS)
+GARMIN_TIME_FORMAT = "%m/%d/%Y, %I:%M:%S %p"
+Source = str | Path | bytes | BinaryIO
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Samples of one session.
+
+    Attributes:
+        time: ``(n,)`` float64 seconds from the first sample, increasing.
+        values: ``(n, 6)`` float64 in m/s² (acc) and deg/s (gyro).
+        start: wall-clock time of the first sample when the file says it, else ``None``.
+    """
+
+    time: np.ndarray
+    values: np.ndarray
+    start: pd.Timestamp | None = None
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.time[-1] - self.time[0]) if len(self) else 0.0
+
+    def to_csv(self, path: str | Path, *, decimals: int = 6) -> None:
+        """Write the canonical CSV (timestamp in seconds from the first sample)."""
+        df = pd.DataFrame(self.values, columns=list(CANONICAL_CHANNELS))
+        df.insert(0, "timestamp", self.time)
+        df.to_csv(path, index=False, float_format=f"%.{decimals}f")
+
+
+def _name(source: Source) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return getattr(source, "name", None) or "upload"
+
+
+def _raw_bytes(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str | Path):
+        p = Path(source)
+        if not p.is_file():
+            raise RecordingError(f"recording not found: {p}")
+        return p.read_bytes()
+    return source.read()
+
+
+def _table(source: Source) -> pd.DataFrame:
+    """CSV or Excel (by content: xlsx files are zip archives) into a DataFrame of text."""
+    data = _raw_bytes(source)
+    name = _name(source)
+    if not data.strip():
+        raise RecordingError(f"{name}: the file is empty")
+    try:
+        if data[:2] == b"PK":
+            return pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl")
+        return pd.read_csv(io.BytesIO(data), dtype=str, skipinitialspace=True)
+    except Exception as exc:  # pandas raises many types for unreadable input
+        raise RecordingError(f"{name}: cannot read the file as CSV or .xlsx ({exc})") from None
+
+
+def _timestamps_to_seconds(col: pd.Series, name: str) -> tuple[np.ndarray, pd.Timestamp | None]:
+    """Numeric seconds, or ISO 8601 date-times converted to seconds since the epoch."""
+    num = pd.to_numeric(col, errors="coerce")
+    if num.notna().all():
+        return num.to_numpy(np.float64), None
+    try:
+        dt = pd.to_datetime(col, format="ISO8601", utc=True)
+    except (ValueError, TypeError):
+        bad = col[num.isna()].iloc[0]
+        raise RecordingError(
+            f"{name}: timestamp {bad!r} is neither a number of seconds nor ISO 8601"
+        ) from None
+    ns = dt.astype("int64").to_numpy()
+    return (ns - ns[0]) / 1e9, dt.iloc[0]
+
+
+def read_csv_recording(source: Source, units: Units | dict | None = None) -> Recording:
+    """Read a canonical CSV recording and convert it to canonical units.
+
+    Raises:
+        RecordingError: unreadable, empty, missing columns, non-numeric values.
+    """
+    name = _name(source)
+    df = _table(source)
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    missing = [c for c in CSV_COLUMNS if c not in df.columns]
+    if missing:
+        raise RecordingError(
+            f"{name}: missing column(s) {missing}; the header must be {','.join(CSV_COLUMNS)}"
+        )
+    df = df.dropna(how="all")
+    if df.empty:
+        raise RecordingError(f"{name}: the file has a header but no samples")
+    vals = df[list(CANONICAL_CHANNELS)].apply(pd.to_numeric, errors="coerce")
+    if vals.isna().all(axis=None):
+        raise RecordingError(f"{name}: no numeric sensor values")
+    bad_rows = vals.isna().any(axis=1)
+    if bad_rows.mean() > 0.5:
+        first = int(np.flatnonzero(bad_rows.to_numpy())[0])
+        raise RecordingError(
+            f"{name}: most rows have non-numeric sensor values (first at data row {first + 1})"
+        )
+    t, start = _timestamps_to_seconds(df["timestamp"], name)
+    values = to_canonical(vals.to_numpy(np.float64), units)
+    keep = np.isfinite(t) & np.isfinite(values).all(axis=1)
+    return _finish(t[keep], values[keep], start, name)
+
+
+def _finish(t: np.ndarray, values: np.ndarray, start: pd.Timestamp | None, name: str) -> Recording:
+    if t.size < 2:
+        raise RecordingError(f"{name}: fewer than two valid samples")
+    order = np.argsort(t, kind="stable")
+    t, values = t[order], values[order]
+    keep = np.concatenate([[True], np.diff(t) > 0])
+    t, values = t[keep], values[keep]
+    return Recording(t - t[0], values, start)
+
+
+def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """One Garmin file → (epoch seconds ``(n,)``, values ``(n, 3)``, first time)."""
+    name = _name(source)
+    df = _table(source)
+    df.columns = [str(c).strip() for c in df.columns]
+    cols = [f"calibrated_{kind}_{a}" for a in "xyz"]
+    need = ["timestamp", "timestamp_ms", "sample_time_offset", *cols]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise RecordingError(f"{name}: not a Garmin {kind} export, missing column(s) {missing}")
+    df = df.dropna(subset=need)
+    if df.empty:
+        raise RecordingError(f"{name}: the file has a header but no samples")
+    try:
+        base = pd.to_datetime(df["timestamp"], format=GARMIN_TIME_FORMAT)
+        ms = pd.to_numeric(df["timestamp_ms"]).to_numpy(np.float64)
+        # Parse every row's JSON list in one call: "[[...],[...],...]".
+        offsets = json.loads("[" + ",".join(df["sample_time_offset"]) + "]")
+        axes = [json.loads("[" + ",".join(df[c]) + "]") for c in cols]
+    except (ValueError, TypeError) as exc:
+        raise RecordingError(f"{name}: malformed Garmin row ({exc})") from None
+    lengths = np.fromiter((len(o) for o in offsets), np.int64, len(offsets))
+    for c, ax in zip(cols, axes, strict=True):
+        if any(len(a) != n for a, n in zip(ax, lengths, strict=True)):
+            raise RecordingError(f"{name}: {c} and sample_time_offset differ in length in a row")
+    row_t = (base.astype("int64").to_numpy() / 1e9) + ms / 1000.0
+    try:
+        off = np.asarray(np.concatenate(offsets), dtype=np.float64) / 1000.0
+        vals = np.stack([np.asarray(np.concatenate(ax), dtype=np.float64) for ax in axes], axis=1)
+    except ValueError as exc:
+        raise RecordingError(f"{name}: non-numeric values in a burst ({exc})") from None
+    t = np.repeat(row_t, lengths) + off
+    return t, vals, base.iloc[0]
+
+
+def read_garmin_pair(
+    accelerometer: Source, gyroscope: Source, *, tolerance_s: float = 0.02
+) -> Recording:
+    """Read a Garmin accelerometer + gyroscope export pair (milli-g, deg/s) and align them.
+
+    Each accelerometer sample is paired with the nearest gyroscope sample within
+    ``tolerance_s``; unpaired samples are dropped (they become gaps).
+    """
+    ta, acc, start = _garmin_stream(accelerometer, "accel")
+    tg, gyro, _ = _garmin_stream(gyroscope, "gyro")
+    t, values = align_streams(ta, acc, tg, gyro, tolerance_s)
+    if t.size < 2:
+        raise RecordingError(
+            "the accelerometer and gyroscope files do not overlap in time "
+            f"(no samples within {tolerance_s * 1000:.0f} ms of each other)"
+        )
+    values = to_canonical(values, Units(acc="milli_g", gyro="deg/s"))
+    return _finish(t, values, start, _name(accelerometer))
+
+
+def write_garmin_pair(
+    rec: Recording, acc_path: str | Path, gyro_path: str | Path, *, burst: int = 25
+) -> None:
+    """Write a recording as a Garmin export pair (for fixtures and demo data).
+
+    Accelerometer values are written in milli-g, gyroscope in deg/s, bursts of
+    ``burst`` samples per row; the gyroscope clock is shifted by 3 ms to mimic the
+    device's separate clocks.
+    """
+    start = rec.start if rec.start is not None else pd.Timestamp("2025-03-24 07:52:19")
+    start = start.tz_localize(None) if start.tzinfo else start
+    acc = rec.values[:, :3] / (9.80665 / 1000)
+    gyro = rec.values[:, 3:]
+    for path, vals, shift, kind in (
+        (acc_path, acc, 0.0, "accel"),
+        (gyro_path, gyro, 0.003, "gyro"),
+    ):
+        t = rec.time + shift
+        rows = []
+        for s in range(0, len(t), burst):
+            tt, vv = t[s : s + burst], vals[s : s + burst]
+            head = start + pd.to_timedelta(tt[0], unit="s")
+            ms = head.microsecond // 1000
+            head0 = head.replace(microsecond=0, nanosecond=0)
+            base_s = (head0 - start).total_seconds() + ms / 1000
+            offs = np.round((tt - base_s) * 1000).astype(int)
+            rows.append(
+                {
+                    "timestamp": head0.strftime(GARMIN_TIME_FORMAT),
+                    "timestamp_ms": ms,
+                    "sample_time_offset": json.dumps([str(o) for o in offs]),
+                    **{
+                        f"calibrated_{kind}_{a}": json.dumps([round(float(x), 3) for x in vv[:, i]])
+                        for i, a in enumerate("xyz")
+                    },
+                }
+            )
+        pd.DataFrame(rows).to_csv(path, index=False)

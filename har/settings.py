@@ -1,0 +1,59 @@
+"""One typed settings object, read from ``HAR_*`` environment variables.
+
+Nothing else in the project reads ``os.environ``. Bad values fail at start-up
+with pydantic's message naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Root of the source tree (the folder holding ``pyproject.toml``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The bundled reference model and its card.
+PRETRAINED_DIR = PROJECT_ROOT / "models" / "pretrained"
+DEFAULT_MODEL_NAME = "har-cnn-bilstm"
+
+
+class Settings(BaseSettings):
+    """Service and tooling settings. Every field is ``HAR_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HAR_", extra="ignore")
+
+    model_tag: str = Field(
+        f"{DEFAULT_MODEL_NAME}:latest", description="BentoML model tag the service serves."
+    )
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 disables gRPC).")
+    grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
+    max_batch_size: int = Field(128, ge=1, le=4096, description="Largest batch the model sees.")
+    max_latency_ms: int = Field(1000, ge=1, description="Adaptive batching latency budget.")
+    xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
+    max_windows_per_request: int = Field(4096, ge=1, description="Windows in one /predict.")
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes)."
+    )
+    align_tolerance_s: float = Field(
+        0.02, gt=0, description="Accelerometer/gyroscope samples further apart are not paired."
+    )
+    max_fill_samples: int = Field(
+        2, ge=0, description="Gaps of at most this many missing samples are interpolated."
+    )
+    uncertain_below: float = Field(
+        0.6, gt=0, lt=1, description="A window with lower confidence counts as uncertain."
+    )
+    profile_dir: Path = Field(Path("logs/whylogs"), description="Where whylogs profiles go.")
+    profile_interval_s: float = Field(300.0, gt=0, description="Profile roll-over period.")
+    profile_queue_size: int = Field(100_000, ge=1, description="Rows buffered before dropping.")
+    monitoring: bool = Field(True, description="Profile served windows with whylogs.")
+    drift_threshold: float = Field(0.3, gt=0, le=1, description="Hellinger distance threshold.")
+    drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
