@@ -104,8 +104,14 @@ def _timestamps_to_seconds(col: pd.Series, name: str) -> tuple[np.ndarray, pd.Ti
         raise RecordingError(
             f"{name}: timestamp {bad!r} is neither a number of seconds nor ISO 8601"
         ) from None
-    ns = dt.astype("int64").to_numpy()
+    ns = _epoch_ns(dt)
     return (ns - ns[0]) / 1e9, dt.iloc[0]
+
+
+def _epoch_ns(dt: pd.Series) -> np.ndarray:
+    """Integer nanoseconds since the Unix epoch, whatever the series' own time unit."""
+    unit_free = dt.dt.tz_convert(None) if dt.dt.tz is not None else dt
+    return unit_free.astype("datetime64[ns]").astype("int64").to_numpy()
 
 
 def read_csv_recording(source: Source, units: Units | dict | None = None) -> Recording:
@@ -151,7 +157,7 @@ def _finish(t: np.ndarray, values: np.ndarray, start: pd.Timestamp | None, name:
 
 
 def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
-    """One Garmin file → (epoch seconds ``(n,)``, values ``(n, 3)``, first time)."""
+    """One Garmin file → (epoch nanoseconds ``(n,)`` int64, values ``(n, 3)``, first time)."""
     name = _name(source)
     df = _table(source)
     df.columns = [str(c).strip() for c in df.columns]
@@ -175,14 +181,14 @@ def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, p
     for c, ax in zip(cols, axes, strict=True):
         if any(len(a) != n for a, n in zip(ax, lengths, strict=True)):
             raise RecordingError(f"{name}: {c} and sample_time_offset differ in length in a row")
-    row_t = (base.astype("int64").to_numpy() / 1e9) + ms / 1000.0
+    row_ns = _epoch_ns(base) + np.round(ms * 1e6).astype(np.int64)
     try:
         off = np.asarray(np.concatenate(offsets), dtype=np.float64) / 1000.0
         vals = np.stack([np.asarray(np.concatenate(ax), dtype=np.float64) for ax in axes], axis=1)
     except ValueError as exc:
         raise RecordingError(f"{name}: non-numeric values in a burst ({exc})") from None
-    t = np.repeat(row_t, lengths) + off
-    return t, vals, base.iloc[0]
+    t_ns = np.repeat(row_ns, lengths) + np.round(off * 1e9).astype(np.int64)
+    return t_ns, vals, base.iloc[0]
 
 
 def read_garmin_pair(
@@ -193,8 +199,10 @@ def read_garmin_pair(
     Each accelerometer sample is paired with the nearest gyroscope sample within
     ``tolerance_s``; unpaired samples are dropped (they become gaps).
     """
-    ta, acc, start = _garmin_stream(accelerometer, "accel")
-    tg, gyro, _ = _garmin_stream(gyroscope, "gyro")
+    ta_ns, acc, start = _garmin_stream(accelerometer, "accel")
+    tg_ns, gyro, _ = _garmin_stream(gyroscope, "gyro")
+    origin = min(ta_ns.min(), tg_ns.min())  # seconds from here keep sub-µs precision
+    ta, tg = (ta_ns - origin) / 1e9, (tg_ns - origin) / 1e9
     t, values = align_streams(ta, acc, tg, gyro, tolerance_s)
     if t.size < 2:
         raise RecordingError(

@@ -1,0 +1,154 @@
+"""The model registry: Keras models with their cards in the BentoML model store.
+
+A stored model is a folder holding ``model.keras``, ``card.json`` and, when
+known, ``reference_profile.bin`` (the whylogs profile of the training windows,
+used for drift). Loading validates the card against the model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from har.card import ModelCard
+from har.errors import CardMismatchError, InputError
+from har.settings import DEFAULT_MODEL_NAME, PRETRAINED_DIR
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+REFERENCE_FILE = "reference_profile.bin"
+BUNDLED_MODEL = PRETRAINED_DIR / f"{DEFAULT_MODEL_NAME}.keras"
+BUNDLED_CARD = PRETRAINED_DIR / "card.json"
+BUNDLED_REFERENCE = PRETRAINED_DIR / REFERENCE_FILE
+
+
+def load_keras(path: str | Path) -> Any:
+    """Load a ``.keras`` file for inference (no optimizer state)."""
+    import keras
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"model file not found: {p}")
+    try:
+        return keras.saving.load_model(p, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad archive
+        raise InputError(f"cannot load {p} as a Keras model: {exc}") from None
+
+
+def validate(model: Any, card: ModelCard) -> None:
+    """Check that ``card`` describes ``model`` (input window/channels, classes, softmax).
+
+    Raises:
+        CardMismatchError: naming the card field that does not fit.
+    """
+    card.check_model(tuple(model.input_shape), tuple(model.output_shape))
+    probe = np.random.default_rng(0).normal(size=(2, card.window, card.n_channels))
+    out = np.asarray(model(probe.astype(np.float32), training=False))
+    if (out < -1e-6).any() or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        raise CardMismatchError(
+            "the model's output is not a probability distribution: its last layer must be a "
+            "softmax over the card's 'classes'"
+        )
+
+
+@dataclass
+class LoadedModel:
+    """A model from the store: its tag, card, Keras model and folder."""
+
+    tag: str
+    card: ModelCard
+    model: Any
+    path: Path
+
+    @property
+    def reference_path(self) -> Path | None:
+        p = self.path / REFERENCE_FILE
+        return p if p.is_file() else None
+
+
+def import_model(
+    model_path: str | Path,
+    card_path: str | Path,
+    *,
+    name: str | None = None,
+    reference_profile: str | Path | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Store a Keras model with its card in the BentoML model store; return the new tag.
+
+    Raises:
+        InputError: unreadable model or card; CardMismatchError: card does not fit the model.
+    """
+    import bentoml
+
+    card = ModelCard.from_file(card_path)
+    model = load_keras(model_path)
+    validate(model, card)
+    name = name or card.name
+    meta = {
+        "classes": card.classes,
+        "window": card.window,
+        "hop": card.hop,
+        "sample_rate_hz": card.sample_rate_hz,
+    }
+    with bentoml.models.create(
+        name, module="har.registry", labels=labels or {}, metadata=meta
+    ) as ref:
+        shutil.copyfile(model_path, Path(ref.path) / MODEL_FILE)
+        card.to_file(Path(ref.path) / CARD_FILE)
+        if reference_profile is not None:
+            shutil.copyfile(reference_profile, Path(ref.path) / REFERENCE_FILE)
+    return str(ref.tag)
+
+
+def set_reference_profile(tag: str, profile_path: str | Path) -> Path:
+    """Attach (or replace) the reference profile of a stored model."""
+    folder = model_folder(tag)
+    dest = folder / REFERENCE_FILE
+    shutil.copyfile(profile_path, dest)
+    return dest
+
+
+def model_folder(tag: str) -> Path:
+    """Folder of a stored model; ``InputError`` if the tag is not in the store."""
+    import bentoml
+
+    try:
+        return Path(bentoml.models.get(tag).path)
+    except bentoml.exceptions.NotFound:
+        raise InputError(
+            f"model {tag!r} is not in the BentoML model store; import it with "
+            "`python -m har import-model MODEL.keras --card CARD.json`"
+        ) from None
+
+
+def load_model(tag: str) -> LoadedModel:
+    """Load a stored model and its card, validating one against the other."""
+    import bentoml
+
+    folder = model_folder(tag)
+    resolved = str(bentoml.models.get(tag).tag)
+    card = ModelCard.from_file(folder / CARD_FILE)
+    model = load_keras(folder / MODEL_FILE)
+    try:
+        validate(model, card)
+    except CardMismatchError as exc:
+        raise CardMismatchError(f"stored model {resolved}: {exc}") from None
+    return LoadedModel(resolved, card, model, folder)
+
+
+def ensure_bundled_model() -> str:
+    """Import the bundled reference model unless a model of its name is already stored."""
+    import bentoml
+
+    try:
+        return str(bentoml.models.get(f"{DEFAULT_MODEL_NAME}:latest").tag)
+    except bentoml.exceptions.NotFound:
+        ref = BUNDLED_REFERENCE if BUNDLED_REFERENCE.is_file() else None
+        return import_model(
+            BUNDLED_MODEL, BUNDLED_CARD, reference_profile=ref, labels={"source": "bundled"}
+        )

@@ -1,0 +1,201 @@
+"""BentoML wiring: a batched model service and the API service (HTTP + gRPC) in front of it.
+
+Everything that can be tested without BentoML lives in ``har``; each endpoint
+here delegates to it in a line or two. Run with ``make serve`` (HTTP :3000,
+gRPC :50051) or ``bentoml serve service:HARService``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from fastapi import FastAPI, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from har import registry
+from har.card import Units
+from har.errors import InputError
+from har.http import BodySizeLimitMiddleware, client_error, read_upload
+from har.inference import CompiledModel, configure_tensorflow
+from har.serving import Scorer
+from har.settings import get_settings
+
+settings = get_settings()
+EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
+read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@bentoml.service(
+    name="har-model",
+    workers=1,
+    traffic={"timeout": 120, "max_concurrency": 4096},
+    logging={"access": {"enabled": False}},
+)
+class HARModel:
+    """The Keras model behind one adaptively batched method (BentoML's successor to a runner)."""
+
+    bento_model = bentoml.models.BentoModel(settings.model_tag)
+
+    def __init__(self) -> None:
+        configure_tensorflow(intra_op_threads=1, inter_op_threads=1)
+        loaded = registry.load_model(str(self.bento_model.tag))
+        self.compiled = CompiledModel(
+            loaded.model, xla=settings.xla, max_batch_size=settings.max_batch_size
+        )
+        self.compiled.warmup()
+
+    @bentoml.api(
+        batchable=True,
+        batch_dim=0,
+        max_batch_size=settings.max_batch_size,
+        max_latency_ms=settings.max_latency_ms,
+    )
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, window, 6)`` scaled float32 → ``(N, n_classes)`` softmax probabilities."""
+        return self.compiled(windows)
+
+    @bentoml.api
+    def predict_many(self, windows: np.ndarray) -> np.ndarray:
+        """Unbatched path for whole recordings (already large batches)."""
+        return self.compiled(windows)
+
+
+@bentoml.service(
+    name="har",
+    workers=1,
+    traffic={"timeout": 120, "max_concurrency": 4096},
+    logging={"access": {"enabled": False}},
+    http={"port": 3000},
+)
+@bentoml.asgi_app(read_api, path="/")
+class HARService:
+    """Predictions for single windows, whole recordings and (over gRPC) live sensor streams."""
+
+    model_service = bentoml.depends(HARModel)
+
+    def __init__(self) -> None:
+        stored = registry.model_folder(settings.model_tag)
+        card = registry.ModelCard.from_file(stored / registry.CARD_FILE)
+        tag = str(bentoml.models.get(settings.model_tag).tag)
+        self.monitor = None
+        if settings.monitoring:
+            from har.monitoring import Monitor
+
+            ref = stored / registry.REFERENCE_FILE
+            self.monitor = Monitor(card, settings, ref if ref.is_file() else None)
+            self.monitor.start()
+        self.scorer = Scorer(
+            card,
+            tag,
+            self._infer,
+            monitor=self.monitor,
+            max_windows=settings.max_windows_per_request,
+            max_fill=settings.max_fill_samples,
+        )
+        self.grpc_server: Any = None
+
+    async def _infer(self, scaled: np.ndarray) -> np.ndarray:
+        if scaled.shape[0] <= settings.max_batch_size:
+            return await self.model_service.to_async.predict_proba(scaled)
+        return await self.model_service.to_async.predict_many(scaled)
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        if settings.grpc_port:
+            from har import grpc_service
+
+            self.grpc_server = await grpc_service.start_grpc_server(
+                self.scorer,
+                settings.grpc_host,
+                settings.grpc_port,
+                max_message_bytes=settings.max_request_bytes,
+            )
+
+    @bentoml.on_shutdown
+    async def stop(self) -> None:
+        if self.grpc_server is not None:
+            from har import grpc_service
+
+            await grpc_service.stop_grpc_server(self.grpc_server)
+        if self.monitor is not None:
+            await asyncio.to_thread(self.monitor.close)
+
+    @bentoml.api(route="/predict")
+    async def predict(
+        self,
+        windows: Annotated[
+            list[list[list[float]]],
+            Field(
+                description="N windows of `window` samples x 6 channels (acc_x, acc_y, acc_z, "
+                "gyro_x, gyro_y, gyro_z), time-major; units as in `units`",
+                examples=[[EXAMPLE_WINDOW]],
+            ),
+        ],
+        units: Annotated[
+            Units, Field(description="Units of the values (default m/s2 and deg/s).")
+        ] = Units(),  # noqa: B008  (pydantic default, immutable in practice)
+    ) -> dict[str, Any]:
+        """Classify windows: one prediction per window, in request order."""
+        try:
+            return await self.scorer.predict(windows, units)
+        except InputError as exc:
+            return client_error(exc)
+
+    @bentoml.api(route="/predict_recording")
+    async def predict_recording(
+        self,
+        file: Path | None = None,
+        accelerometer: Path | None = None,
+        gyroscope: Path | None = None,
+        acc_unit: str = "m/s2",
+        gyro_unit: str = "deg/s",
+    ) -> dict[str, Any]:
+        """Score a whole recording: a canonical CSV (`file`) or a Garmin pair
+        (`accelerometer` + `gyroscope`); returns windows, merged segments and seconds
+        per activity. Example: `curl -F file=@data/production/session_canonical_100hz.csv
+        localhost:3000/predict_recording`."""
+        try:
+            rec = await asyncio.to_thread(
+                read_upload,
+                file,
+                accelerometer,
+                gyroscope,
+                acc_unit,
+                gyro_unit,
+                tolerance_s=settings.align_tolerance_s,
+            )
+            return await self.scorer.predict_recording(rec)
+        except InputError as exc:
+            return client_error(exc)
+
+    @read_api.get("/model")
+    def model(self) -> dict[str, Any]:
+        """The served model's tag and card (classes, window geometry, units, scaler, metrics)."""
+        return self.scorer.model_info()
+
+    @read_api.get("/monitoring/drift")
+    async def drift(
+        self,
+        since: Annotated[
+            str | None, Query(description="ISO 8601 start (default: service start)")
+        ] = None,
+        until: Annotated[str | None, Query(description="ISO 8601 end (default: now)")] = None,
+    ) -> Any:
+        """Drift of what was served against the model's reference profile."""
+        if self.monitor is None:
+            return JSONResponse({"error": "monitoring is disabled (HAR_MONITORING=0)"}, 404)
+        try:
+            from har.monitoring import parse_interval
+
+            start, end = parse_interval(since, until)
+        except InputError as exc:
+            return client_error(exc)
+        return await asyncio.to_thread(self.monitor.drift, start, end)
+
+
+HARService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)

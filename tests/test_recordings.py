@@ -1,0 +1,101 @@
+"""Reading canonical CSV recordings and Garmin export pairs."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from har.errors import RecordingError
+from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
+
+FIX = Path(__file__).parent / "fixtures"
+HEADER = "timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n"
+
+
+def test_garmin_fixture_parses_units_and_times():
+    rec = read_garmin_pair(FIX / "garmin-accelerometer_data.csv", FIX / "garmin-gyroscope_data.csv")
+    # 3 bursts of 25 samples at 10 ms, the bursts 250 ms apart -> 75 samples
+    assert len(rec) == 75
+    assert rec.start == pd.Timestamp("2025-03-24 07:52:19")
+    np.testing.assert_allclose(rec.time[:3], [0.0, 0.01, 0.02], atol=1e-9)
+    assert rec.time[25] == pytest.approx(0.25)
+    np.testing.assert_allclose(rec.values[0, :3], [0, 0, 9.80665])  # 1000 milli-g
+    np.testing.assert_allclose(rec.values[0, 3:5], [10, -5])  # deg/s kept
+    # gyro rows carry k = row index in z: alignment picked the matching burst
+    np.testing.assert_allclose(rec.values[[0, 30, 60], 5], [0, 1, 2])
+
+
+def test_garmin_xlsx_reads_like_csv(tmp_path):
+    for kind in ("accelerometer", "gyroscope"):
+        df = pd.read_csv(FIX / f"garmin-{kind}_data.csv", dtype=str)
+        df.to_excel(tmp_path / f"g-{kind}_data.xlsx", index=False)
+    a = read_garmin_pair(tmp_path / "g-accelerometer_data.xlsx", tmp_path / "g-gyroscope_data.xlsx")
+    b = read_garmin_pair(FIX / "garmin-accelerometer_data.csv", FIX / "garmin-gyroscope_data.csv")
+    np.testing.assert_allclose(a.values, b.values)
+
+
+def test_garmin_writer_round_trip(tmp_path):
+    t = np.arange(500) / 100.0
+    vals = np.column_stack([np.sin(t), np.cos(t), 9.8 + 0 * t, 20 * t, -t, 3 + 0 * t])
+    write_garmin_pair(Recording(t, vals), tmp_path / "a.csv", tmp_path / "g.csv")
+    rec = read_garmin_pair(tmp_path / "a.csv", tmp_path / "g.csv")
+    assert len(rec) == 500
+    np.testing.assert_allclose(rec.values[:, :3], vals[:, :3], atol=1e-4)
+    np.testing.assert_allclose(rec.values[:, 3:], vals[:, 3:], atol=0.2)  # 3 ms clock shift
+
+
+def test_garmin_wrong_file_names_missing_columns(tmp_path):
+    with pytest.raises(RecordingError, match="not a Garmin gyro export"):
+        read_garmin_pair(FIX / "garmin-accelerometer_data.csv", FIX / "garmin-accelerometer_data.csv")
+
+
+def test_csv_seconds_and_units(tmp_path):
+    p = tmp_path / "r.csv"
+    rows = "".join(f"{i / 100},0,0,1000,1,0,0\n" for i in range(300))
+    p.write_text(HEADER + rows)
+    rec = read_csv_recording(p, {"acc": "milli_g", "gyro": "rad/s"})
+    assert len(rec) == 300 and rec.duration_s == pytest.approx(2.99)
+    np.testing.assert_allclose(rec.values[0], [0, 0, 9.80665, 57.29578, 0, 0], rtol=1e-6)
+
+
+def test_csv_iso8601_timestamps(tmp_path):
+    p = tmp_path / "r.csv"
+    ts = pd.date_range("2025-03-24T07:52:19Z", periods=100, freq="20ms")
+    body = "".join(f"{t.isoformat()},0,0,9.8,0,0,0\n" for t in ts)
+    p.write_text(HEADER + body)
+    rec = read_csv_recording(p)
+    np.testing.assert_allclose(np.diff(rec.time), 0.02, atol=1e-9)
+    assert rec.start == ts[0]
+
+
+def test_csv_unsorted_and_duplicate_timestamps_are_ordered(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text(HEADER + "0.02,2,0,0,0,0,0\n0,0,0,0,0,0,0\n0.02,2,0,0,0,0,0\n0.04,4,0,0,0,0,0\n")
+    rec = read_csv_recording(p)
+    np.testing.assert_allclose(rec.time, [0, 0.02, 0.04])
+    np.testing.assert_allclose(rec.values[:, 0], [0, 2, 4])
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "empty"),
+        (HEADER.encode(), "no samples"),
+        (b"time,ax,ay\n1,2,3\n", "missing column"),
+        (HEADER.encode() + b"0,a,b,c,d,e,f\n1,a,b,c,d,e,f\n", "no numeric"),
+        (HEADER.encode() + b"yesterday,1,2,3,4,5,6\n1,1,2,3,4,5,6\n", "neither a number"),
+        (HEADER.encode() + b"0,1,2,3,4,5,6\n", "fewer than two"),
+        (b"\x00\x01\x02PK garbage", "missing column|cannot read"),
+    ],
+)
+def test_csv_errors_name_the_problem(tmp_path, content, match):
+    p = tmp_path / "bad.csv"
+    p.write_bytes(content)
+    with pytest.raises(RecordingError, match=match):
+        read_csv_recording(p)
+
+
+def test_missing_file():
+    with pytest.raises(RecordingError, match="not found"):
+        read_csv_recording(Path("/nonexistent/x.csv"))
