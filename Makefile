@@ -1,0 +1,51 @@
+# The README's commands. Every target sets up the virtual environment first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HTTP_PORT ?= 3000
+GRPC_PORT ?= 50051
+HOST ?= http://localhost:$(HTTP_PORT)
+
+.PHONY: help setup serve test lint format demo data train proto loadtest bench image image-test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the pinned dependencies
+
+serve: $(STAMP)  ## serve the model: HTTP on :3000, gRPC on :50051
+	$(BIN)/python -m har ensure-model
+	HAR_GRPC_PORT=$(GRPC_PORT) $(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
+
+test: $(STAMP)  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff lint + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+demo: $(STAMP)  ## score the committed production recording offline
+	$(BIN)/python -m har predict data/production/session_canonical_100hz.csv
+
+data: $(STAMP)  ## materialise the labelled data set under data/raw/
+	$(BIN)/python -m har data
+
+train: $(STAMP)  ## retrain + evaluate the bundled reference model (~15 min on 2 cores)
+	$(BIN)/python -m har train-reference
+
+proto: $(STAMP)  ## regenerate the gRPC stubs from har/v1/har.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. har/v1/har.proto
+
+clean:  ## remove the virtual environment and generated files
+	rm -rf $(VENV) logs reports load_tests/reports .image

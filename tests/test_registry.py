@@ -1,0 +1,121 @@
+"""Model card and registry import: any fitting Keras model imports, misfits are refused."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import USER_CLASSES, make_card
+
+from har import registry
+from har.card import ModelCard
+from har.errors import CardMismatchError, InputError
+
+
+def _card_file(tmp_path, card: ModelCard, **changes):
+    data = card.model_dump(mode="json")
+    data.update(changes)
+    p = tmp_path / "card.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_user_model_imports_and_loads(user_model_files):
+    model_path, card_path = user_model_files
+    tag = registry.import_model(model_path, card_path, name="user-model")
+    loaded = registry.load_model(tag)
+    assert loaded.tag == tag
+    assert loaded.card.classes == USER_CLASSES
+    assert loaded.model.output_shape == (None, 11)
+    assert 480_000 < loaded.model.count_params() < 520_000
+
+
+def test_import_model_cli_prints_tag_last(user_model_files):
+    model_path, card_path = user_model_files
+    out = subprocess.run(
+        [sys.executable, "-m", "har", "import-model", str(model_path), "--card", str(card_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tag = out.stdout.strip().splitlines()[-1]
+    assert tag.startswith("user-model:")
+    assert registry.load_model(tag).tag == tag
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"classes": USER_CLASSES[:7]}, "'classes'"),
+        ({"window": 100, "hop": 50}, "'window'"),
+    ],
+)
+def test_card_that_does_not_fit_is_refused(user_model_files, tmp_path, changes, field):
+    model_path, _ = user_model_files
+    card = _card_file(tmp_path, make_card(USER_CLASSES), **changes)
+    with pytest.raises(CardMismatchError, match=field):
+        registry.import_model(model_path, card)
+
+
+def test_cli_refusal_names_the_field(user_model_files, tmp_path):
+    model_path, _ = user_model_files
+    card = _card_file(tmp_path, make_card(USER_CLASSES), classes=["a", "b", "c"])
+    out = subprocess.run(
+        [sys.executable, "-m", "har", "import-model", str(model_path), "--card", str(card)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "'classes'" in out.stderr and "3 classes" in out.stderr and "11" in out.stderr
+
+
+def test_invalid_card_fields_are_named(tmp_path):
+    good = make_card(["a", "b"]).model_dump(mode="json")
+    for changes, word in [
+        ({"channels": ["x"] * 6}, "channels"),
+        ({"scaler": {"mean": [0] * 5, "scale": [1] * 5}}, "scaler"),
+        ({"scaler": {"mean": [0] * 6, "scale": [1, 1, 1, 1, 1, 0]}}, "scale"),
+        ({"classes": ["a", "a"]}, "unique"),
+    ]:
+        with pytest.raises(InputError, match=word):
+            ModelCard.from_json(json.dumps({**good, **changes}))
+
+
+def test_model_without_softmax_is_refused(tmp_path):
+    import keras
+
+    m = keras.Sequential([keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    m.save(tmp_path / "m.keras")
+    card = _card_file(tmp_path, make_card(["a", "b"]))
+    with pytest.raises(CardMismatchError, match="softmax"):
+        registry.import_model(tmp_path / "m.keras", card)
+
+
+def test_wrong_channel_count_is_refused(tmp_path):
+    import keras
+
+    m = keras.Sequential(
+        [keras.Input((200, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
+    m.save(tmp_path / "m.keras")
+    with pytest.raises(CardMismatchError, match="'channels'"):
+        registry.import_model(tmp_path / "m.keras", _card_file(tmp_path, make_card(["a", "b"])))
+
+
+def test_unknown_tag_and_bad_files():
+    with pytest.raises(InputError, match="not in the BentoML model store"):
+        registry.load_model("no-such-model:latest")
+    with pytest.raises(InputError, match="not found"):
+        registry.load_keras("/nonexistent.keras")
+
+
+def test_compiled_model_matches_keras(user_model_files):
+    from har.inference import CompiledModel
+
+    model = registry.load_keras(user_model_files[0])
+    x = np.random.default_rng(0).normal(size=(5, 200, 6)).astype(np.float32)
+    want = np.asarray(model(x, training=False))
+    for xla in (False, True):
+        got = CompiledModel(model, xla=xla, max_batch_size=4)(x)  # split 4 + padded 1
+        np.testing.assert_allclose(got, want, atol=1e-5)
