@@ -27,6 +27,7 @@ from har.settings import get_settings
 
 settings = get_settings()
 EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
+UPLOAD = Annotated[list[Path], Field(max_length=1)]
 read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -149,9 +150,11 @@ class HARService:
     @bentoml.api(route="/predict_recording")
     async def predict_recording(
         self,
-        file: Path | None = None,
-        accelerometer: Path | None = None,
-        gyroscope: Path | None = None,
+        # Optional uploads are lists of at most one file: BentoML 1.4 cannot express
+        # `Path | None` upload fields (its file schema breaks typing.Union).
+        file: UPLOAD = [],  # noqa: B006  (never mutated)
+        accelerometer: UPLOAD = [],  # noqa: B006
+        gyroscope: UPLOAD = [],  # noqa: B006
         acc_unit: str = "m/s2",
         gyro_unit: str = "deg/s",
     ) -> dict[str, Any]:
@@ -162,9 +165,9 @@ class HARService:
         try:
             rec = await asyncio.to_thread(
                 read_upload,
-                file,
-                accelerometer,
-                gyroscope,
+                file[0] if file else None,
+                accelerometer[0] if accelerometer else None,
+                gyroscope[0] if gyroscope else None,
                 acc_unit,
                 gyro_unit,
                 tolerance_s=settings.align_tolerance_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,14 @@ class _TooLarge(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
+
+
+def _named(path: Path, label: str) -> io.BytesIO:
+    """The uploaded file's bytes, named after its form field in error messages
+    (the server-side temporary path means nothing to a client)."""
+    buf = io.BytesIO(Path(path).read_bytes())
+    buf.name = label
+    return buf
 
 
 def read_upload(

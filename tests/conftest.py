@@ -12,6 +12,8 @@ _TMP = Path(tempfile.mkdtemp(prefix="har-tests-"))
 os.environ["BENTOML_HOME"] = str(_TMP / "bentoml")
 os.environ["HAR_PROFILE_DIR"] = str(_TMP / "profiles")
 os.environ.setdefault("HAR_GRPC_PORT", "0")  # in-process service tests: no gRPC port
+os.environ.setdefault("HAR_MAX_REQUEST_BYTES", str(8 * 1024 * 1024))
+os.environ.setdefault("HAR_MAX_WINDOWS_PER_REQUEST", "256")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 

@@ -1,0 +1,202 @@
+"""The HTTP service in-process (BentoML's ASGI app, model service as a local dependency):
+every endpoint and every client mistake of CONTRACT.md."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from har.preprocessing import Preprocessor
+
+PROD = ROOT / "data" / "production"
+
+
+@pytest.fixture(scope="module")
+def client(bundled_tag):
+    import sys
+
+    from starlette.testclient import TestClient
+
+    sys.path.insert(0, str(ROOT))
+    import service
+
+    with TestClient(service.HARService.to_asgi()) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def keras_ref(bundled_tag):
+    from har import registry
+
+    loaded = registry.load_model(bundled_tag)
+    return loaded
+
+
+def test_predict_matches_keras_on_heldout_windows(client, keras_ref, heldout):
+    x = heldout["windows"][:24]
+    r = client.post("/predict", json={"windows": x.tolist()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == keras_ref.tag
+    preds = body["predictions"]
+    assert len(preds) == len(x)
+    classes = keras_ref.card.classes
+    want = np.asarray(keras_ref.model(Preprocessor(keras_ref.card).scale(x), training=False))
+    got = np.array([[p["probabilities"][c] for c in classes] for p in preds])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert [p["activity"] for p in preds] == [classes[i] for i in want.argmax(1)]
+    assert all(p["activity_id"] == classes.index(p["activity"]) for p in preds)
+    np.testing.assert_allclose([p["confidence"] for p in preds], want.max(1), atol=1e-5)
+
+
+def test_predict_converts_declared_units(client, heldout):
+    x = heldout["windows"][:4].astype(np.float64)
+    canonical = client.post("/predict", json={"windows": x.tolist()}).json()["predictions"]
+    other = x.copy()
+    other[..., :3] /= 9.80665e-3  # m/s² -> milli-g
+    other[..., 3:] *= np.pi / 180  # deg/s -> rad/s
+    r = client.post(
+        "/predict", json={"windows": other.tolist(), "units": {"acc": "milli_g", "gyro": "rad/s"}}
+    )
+    assert r.status_code == 200, r.text
+    converted = r.json()["predictions"]
+    assert [p["activity"] for p in converted] == [p["activity"] for p in canonical]
+    np.testing.assert_allclose(
+        [p["confidence"] for p in converted], [p["confidence"] for p in canonical], atol=1e-4
+    )
+
+
+def _window(fill: object = 0.0) -> list:
+    return [[fill] * 6 for _ in range(200)]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "needle"),
+    [
+        ({"windows": [[[1, 2, 3]]]}, 400, "shape"),
+        ({"windows": []}, 400, "shape"),
+        ({"windows": [_window()[:199]]}, 400, "(1, 199, 6)"),
+        ({"windows": [_window("abc")]}, 400, "windows"),
+        ({"windows": [_window()], "units": {"acc": "furlong"}}, 400, "units"),
+        ({"windows": [_window()], "units": {"gyro": "rpm"}}, 400, "gyro"),
+        ({"units": {}}, 400, "windows"),
+        ({"windows": [_window()] * 300}, 400, "too many windows"),
+    ],
+)
+def test_predict_client_errors(client, payload, status, needle):
+    r = client.post("/predict", json=payload)
+    assert r.status_code == status, r.text
+    assert needle in r.text
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_predict_non_finite_values(client, token):
+    row = b"[" + b",".join([token] + [b"0"] * 5) + b"]"
+    body = b'{"windows": [[' + b",".join([row] * 200) + b"]]}"
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "NaN or infinity" in r.text
+
+
+def test_predict_not_json(client):
+    r = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500
+
+
+def test_oversized_body_is_refused_and_service_keeps_serving(client, heldout):
+    big = b'{"windows": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    r = client.post("/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "too large" in r.json()["error"]
+    ok = client.post("/predict", json={"windows": heldout["windows"][:1].tolist()})
+    assert ok.status_code == 200
+
+
+def test_model_endpoint(client, keras_ref):
+    r = client.get("/model")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["tag"] == keras_ref.tag
+    assert body["card"]["classes"] == keras_ref.card.classes
+    assert body["card"]["window"] == keras_ref.card.window
+    assert len(body["card"]["scaler"]["mean"]) == 6
+
+
+def test_predict_recording_canonical_csv(client):
+    path = PROD / "session_canonical_100hz.csv"
+    with path.open("rb") as f:
+        r = client.post("/predict_recording", files={"file": ("session.csv", f, "text/csv")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["windows"] and body["segments"]
+    assert sum(s["windows"] for s in body["segments"]) == len(body["windows"])
+    starts = [w["start"] for w in body["windows"]]
+    assert starts == sorted(starts)
+    assert all(w["end"] - w["start"] == pytest.approx(4.0) for w in body["windows"])
+    assert set(body["summary"]) == {s["activity"] for s in body["segments"]}
+
+
+def test_predict_recording_matches_batch_scoring(client, keras_ref):
+    """The service and `har predict` give the same timeline for the same file."""
+    from har.batch import read_recording, score_recording
+
+    path = PROD / "session_canonical_100hz.csv"
+    offline = score_recording(read_recording(path), "x", keras_ref.card, keras_ref.model)
+    with path.open("rb") as f:
+        served = client.post("/predict_recording", files={"file": f}).json()
+    assert [s["activity"] for s in served["segments"]] == [
+        s["activity"] for s in offline["segments"]
+    ]
+    np.testing.assert_allclose(
+        [w["confidence"] for w in served["windows"]],
+        [w["confidence"] for w in offline["windows"]],
+        atol=1e-5,
+    )
+
+
+def test_predict_recording_garmin_pair(client):
+    acc = PROD / "session-accelerometer_data.csv"
+    gyro = PROD / "session-gyroscope_data.csv"
+    with acc.open("rb") as a, gyro.open("rb") as g:
+        r = client.post("/predict_recording", files={"accelerometer": a, "gyroscope": g})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["windows"]) > 0
+
+
+def _csv(rows: int, rate: float = 50.0) -> bytes:
+    head = "timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n"
+    return (head + "".join(f"{i / rate},0,0,9.8,1,2,3\n" for i in range(rows))).encode()
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "needle"),
+    [
+        ({"file": ("r.csv", b"", "text/csv")}, {}, "empty"),
+        ({"file": ("r.csv", b"\x00\xff garbage\n1,2", "text/csv")}, {}, "missing column"),
+        ({"file": ("r.csv", _csv(150), "text/csv")}, {}, "too short"),
+        ({"file": ("r.csv", _csv(400), "text/csv")}, {"acc_unit": "furlong"}, "furlong"),
+        ({"accelerometer": ("a.csv", _csv(400), "text/csv")}, {}, "'gyroscope' is missing"),
+        (
+            {"file": ("r.csv", _csv(400), "text/csv"), "gyroscope": ("g.csv", b"x", "text/csv")},
+            {},
+            "not both",
+        ),
+        ({}, {"acc_unit": "g"}, "no recording"),
+    ],
+)
+def test_predict_recording_client_errors(client, files, data, needle):
+    r = client.post("/predict_recording", files=files, data=data)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]
+    assert "/tmp" not in r.json()["error"]  # server paths are not leaked
+
+
+def test_openapi_documents_endpoints_with_examples(client):
+    spec = client.get("/docs.json").json()
+    for path in ("/predict", "/predict_recording", "/model", "/monitoring/drift"):
+        assert path in spec["paths"], path
+    text = json.dumps(spec["paths"]["/predict"])
+    assert "example" in text
