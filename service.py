@@ -17,7 +17,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from har import registry
+from har import grpc_service, registry
 from har.card import Units
 from har.errors import InputError
 from har.http import BodySizeLimitMiddleware, client_error, read_upload
@@ -108,8 +108,6 @@ class HARService:
     @bentoml.on_startup
     async def start_grpc(self) -> None:
         if settings.grpc_port:
-            from har import grpc_service
-
             self.grpc_server = await grpc_service.start_grpc_server(
                 self.scorer,
                 settings.grpc_host,
@@ -120,8 +118,6 @@ class HARService:
     @bentoml.on_shutdown
     async def stop(self) -> None:
         if self.grpc_server is not None:
-            from har import grpc_service
-
             await grpc_service.stop_grpc_server(self.grpc_server)
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.close)
