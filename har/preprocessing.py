@@ -125,7 +125,9 @@ def resample_segment(time: np.ndarray, values: np.ndarray, rate_hz: float) -> np
         ``(n_out, channels)`` float64 samples.
     """
     duration = float(time[-1] - time[0])
-    n_out = int(math.floor(duration * rate_hz + 1e-3)) + 1  # 1e-3: Unix-time stamps round to ~1e-5 samples
+    n_out = (
+        int(math.floor(duration * rate_hz + 1e-3)) + 1
+    )  # 1e-3: Unix-time stamps round to ~1e-5 samples
     if len(time) < 2:
         return values[:1].astype(np.float64)
     rate_in = 1.0 / nominal_period(time)
