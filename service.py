@@ -88,7 +88,12 @@ class HARService:
             from har.monitoring import Monitor
 
             ref = stored / registry.REFERENCE_FILE
-            self.monitor = Monitor(card, settings, ref if ref.is_file() else None)
+            self.monitor = Monitor(
+                card,
+                settings,
+                ref if ref.is_file() else None,
+                worker_id=f"api{bentoml.server_context.worker_index}",
+            )
             self.monitor.start()
         self.scorer = Scorer(
             card,

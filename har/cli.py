@@ -54,7 +54,7 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
         windows = pre.windows(rec.time, rec.values).values
     probs = CompiledModel(load_keras(model_path), xla=False)(pre.scale(windows))
     out = Path(tempfile.mkdtemp()) / "reference_profile.bin"
-    write_reference_profile(build_reference_profile(windows, probs), out)
+    write_reference_profile(build_reference_profile(windows, probs, classes=card.classes), out)
     return out
 
 

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     profile_interval_s: float = Field(300.0, gt=0, description="Profile roll-over period.")
     profile_queue_size: int = Field(100_000, ge=1, description="Rows buffered before dropping.")
     monitoring: bool = Field(True, description="Profile served windows with whylogs.")
-    drift_threshold: float = Field(0.3, gt=0, le=1, description="Hellinger distance threshold.")
+    drift_threshold: float = Field(
+        0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
+    )
     drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
 
 

@@ -1,0 +1,138 @@
+"""Prometheus metrics of monitoring, served on BentoML's own ``/metrics``.
+
+BentoML 1.4.30 runs ``prometheus_client`` in multiprocess mode: it sets
+``PROMETHEUS_MULTIPROC_DIR`` in the environment of every worker it starts and
+its ``/metrics`` endpoint aggregates that folder (``MultiProcessCollector``).
+(``bentoml.metrics`` is a deprecated alias of ``prometheus_client`` itself.)
+``prometheus_client`` picks its value storage (memory or that folder) when it
+is first imported, so this module imports it only inside :func:`get_metrics`,
+called when a :class:`~har.monitoring.Monitor` is created in a worker — never
+at import time.
+
+Gauges use ``multiprocess_mode="mostrecent"``: every worker may compute drift
+over all workers' profile files, and the gauges show the most recently
+computed interval (a dead worker's last value stays, like the files it wrote).
+``har_drift_computed_timestamp_seconds`` says how old that interval is.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: Upper bounds of the confidence histogram's buckets (max softmax probability).
+CONFIDENCE_BUCKETS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+@dataclass(frozen=True)
+class HarMetrics:
+    """The metric objects (``prometheus_client`` Counter/Histogram/Gauge)."""
+
+    predictions: Any
+    confidence: Any
+    rows_profiled: Any
+    rows_dropped: Any
+    profile_files: Any
+    drift_score: Any
+    drift_threshold: Any
+    drift_features_drifted: Any
+    drift_status: Any
+    drift_rows: Any
+    drift_confidence_mean: Any
+    drift_uncertain_share: Any
+    drift_flip_rate: Any
+    drift_computed: Any
+
+    def all(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+_lock = threading.Lock()
+_metrics: HarMetrics | None = None
+
+
+def _create() -> HarMetrics:
+    from prometheus_client import Counter, Gauge, Histogram
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
+        return Gauge(name, doc, labels, multiprocess_mode="mostrecent")
+
+    return HarMetrics(
+        predictions=Counter(
+            "har_predictions", "Windows predicted, by predicted activity.", ["activity"]
+        ),
+        confidence=Histogram(
+            "har_prediction_confidence",
+            "Confidence (largest softmax probability) of profiled windows.",
+            buckets=CONFIDENCE_BUCKETS,
+        ),
+        rows_profiled=Counter(
+            "har_profile_rows", "Windows logged into whylogs profiles (one row per window)."
+        ),
+        rows_dropped=Counter(
+            "har_profile_rows_dropped",
+            "Windows not profiled because the monitoring queue was full or closed.",
+        ),
+        profile_files=Counter("har_profile_files", "Profile files written."),
+        drift_score=gauge(
+            "har_drift_score",
+            "Hellinger distance of a feature between reference and the last computed interval "
+            "(NaN when not computable).",
+            ("feature",),
+        ),
+        drift_threshold=gauge("har_drift_threshold", "Drift threshold of a feature.", ("feature",)),
+        drift_features_drifted=gauge(
+            "har_drift_features_drifted", "Features at or above their threshold, last interval."
+        ),
+        drift_status=gauge(
+            "har_drift_status",
+            "1 for the status of the last computed interval (ok, drift, insufficient_data).",
+            ("status",),
+        ),
+        drift_rows=gauge("har_drift_rows", "Windows in the last computed drift interval."),
+        drift_confidence_mean=gauge(
+            "har_drift_confidence_mean", "Mean confidence in the last computed interval."
+        ),
+        drift_uncertain_share=gauge(
+            "har_drift_uncertain_share",
+            "Share of windows below HAR_UNCERTAIN_BELOW confidence, last computed interval.",
+        ),
+        drift_flip_rate=gauge(
+            "har_drift_flip_rate",
+            "Share of consecutive window pairs whose predicted activity differs, last interval.",
+        ),
+        drift_computed=gauge(
+            "har_drift_computed_timestamp_seconds",
+            "Unix time when the last drift interval was computed.",
+        ),
+    )
+
+
+def get_metrics() -> HarMetrics:
+    """The process's metrics, created on first use (after BentoML set up multiprocess mode)."""
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            _metrics = _create()
+        return _metrics
+
+
+_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+    "summary": ("", "_sum", "_count"),
+}
+
+
+def exported_names() -> list[str]:
+    """Every sample name the metrics expose (counters ``_total``, histograms ``_bucket|_sum|_count``).
+
+    Derived from the metric objects themselves, so alert rules can be checked against it.
+    """
+    names: list[str] = []
+    for m in get_metrics().all():
+        for family in m.describe():
+            names += [family.name + s for s in _SUFFIXES[family.type]]
+    return sorted(names)
