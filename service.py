@@ -92,7 +92,7 @@ class HARService:
                 card,
                 settings,
                 ref if ref.is_file() else None,
-                worker_id=f"api{bentoml.server_context.worker_index}",
+                worker_id=f"api{bentoml.server_context.worker_index or 0}",
             )
             self.monitor.start()
         self.scorer = Scorer(
