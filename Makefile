@@ -47,5 +47,12 @@ train: $(STAMP)  ## retrain + evaluate the bundled reference model (~15 min on 2
 proto: $(STAMP)  ## regenerate the gRPC stubs from har/v1/har.proto
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. har/v1/har.proto
 
+image: $(STAMP)  ## build the Bento and its container image (docker if a daemon answers, else podman)
+	$(BIN)/python -m har ensure-model
+	bash container/build-image.sh
+
+image-test: $(STAMP)  ## run the image, smoke-test HTTP + gRPC, check it does not run as root
+	bash container/image-test.sh
+
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image
