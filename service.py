@@ -72,6 +72,10 @@ class HARModel:
     traffic={"timeout": 120, "max_concurrency": 4096},
     logging={"access": {"enabled": False}},
     http={"port": 3000},
+    # BentoML's own dependency probe can hang a /readyz for the whole traffic timeout
+    # while the model worker is still starting, and then blocks shutdown: __is_ready__
+    # below probes with a hard deadline instead.
+    runner_probe={"enabled": False},
 )
 @bentoml.asgi_app(read_api, path="/")
 class HARService:
@@ -109,6 +113,16 @@ class HARService:
         if scaled.shape[0] <= settings.max_batch_size:
             return await self.model_service.to_async.predict_proba(scaled)
         return await self.model_service.to_async.predict_many(scaled)
+
+    async def __is_ready__(self) -> bool:
+        """Ready when the model service answers its own /readyz within 5 s."""
+        probe = getattr(self.model_service, "is_ready", None)
+        if probe is None:  # in-process dependency: ready once constructed
+            return True
+        try:
+            return bool(await asyncio.wait_for(probe(3), timeout=5))
+        except (TimeoutError, OSError):
+            return False
 
     @bentoml.on_startup
     async def start_grpc(self) -> None:
