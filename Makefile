@@ -54,5 +54,16 @@ image: $(STAMP)  ## build the Bento and its container image (docker if a daemon 
 image-test: $(STAMP)  ## run the image, smoke-test HTTP + gRPC, check it does not run as root
 	bash container/image-test.sh
 
+USERS ?= 64
+DURATION ?= 60s
+loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-zero on any failure
+	mkdir -p load_tests/reports
+	$(BIN)/locust -f load_tests/locustfile.py --headless -u $(USERS) -r 16 -t $(DURATION) \
+		--host $(HOST) --csv load_tests/reports/locust --html load_tests/reports/locust.html \
+		--only-summary --exit-code-on-error 1
+
+bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP and gRPC (about 10 min)
+	$(BIN)/python load_tests/benchmark.py
+
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image
