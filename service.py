@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
+import aiohttp
 import bentoml
 import numpy as np
 from fastapi import FastAPI, Query
@@ -26,6 +27,7 @@ from har.serving import Scorer
 from har.settings import get_settings
 
 settings = get_settings()
+RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError)
 EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
 UPLOAD = Annotated[list[Path], Field(max_length=1)]
 read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
@@ -110,9 +112,17 @@ class HARService:
         self.grpc_server: Any = None
 
     async def _infer(self, scaled: np.ndarray) -> np.ndarray:
-        if scaled.shape[0] <= settings.max_batch_size:
-            return await self.model_service.to_async.predict_proba(scaled)
-        return await self.model_service.to_async.predict_many(scaled)
+        method = (
+            self.model_service.to_async.predict_proba
+            if scaled.shape[0] <= settings.max_batch_size
+            else self.model_service.to_async.predict_many
+        )
+        try:
+            return await method(scaled)
+        except RETRYABLE:
+            # BentoML's client may reuse a pooled connection that the model worker has
+            # just closed (idle keep-alive); inference has no side effects: retry once.
+            return await method(scaled)
 
     async def __is_ready__(self) -> bool:
         """Ready when the model service answers its own /readyz within 5 s."""

@@ -78,16 +78,22 @@ def _raw_bytes(source: Source) -> bytes:
     return source.read()
 
 
-def _table(source: Source) -> pd.DataFrame:
-    """CSV or Excel (by content: xlsx files are zip archives) into a DataFrame of text."""
+def _table(source: Source, *, text: bool = True) -> pd.DataFrame:
+    """CSV or Excel (by content: xlsx files are zip archives) into a DataFrame.
+
+    ``text=True`` keeps every cell as a string (Garmin's JSON lists); ``text=False``
+    lets pandas' C parser read numbers directly, which is ~10x faster on large
+    numeric recordings (columns that are not all numbers stay text).
+    """
+    dtype = str if text else None
     data = _raw_bytes(source)
     name = _name(source)
     if not data.strip():
         raise RecordingError(f"{name}: the file is empty")
     try:
         if data[:2] == b"PK":
-            return pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl")
-        return pd.read_csv(io.BytesIO(data), dtype=str, skipinitialspace=True)
+            return pd.read_excel(io.BytesIO(data), dtype=dtype, engine="openpyxl")
+        return pd.read_csv(io.BytesIO(data), dtype=dtype, skipinitialspace=True)
     except Exception as exc:  # pandas raises many types for unreadable input
         raise RecordingError(f"{name}: cannot read the file as CSV or .xlsx ({exc})") from None
 
@@ -121,7 +127,7 @@ def read_csv_recording(source: Source, units: Units | dict | None = None) -> Rec
         RecordingError: unreadable, empty, missing columns, non-numeric values.
     """
     name = _name(source)
-    df = _table(source)
+    df = _table(source, text=False)
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in CSV_COLUMNS if c not in df.columns]
     if missing:
