@@ -20,6 +20,7 @@ from pydantic import Field
 
 from har import grpc_service, registry
 from har.card import Units
+from har.coalescing import Coalescer
 from har.errors import InputError
 from har.http import BodySizeLimitMiddleware, client_error, read_upload
 from har.inference import CompiledModel, configure_tensorflow
@@ -110,8 +111,22 @@ class HARService:
             max_fill=settings.max_fill_samples,
         )
         self.grpc_server: Any = None
+        self.coalescer = (
+            Coalescer(
+                self._call_model,
+                max_rows=settings.max_batch_size,
+                max_inflight=settings.coalesce_inflight,
+            )
+            if settings.coalesce_inflight
+            else None
+        )
 
     async def _infer(self, scaled: np.ndarray) -> np.ndarray:
+        if self.coalescer is not None and scaled.shape[0] <= settings.max_batch_size:
+            return await self.coalescer(scaled)
+        return await self._call_model(scaled)
+
+    async def _call_model(self, scaled: np.ndarray) -> np.ndarray:
         method = (
             self.model_service.to_async.predict_proba
             if scaled.shape[0] <= settings.max_batch_size

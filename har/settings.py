@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
     max_batch_size: int = Field(128, ge=1, le=4096, description="Largest batch the model sees.")
     max_latency_ms: int = Field(1000, ge=1, description="Adaptive batching latency budget.")
+    coalesce_inflight: int = Field(
+        4,
+        ge=0,
+        description="Model-service calls an API worker keeps open; concurrent requests beyond "
+        "that are merged into one call (0: one call per request).",
+    )
     xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
     max_windows_per_request: int = Field(4096, ge=1, description="Windows in one /predict.")
     max_request_bytes: int = Field(
