@@ -23,6 +23,7 @@ from har.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
 
 pytestmark = pytest.mark.e2e
+SERVED = {"windows": 0}  # windows the `served` server answered, for the flush check
 
 
 def _post(url: str, payload: dict) -> tuple[int, dict]:
@@ -56,6 +57,7 @@ def test_http_predict_equals_keras(served, reference, heldout):
     x = heldout["windows"][:16]
     status, body = _post(f"{served.url}/predict", {"windows": x.tolist()})
     assert status == 200, body
+    SERVED["windows"] += len(x)
     want = np.asarray(reference.model(Preprocessor(reference.card).scale(x), training=False))
     got = np.array(
         [[p["probabilities"][c] for c in reference.card.classes] for p in body["predictions"]]
@@ -73,6 +75,7 @@ def test_grpc_health_predict_and_model(served, reference, heldout):
         stub = har_pb2_grpc.ActivityRecognitionStub(ch)
         req = har_pb2.PredictRequest(windows=[har_pb2.Window(values=w.ravel()) for w in x])
         resp = stub.Predict(req, timeout=30)
+        SERVED["windows"] += len(x)
         assert resp.model == reference.tag
         got = np.array([list(p.probabilities) for p in resp.predictions])
         want = np.asarray(reference.model(Preprocessor(reference.card).scale(x), training=False))
@@ -87,6 +90,7 @@ def test_grpc_health_predict_and_model(served, reference, heldout):
             stub.Predict(har_pb2.PredictRequest(windows=[har_pb2.Window(values=[1.0] * 7)]))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert stub.Predict(req, timeout=30).model == reference.tag  # still serving
+        SERVED["windows"] += len(x)
 
 
 def test_grpc_stream_across_chunk_boundaries(served, reference):
@@ -111,6 +115,7 @@ def test_grpc_stream_across_chunk_boundaries(served, reference):
     with grpc.insecure_channel(served.grpc_target) as ch:
         stub = har_pb2_grpc.ActivityRecognitionStub(ch)
         out = list(stub.StreamPredict(chunks(), timeout=60))
+    SERVED["windows"] += len(out)
     assert [o.index for o in out] == list(range(len(offline)))
     np.testing.assert_allclose([o.start for o in out], offline.start_s, atol=1e-6)
     got = np.array([list(o.prediction.probabilities) for o in out])
@@ -126,6 +131,18 @@ def test_metrics_and_drift_endpoints(served):
         drift = json.loads(r.read())
     assert drift["status"] in {"ok", "drift", "insufficient_data"}
     assert drift["rows"] > 0
+
+
+def test_clean_shutdown_flushes_every_served_window(served):
+    """SIGTERM: the server exits 0 and the profiles hold one row per window served."""
+    from har.monitoring import profiles, store
+
+    code = served.stop()
+    assert code == 0, served.log_tail()
+    files = store.list_profiles(served.profiles)
+    rows = sum(profiles.row_count(profiles.read_view(f.path)) for f in files)
+    assert SERVED["windows"] > 0
+    assert rows == SERVED["windows"]
 
 
 def test_user_model_served_by_tag(user_model_files, tmp_path):
