@@ -117,9 +117,14 @@ def read_upload(
             raise InputError(
                 "send either 'file' or the pair 'accelerometer' + 'gyroscope', not both"
             )
-        return read_csv_recording(Path(file), {"acc": acc_unit, "gyro": gyro_unit})
+        units = {"acc": acc_unit, "gyro": gyro_unit}
+        return read_csv_recording(_named(file, "upload 'file'"), units)
     if accelerometer is not None and gyroscope is not None:
-        return read_garmin_pair(Path(accelerometer), Path(gyroscope), tolerance_s=tolerance_s)
+        return read_garmin_pair(
+            _named(accelerometer, "upload 'accelerometer'"),
+            _named(gyroscope, "upload 'gyroscope'"),
+            tolerance_s=tolerance_s,
+        )
     if accelerometer is not None or gyroscope is not None:
         missing = "gyroscope" if gyroscope is None else "accelerometer"
         raise InputError(f"the Garmin export pair needs both files; '{missing}' is missing")

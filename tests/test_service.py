@@ -175,7 +175,8 @@ def _csv(rows: int, rate: float = 50.0) -> bytes:
     ("files", "data", "needle"),
     [
         ({"file": ("r.csv", b"", "text/csv")}, {}, "empty"),
-        ({"file": ("r.csv", b"\x00\xff garbage\n1,2", "text/csv")}, {}, "missing column"),
+        ({"file": ("r.csv", b"\x00\xff garbage\n1,2", "text/csv")}, {}, "cannot read"),
+        ({"file": ("r.csv", b"time,x\n1,2\n", "text/csv")}, {}, "missing column"),
         ({"file": ("r.csv", _csv(150), "text/csv")}, {}, "too short"),
         ({"file": ("r.csv", _csv(400), "text/csv")}, {"acc_unit": "furlong"}, "furlong"),
         ({"accelerometer": ("a.csv", _csv(400), "text/csv")}, {}, "'gyroscope' is missing"),

@@ -1,0 +1,94 @@
+"""The bundled reference model does what its card says on the committed held-out windows."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from har import dataset
+from har.card import ModelCard
+from har.preprocessing import Preprocessor
+
+ROOT = Path(__file__).resolve().parent.parent
+PRETRAINED = ROOT / "models" / "pretrained"
+FIXTURE = Path(__file__).parent / "fixtures" / "heldout_windows.npz"
+
+
+@pytest.fixture(scope="module")
+def card() -> ModelCard:
+    return ModelCard.from_file(PRETRAINED / "card.json")
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    return keras.saving.load_model(PRETRAINED / "har-cnn-bilstm.keras", compile=False)
+
+
+@pytest.fixture(scope="module")
+def heldout() -> dict[str, np.ndarray]:
+    with np.load(FIXTURE) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="module")
+def predicted(model, card, heldout) -> np.ndarray:
+    x = Preprocessor(card).scale(heldout["windows"])
+    return np.asarray(model.predict(x, batch_size=128, verbose=0))
+
+
+def test_card_describes_the_bundled_model(card, model):
+    assert card.name == "har-cnn-bilstm"
+    assert card.classes == ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+    assert (card.window, card.hop, card.sample_rate_hz) == (200, 100, 50)
+    assert card.units.acc == "m/s2" and card.units.gyro == "deg/s"
+    card.check_model(model.input_shape, model.output_shape)
+    assert model.output_shape[-1] == len(card.classes)
+
+
+def test_fixture_is_the_one_the_card_was_scored_on(card, heldout):
+    h = card.metrics["heldout"]
+    assert hashlib.sha256(FIXTURE.read_bytes()).hexdigest() == h["sha256"]
+    assert FIXTURE.stat().st_size < 1024 * 1024
+    assert heldout["windows"].dtype == np.float32
+    assert heldout["windows"].shape == (h["n_windows"], card.window, card.n_channels)
+    assert sorted(np.unique(heldout["subjects"]).tolist()) == sorted(h["subjects"])
+    assert not set(h["subjects"]) & set(card.training["train_subjects"])
+    assert set(h["subjects"]) == set(dataset.HELDOUT_SUBJECTS)
+
+
+def test_heldout_accuracy_matches_the_card(card, heldout, predicted):
+    from sklearn.metrics import f1_score
+
+    y = heldout["labels"]
+    pred = predicted.argmax(axis=1)
+    acc = float((pred == y).mean())
+    h = card.metrics["heldout"]
+    assert acc == pytest.approx(h["accuracy"], abs=0.005)
+    assert f1_score(y, pred, average="macro") == pytest.approx(h["macro_f1"], abs=0.01)
+    assert acc > 0.8  # a retrained model that got much worse should not ship quietly
+
+
+def test_outputs_are_probabilities(predicted, card):
+    assert predicted.shape[1] == len(card.classes)
+    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_card_reports_leave_subjects_out(card):
+    lso = card.metrics["leave_subjects_out"]
+    folds = lso["folds"]
+    assert len(folds) == 5
+    tested = sorted(s for f in folds for s in f["test_subjects"])
+    assert tested == list(range(1, 11))
+    assert lso["mean"]["accuracy"] == pytest.approx(np.mean([f["accuracy"] for f in folds]))
+    assert lso["mean"]["macro_f1"] == pytest.approx(np.mean([f["macro_f1"] for f in folds]))
+    cm = np.asarray(lso["confusion_matrix"]["counts"])
+    assert cm.shape == (7, 7)
+    assert cm.sum() == sum(f["n_windows"] for f in folds)
+    assert np.trace(cm) / cm.sum() == pytest.approx(
+        sum(f["accuracy"] * f["n_windows"] for f in folds) / cm.sum()
+    )
