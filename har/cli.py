@@ -98,15 +98,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from har.registry import BUNDLED_MODEL, REFERENCE_FILE
     from har.training import train_reference
 
     print(train_reference(args.out, epochs=args.epochs, quick=args.quick, seed=args.seed))
-    if not args.quick:
-        from har.reference import write_bundled_reference
-
-        model = args.out / BUNDLED_MODEL.name
-        print(write_bundled_reference(model, args.out / "card.json", args.out / REFERENCE_FILE))
     return 0
 
 
