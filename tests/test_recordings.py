@@ -47,7 +47,9 @@ def test_garmin_writer_round_trip(tmp_path):
 
 def test_garmin_wrong_file_names_missing_columns(tmp_path):
     with pytest.raises(RecordingError, match="not a Garmin gyro export"):
-        read_garmin_pair(FIX / "garmin-accelerometer_data.csv", FIX / "garmin-accelerometer_data.csv")
+        read_garmin_pair(
+            FIX / "garmin-accelerometer_data.csv", FIX / "garmin-accelerometer_data.csv"
+        )
 
 
 def test_csv_seconds_and_units(tmp_path):
