@@ -9,10 +9,11 @@ and preprocessing, trained on the public watch data set (:mod:`har.dataset`):
 2. the scaler (per-channel mean and standard deviation over the training windows'
    samples) goes into the card, and the model input is ``Preprocessor.scale`` of
    the windows, the same call serving makes;
-3. at training time only, each window is randomly rotated by a small angle (the
-   same rotation for the accelerometer and gyroscope vectors, as if the watch sat
-   slightly differently on the wrist) and its magnitude scaled by a few percent,
-   before scaling;
+3. at training time only, in canonical units before scaling, each window is
+   mirrored to the other arm with probability 1/2, randomly rotated by a small
+   angle (the same rotation for the accelerometer and gyroscope vectors, as if the
+   watch sat slightly differently on the wrist) and its magnitude scaled by a few
+   percent;
 4. evaluation is leave-subjects-out: 5 folds, each testing on 2 subjects the fold's
    model, scaler and training never saw. The fold that tests on
    :data:`har.dataset.HELDOUT_SUBJECTS` is also the published model: its two test
@@ -30,7 +31,8 @@ import math
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -502,7 +504,6 @@ def train_reference(
         Path of the written card.
     """
     started = time.monotonic()
-    configure_tensorflow()
     out_dir = Path(out_dir)
     bundled = out_dir.resolve() == PRETRAINED_DIR.resolve()
     if quick and bundled:
@@ -510,6 +511,50 @@ def train_reference(
             "a quick run makes a throwaway model; give it another output folder than the "
             f"bundled model's ({PRETRAINED_DIR})"
         )
+    with _deterministic():
+        return _train_reference(
+            out_dir,
+            bundled=bundled,
+            epochs=epochs,
+            quick=quick,
+            seed=seed,
+            fixtures_dir=fixtures_dir,
+            production_dir=production_dir,
+            started=started,
+        )
+
+
+@contextmanager
+def _deterministic() -> Iterator[None]:
+    """Configure TensorFlow for a reproducible run; switch determinism back off after
+    (when it was off), so a caller's process (a test session) is left as it was."""
+    # The public API can only switch determinism on; reading and undoing it needs
+    # TensorFlow's own module (present in 2.x; without it the setting stays on).
+    try:
+        from tensorflow.python.framework import config as tf_config
+
+        was_on = bool(tf_config.is_op_determinism_enabled())
+    except (ImportError, AttributeError):
+        tf_config, was_on = None, True
+    configure_tensorflow()
+    try:
+        yield
+    finally:
+        if tf_config is not None and not was_on:
+            tf_config.disable_op_determinism()
+
+
+def _train_reference(
+    out_dir: Path,
+    *,
+    bundled: bool,
+    epochs: int | None,
+    quick: bool,
+    seed: int,
+    fixtures_dir: Path | None,
+    production_dir: Path | None,
+    started: float,
+) -> Path:
     fixtures_dir = Path(fixtures_dir) if fixtures_dir else (FIXTURES_DIR if bundled else out_dir)
     if production_dir is None and bundled:
         production_dir = PRODUCTION_DIR

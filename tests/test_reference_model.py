@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from har.preprocessing import Preprocessor
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAINED = ROOT / "models" / "pretrained"
 FIXTURE = Path(__file__).parent / "fixtures" / "heldout_windows.npz"
+PRODUCTION = ROOT / "data" / "production"
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +94,37 @@ def test_card_reports_leave_subjects_out(card):
     assert np.trace(cm) / cm.sum() == pytest.approx(
         sum(f["accuracy"] * f["n_windows"] for f in folds) / cm.sum()
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "truth_file", "min_share"),
+    [
+        (("session_canonical_100hz.csv",), "session_canonical_100hz.truth.json", 0.75),
+        (
+            ("session-accelerometer_data.csv", "session-gyroscope_data.csv"),
+            "session-garmin.truth.json",
+            0.8,
+        ),
+    ],
+)
+def test_demo_sessions_timeline_follows_the_exercises(model, card, files, truth_file, min_share):
+    """Scored like an upload (100 Hz, resampled to 50 Hz), the demo data's windows
+    mostly carry the exercise that was really done at that time."""
+    from har.recordings import read_csv_recording, read_garmin_pair
+
+    paths = [PRODUCTION / f for f in files]
+    rec = read_csv_recording(*paths) if len(paths) == 1 else read_garmin_pair(*paths)
+    truth = json.loads((PRODUCTION / truth_file).read_text())
+    pre = Preprocessor(card)
+    w = pre.windows(rec.time, rec.values)
+    pred = np.asarray(model.predict(pre.scale(w.values), verbose=0)).argmax(axis=1)
+    hits, total, majority_right = 0, 0, 0
+    for seg in truth["segments"]:
+        inside = (w.start_s >= seg["start"] - 1e-6) & (w.end_s <= seg["end"] + 1e-6)
+        labels = [card.classes[i] for i in pred[inside]]
+        assert labels, f"no window inside {seg}"
+        hits += labels.count(seg["activity"])
+        total += len(labels)
+        majority_right += max(set(labels), key=labels.count) == seg["activity"]
+    assert hits / total >= min_share
+    assert majority_right >= len(truth["segments"]) - 1

@@ -98,7 +98,11 @@ def test_one_epoch_smoke_run_writes_a_valid_model_and_card(tmp_path, monkeypatch
         return ws.select(np.arange(0, len(ws), 12))
 
     monkeypatch.setattr(training, "windows_of", tiny)
+    from tensorflow.python.framework import config as tf_config
+
+    determinism_before = tf_config.is_op_determinism_enabled()
     card_path = training.train_reference(tmp_path, quick=True, epochs=1, seed=3)
+    assert tf_config.is_op_determinism_enabled() == determinism_before  # process left as found
 
     card = ModelCard.from_file(card_path)
     assert card.name == "har-cnn-bilstm"
