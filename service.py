@@ -87,9 +87,8 @@ class HARService:
     model_service = bentoml.depends(HARModel)
 
     def __init__(self) -> None:
-        stored = registry.model_folder(settings.model_tag)
+        tag, stored = registry.stored_model(settings.model_tag)
         card = registry.ModelCard.from_file(stored / registry.CARD_FILE)
-        tag = str(bentoml.models.get(settings.model_tag).tag)
         self.monitor = None
         if settings.monitoring:
             from har.monitoring import Monitor

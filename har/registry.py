@@ -113,25 +113,28 @@ def set_reference_profile(tag: str, profile_path: str | Path) -> Path:
     return dest
 
 
-def model_folder(tag: str) -> Path:
-    """Folder of a stored model; ``InputError`` if the tag is not in the store."""
+def stored_model(tag: str) -> tuple[str, Path]:
+    """``(resolved tag, folder)`` of a stored model; ``InputError`` if it is not stored."""
     import bentoml
 
     try:
-        return Path(bentoml.models.get(tag).path)
+        ref = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
         raise InputError(
             f"model {tag!r} is not in the BentoML model store; import it with "
             "`python -m har import-model MODEL.keras --card CARD.json`"
         ) from None
+    return str(ref.tag), Path(ref.path)
+
+
+def model_folder(tag: str) -> Path:
+    """Folder of a stored model; ``InputError`` if the tag is not in the store."""
+    return stored_model(tag)[1]
 
 
 def load_model(tag: str) -> LoadedModel:
     """Load a stored model and its card, validating one against the other."""
-    import bentoml
-
-    folder = model_folder(tag)
-    resolved = str(bentoml.models.get(tag).tag)
+    resolved, folder = stored_model(tag)
     card = ModelCard.from_file(folder / CARD_FILE)
     model = load_keras(folder / MODEL_FILE)
     try:

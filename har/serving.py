@@ -7,6 +7,7 @@ scaler, awaits the (batched) model, feeds monitoring and formats the answer.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -90,7 +91,8 @@ class Scorer:
             raise InputError(
                 f"recording too long: {len(w)} windows (at most {self.max_windows * 16})"
             )
-        probs = await self.probabilities(w.values, sequence_key=f"rec-{id(w)}")
+        # a fresh key per recording: its windows are consecutive, unrelated to any other
+        probs = await self.probabilities(w.values, sequence_key=f"rec-{uuid.uuid4().hex}")
         return w, probs
 
     async def predict_recording(self, rec: Recording) -> dict[str, Any]:
