@@ -4,7 +4,8 @@ Run from the repository root::
 
     .venv/bin/python load_tests/benchmark.py            # full run, ~6-8 min on 2 cores
     .venv/bin/python load_tests/benchmark.py --quick    # smoke run, ~4 min
-    .venv/bin/python load_tests/benchmark.py --monitoring both   # + HTTP c=64 monitoring off
+    .venv/bin/python load_tests/benchmark.py --monitoring both   # + monitoring on/off rounds
+    .venv/bin/python load_tests/benchmark.py --only-ab --quick   # only the on/off rounds
 
 One run measures, one thing at a time:
 
@@ -84,6 +85,9 @@ CLIENT_TIMEOUT_S = 30
 RAW_CELL = "raw model (CompiledModel, XLA, 1 thread)"
 NAIVE_CELL = "naive /predict (FastAPI, model.predict)"
 RECORDING_CELL = "HTTP /predict_recording (1 h at 50 Hz)"
+AB_PROTOCOLS = ("HTTP /predict", "gRPC Predict")
+AB_SUFFIX = "(interleaved A/B)"
+TARGET_MONITORING_RATIO = 0.90
 
 
 # --------------------------------------------------------------------------- results
@@ -144,6 +148,9 @@ class Options:
     raw_run_s: float
     uploads: int
     monitoring: str
+    ab_rounds: int
+    ab_duration: int
+    only_ab: bool
     results: Path | None
     profile: Path | None
     keep_tmp: bool
@@ -940,6 +947,128 @@ def bench_server(
     return rows
 
 
+def bench_monitoring_ab(
+    opts: Options, setup: ModelSetup, tmp: Path, lua: Path, grpc_body: Path
+) -> tuple[list[Row], list[str]]:
+    """Monitoring on vs off, interleaved: two servers up at once, loaded one at a time.
+
+    Both servers (``HAR_MONITORING=1`` and ``=0``) start together and stay up; each
+    round measures HTTP c=64 then gRPC c=64 on one server, then on the other (the order
+    alternates between rounds), so slow drifts of the shared machine hit both sides
+    alike. The idle server uses no measurable CPU. Returns the median rows of each side
+    and a Markdown table of every round with the per-round on/off ratios.
+    """
+    sys.path.insert(0, str(ROOT / "tests"))
+    serve_helpers = importlib.import_module("serve_helpers")
+    rounds = opts.ab_rounds
+    c = 64
+    samples: dict[tuple[str, str], list[Row]] = {}
+    print(f"\n5. monitoring on vs off, {rounds} interleaved rounds at c={c}", flush=True)
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    # Each `bentoml serve` wipes and reuses {BENTOML_HOME}/prometheus_multiproc_dir, so
+    # two servers on one home would erase each other's metrics: give each its own home
+    # that shares the model store.
+    models = Path(BentoMLContainer.bentoml_home.get()) / "models"
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for label in ("on", "off"):
+            home = tmp / f"ab-home-{label}"
+            home.mkdir(exist_ok=True)
+            if not (home / "models").exists():
+                (home / "models").symlink_to(models.resolve(), target_is_directory=True)
+            env = {
+                "BENTOML_HOME": str(home),
+                "HAR_MODEL_TAG": setup.tag,
+                "HAR_MONITORING": "1" if label == "on" else "0",
+                "HAR_PROFILE_DIR": str(tmp / f"ab-profiles-{label}"),
+                "WHYLOGS_NO_ANALYTICS": "1",
+            }
+            log_dir = tmp / f"ab-serve-{label}"
+            log_dir.mkdir(exist_ok=True)
+            servers[label] = stack.enter_context(serve_helpers.bentoml_serve(env, log_dir=log_dir))
+        groups = {k: server_groups(s.proc.pid) for k, s in servers.items()}
+        resp_bytes = grpc_response_bytes(
+            f"http://{servers['on'].grpc_target}{GRPC_PATH}", grpc_body
+        )
+        for i in range(rounds):
+            order = ("on", "off") if i % 2 == 0 else ("off", "on")
+            for label in order:
+                s, g = servers[label], groups[label]
+                http_url = f"{s.url}/predict"
+                grpc_url = f"http://{s.grpc_target}{GRPC_PATH}"
+                log = tmp / f"ab-h2load-{label}.log"
+                samples.setdefault(("HTTP /predict", label), []).append(
+                    measure_cell(
+                        f"HTTP /predict [monitoring {label}] round {i + 1}",
+                        lambda u=http_url: run_wrk(u, lua, c, opts.ab_duration),
+                        lambda u=http_url: run_wrk(u, lua, c, opts.warmup),
+                        g,
+                        s.url,
+                        c,
+                    )
+                )
+                samples.setdefault(("gRPC Predict", label), []).append(
+                    measure_cell(
+                        f"gRPC Predict [monitoring {label}] round {i + 1}",
+                        lambda u=grpc_url, lg=log: run_h2load(
+                            u, grpc_body, c, opts.ab_duration, resp_bytes, lg
+                        ),
+                        lambda u=grpc_url, lg=log: run_h2load(
+                            u, grpc_body, c, opts.warmup, resp_bytes, lg
+                        ),
+                        g,
+                        s.url,
+                        c,
+                    )
+                )
+        for label, s in servers.items():
+            if label == "on":
+                with contextlib.suppress(OSError, ValueError):
+                    with urllib.request.urlopen(f"{s.url}/monitoring/drift", timeout=60) as r:
+                        rows_seen = json.load(r).get("rows")
+                    print(f"  monitoring-on server profiled {rows_seen} rows so far", flush=True)
+    rows: list[Row] = []
+    lines = [
+        f"| round | {' | '.join(f'{p} on | {p} off | on/off' for p in AB_PROTOCOLS)} |",
+        "|---:|" + "---:|---:|---:|" * len(AB_PROTOCOLS),
+    ]
+    for i in range(rounds):
+        cells = []
+        for p in AB_PROTOCOLS:
+            on, off = samples[(p, "on")][i].throughput, samples[(p, "off")][i].throughput
+            cells.append(f"{on:,.0f} | {off:,.0f} | {on / off if off else float('nan'):.2f}")
+        lines.append(f"| {i + 1} | {' | '.join(cells)} |")
+    ratios = []
+    for p in AB_PROTOCOLS:
+        per_round = [
+            a.throughput / b.throughput
+            for a, b in zip(samples[(p, "on")], samples[(p, "off")], strict=True)
+            if b.throughput > 0
+        ]
+        ratios.append(f"{statistics.median(per_round):.2f}" if per_round else "n/a")
+        for label in ("on", "off"):
+            runs = samples[(p, label)]
+            med = statistics.median(r.throughput for r in runs)
+            cpu = {k: statistics.median(r.cpu.get(k, 0.0) for r in runs) for k in runs[0].cpu}
+            rows.append(
+                Row(
+                    f"{p} [monitoring {label}] {AB_SUFFIX}",
+                    f"c={c}",
+                    med,
+                    statistics.median(r.p50_ms for r in runs if r.p50_ms is not None),
+                    statistics.median(r.p99_ms for r in runs if r.p99_ms is not None),
+                    sum(r.errors or 0 for r in runs),
+                    statistics.median(r.mean_batch for r in runs if r.mean_batch is not None),
+                    cpu,
+                    f"median of {rounds} rounds of {opts.ab_duration} s",
+                )
+            )
+    flat = [x for r in ratios for x in ("", "", f"**{r}**")]
+    lines.append(f"| median | {' | '.join(flat)} |")
+    return rows, lines
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -1044,14 +1173,18 @@ def targets(rows: list[Row], primary: str) -> list[tuple[str, str, bool | None]]
                 frac >= TARGET_RECORDING_FRACTION and not rec.errors,
             )
         )
-    on = find(rows, "HTTP /predict [monitoring on]", "c=64")
-    off = find(rows, "HTTP /predict [monitoring off]", "c=64")
-    if on is not None and off is not None and off.throughput > 0:
+    for proto in AB_PROTOCOLS:
+        on = find(rows, f"{proto} [monitoring on] {AB_SUFFIX}", "c=64")
+        off = find(rows, f"{proto} [monitoring off] {AB_SUFFIX}", "c=64")
+        if on is None or off is None or not off.throughput > 0:
+            continue
+        ratio = on.throughput / off.throughput
         out.append(
             (
-                "monitoring cost (HTTP c=64 throughput on / off; informational)",
-                f"{on.throughput:,.0f} / {off.throughput:,.0f} = {on.throughput / off.throughput:.2f}",
-                None,
+                f"{proto} c=64 throughput with monitoring on >= "
+                f"{100 * TARGET_MONITORING_RATIO:.0f} % of off (interleaved medians)",
+                f"{on.throughput:,.0f} / {off.throughput:,.0f} = {ratio:.2f}",
+                ratio >= TARGET_MONITORING_RATIO,
             )
         )
     return out
@@ -1105,8 +1238,30 @@ def contention(rows: list[Row]) -> str:
     )
 
 
+def ab_section(lines: list[str], opts: Options) -> str:
+    """The monitoring on/off rounds as a Markdown section ('' when not measured)."""
+    if not lines:
+        return ""
+    table = "\n".join(lines)
+    return f"""
+## Monitoring overhead (on vs off, interleaved)
+
+Two servers run at once, one with `HAR_MONITORING=1` and one with `=0`; each round
+loads one, then the other ({opts.ab_duration} s per cell after {opts.warmup} s of warm-up,
+order alternating between rounds), so both see the same state of the shared machine.
+Windows/s per round and the ratio measured in that round:
+
+{table}
+"""
+
+
 def report(
-    rows: list[Row], opts: Options, setup: ModelSetup, primary: str, started: dt.datetime
+    rows: list[Row],
+    opts: Options,
+    setup: ModelSetup,
+    primary: str,
+    started: dt.datetime,
+    ab_lines: list[str] | None = None,
 ) -> str:
     """RESULTS.md text."""
     items = targets(rows, primary)
@@ -1141,7 +1296,7 @@ Mean batch = requests per call of the batched model method, from BentoML's
 `adaptive_batch_size` histogram. "right after c=64": BentoML's dispatcher waits for
 about as long as recent batches waited, so after heavy load single requests wait longer
 until that estimate decays (tens of seconds); the other c=1 rows are measured first.
-{contention(rows)}
+{contention(rows)}{ab_section(ab_lines or [], opts)}
 ## Targets
 
 {targets_table(items)}"""
@@ -1166,7 +1321,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         "--monitoring",
         choices=("on", "off", "both"),
         default="on",
-        help="HAR_MONITORING for the server; 'both' adds an HTTP c=64 row with it off",
+        help="HAR_MONITORING for the server; 'both' adds interleaved on/off rounds at c=64",
+    )
+    p.add_argument("--ab-rounds", type=int, help="on/off rounds (default 5; quick 3)")
+    p.add_argument("--ab-duration", type=int, help="seconds per on/off cell (default 10; quick 5)")
+    p.add_argument(
+        "--only-ab", action="store_true", help="only the on/off rounds (prints, writes no file)"
     )
     p.add_argument("--results", type=Path, default=RESULTS_FILE, help="Markdown output file")
     p.add_argument("--no-results", action="store_true", help="do not write the results file")
@@ -1181,8 +1341,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         raw_runs=max(5, ns.raw_runs),
         raw_run_s=ns.raw_run_s or (0.3 if ns.quick else 1.0),
         uploads=ns.uploads,
-        monitoring=ns.monitoring,
-        results=None if ns.no_results else ns.results,
+        monitoring="both" if ns.only_ab else ns.monitoring,
+        ab_rounds=ns.ab_rounds or (3 if ns.quick else 5),
+        ab_duration=ns.ab_duration or (5 if ns.quick else 10),
+        only_ab=ns.only_ab,
+        results=None if ns.no_results or ns.only_ab else ns.results,
         profile=ns.profile,
         keep_tmp=ns.keep_tmp,
         command=shlex.join(
@@ -1208,25 +1371,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_body, grpc_body = write_bodies(tmp, example_window())
         lua = tmp / "post.lua"
         lua.write_text(WRK_LUA.replace("@BODY@", str(json_body)))
-        csv_path = tmp / "one-hour-50hz.csv"
-        write_recording(csv_path)
-
-        print("\n1. raw model", flush=True)
-        rows += bench_raw(setup, opts)
-        for r in rows:
-            print("  " + format_row_plain(r), flush=True)
-        print("\n2. naive baseline", flush=True)
-        rows += bench_naive(setup, opts, tmp, lua)
-        print("\n3-4. BentoML service", flush=True)
         primary = "off" if opts.monitoring == "off" else "on"
-        csv_bytes = csv_path.read_bytes()
-        rows += bench_server(
-            opts, setup, tmp, primary == "on", lua, grpc_body, csv_bytes, full=True
-        )
+        ab_lines: list[str] = []
+        if not opts.only_ab:
+            csv_path = tmp / "one-hour-50hz.csv"
+            write_recording(csv_path)
+            print("\n1. raw model", flush=True)
+            rows += bench_raw(setup, opts)
+            for r in rows:
+                print("  " + format_row_plain(r), flush=True)
+            print("\n2. naive baseline", flush=True)
+            rows += bench_naive(setup, opts, tmp, lua)
+            print("\n3-4. BentoML service", flush=True)
+            csv_bytes = csv_path.read_bytes()
+            rows += bench_server(
+                opts, setup, tmp, primary == "on", lua, grpc_body, csv_bytes, full=True
+            )
         if opts.monitoring == "both":
-            rows += bench_server(opts, setup, tmp, False, lua, grpc_body, None, full=False)
+            ab_rows, ab_lines = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
+            rows += ab_rows
 
-        text = report(rows, opts, setup, primary, started)
+        text = report(rows, opts, setup, primary, started, ab_lines)
         print("\n" + text)
         if opts.results is not None:
             opts.results.write_text(text)

@@ -60,12 +60,32 @@ def feature_rows(windows: np.ndarray, probs: np.ndarray, flips: np.ndarray | Non
     Returns:
         ``(N, F)`` float64 in the column order of :func:`feature_names`.
     """
-    # (N, 6, T) float64, contiguous along time: one pass per reduction, no float32
-    # cancellation in the variance of a channel that carries gravity (~9.8 m/s²).
-    x = np.ascontiguousarray(np.asarray(windows).transpose(0, 2, 1), dtype=np.float64)
+    w = np.asarray(windows)
     p = np.asarray(probs, dtype=np.float64)
-    n, c, t = x.shape
+    n, c = w.shape[0], w.shape[2]
     out = np.empty((n, 4 * c + len(MAGNITUDES) + len(OUTPUTS)), dtype=np.float64)
+    # Chunks keep the float64 temporaries in cache (~10 µs per window instead of ~60
+    # for thousands of windows at once).
+    for start in range(0, n, CHUNK):
+        _input_features(w[start : start + CHUNK], out[start : start + CHUNK])
+    k = 4 * c + len(MAGNITUDES)
+    out[:, k] = p.argmax(axis=1)
+    out[:, k + 1] = p.max(axis=1)
+    out[:, k + 2] = entropy(p)
+    out[:, k + 3] = np.nan if flips is None else flips
+    return out
+
+
+#: Windows per chunk in :func:`feature_rows`.
+CHUNK = 256
+
+
+def _input_features(windows: np.ndarray, out: np.ndarray) -> None:
+    """Channel statistics and magnitudes of ``(n, T, C)`` windows into ``out[:, :4C+2]``."""
+    # (n, C, T) float64, contiguous along time: one pass per reduction, no float32
+    # cancellation in the variance of a channel that carries gravity (~9.8 m/s²).
+    x = np.ascontiguousarray(windows.transpose(0, 2, 1), dtype=np.float64)
+    _, c, t = x.shape
     sq = x * x
     mean = x.sum(axis=2) / t
     # Column 4 * ch + s holds statistic s (mean, std, min, max) of channel ch.
@@ -75,12 +95,6 @@ def feature_rows(windows: np.ndarray, probs: np.ndarray, flips: np.ndarray | Non
     out[:, 3 : 4 * c : 4] = x.max(axis=2)
     out[:, 4 * c] = np.sqrt(sq[:, 0:3].sum(axis=1)).mean(axis=1)
     out[:, 4 * c + 1] = np.sqrt(sq[:, 3:6].sum(axis=1)).mean(axis=1)
-    k = 4 * c + len(MAGNITUDES)
-    out[:, k] = p.argmax(axis=1)
-    out[:, k + 1] = p.max(axis=1)
-    out[:, k + 2] = entropy(p)
-    out[:, k + 3] = np.nan if flips is None else flips
-    return out
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:

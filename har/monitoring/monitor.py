@@ -1,13 +1,17 @@
 """The monitor of one service worker: served windows → rows → whylogs profiles on disk → drift.
 
-Request path (:meth:`Monitor.observe`): numpy feature rows for the whole call
-(~30-60 µs for one window), one Prometheus counter update per predicted class,
-and an append to an in-memory buffer bounded by ``HAR_PROFILE_QUEUE_SIZE`` rows.
-It never waits for whylogs or the disk; when the buffer is full the rows are
-dropped and counted (``har_profile_rows_dropped_total``).
+Request path (:meth:`Monitor.observe`): a shape check and an append of the
+call's arrays (references, no copy) to an in-memory buffer bounded by
+``HAR_PROFILE_QUEUE_SIZE`` windows: a few microseconds. It never computes
+features, waits for whylogs or touches the disk; when the buffer is full the
+windows are dropped and counted (``har_profile_rows_dropped_total``).
 
-Writer thread: every ``flush_s`` seconds (or sooner when many rows wait) it logs
-everything buffered into the current profile with one whylogs call, and every
+Writer thread: every ``flush_s`` seconds (or sooner when many windows wait) it
+turns everything buffered into feature rows with one vectorised numpy pass
+(flip values in arrival order), updates the Prometheus counters and logs the
+rows into the current profile with one whylogs call. Batching is what makes
+it cheap: ~10 µs per window for the features and ~5-15 µs per row for
+whylogs, against ~50 µs and ~200 µs when done one request at a time. Every
 ``HAR_PROFILE_INTERVAL_S`` it writes the profile to ``HAR_PROFILE_DIR`` as a file
 named after its UTC interval and writer (:mod:`har.monitoring.store`) and starts
 a new one. :meth:`Monitor.close` writes whatever is left, so every observed row
@@ -39,6 +43,7 @@ from har.monitoring import profiles, store
 from har.monitoring.drift import STATUSES, DriftConfig, summarise
 from har.monitoring.features import (
     CONFIDENCE,
+    PRED_CLASS,
     FlipTracker,
     feature_names,
     feature_rows,
@@ -67,8 +72,9 @@ class Monitor:
         worker_id: distinguishes this worker's files from other workers' (the
             process id is always added).
         thresholds: per-feature drift thresholds overriding ``settings.drift_threshold``.
-        flush_s: how often the writer logs buffered rows into the current profile.
-        batch_rows: buffered rows that wake the writer before ``flush_s``.
+        flush_s: how often the writer logs buffered windows into the current profile
+            (Prometheus counters lag by at most this; drift always drains first).
+        batch_rows: buffered windows that wake the writer before ``flush_s``.
     """
 
     def __init__(
@@ -79,7 +85,7 @@ class Monitor:
         *,
         worker_id: str | None = None,
         thresholds: Mapping[str, float] | None = None,
-        flush_s: float = 0.5,
+        flush_s: float = 1.0,
         batch_rows: int = 2000,
     ) -> None:
         self.card = card
@@ -100,8 +106,9 @@ class Monitor:
         self._pred_counters = [self._metrics.predictions.labels(c) for c in card.classes]
         self._flips = FlipTracker()
 
-        # Buffer of (N, F) row arrays, bounded by ``capacity`` rows in total.
-        self._buf: deque[np.ndarray] = deque()
+        # Buffer of (windows, probs, sequence key) per observed call, bounded by
+        # ``capacity`` windows in total; only the writer thread turns them into rows.
+        self._buf: deque[tuple[np.ndarray, np.ndarray, str | None]] = deque()
         self._buf_rows = 0
         self._buf_lock = threading.Lock()
         # Guards the current profile, its interval and file writes; taken before _buf_lock.
@@ -203,17 +210,11 @@ class Monitor:
         n = int(w.shape[0])
         if n == 0:
             return
-        pred = p.argmax(axis=1)
-        rows = feature_rows(w, p, self._flips.update(sequence_key, pred))
-        counts = np.bincount(pred, minlength=len(self._pred_counters))
-        for k in np.flatnonzero(counts):
-            if k < len(self._pred_counters):
-                self._pred_counters[k].inc(int(counts[k]))
         with self._buf_lock:
             self.rows_observed += n
             accepted = not self._closed and self._buf_rows + n <= self.capacity
             if accepted:
-                self._buf.append(rows)
+                self._buf.append((w, p, sequence_key))
                 self._buf_rows += n
                 wake = self._buf_rows >= self.batch_rows
             else:
@@ -244,25 +245,46 @@ class Monitor:
                 self._stop.wait(self.flush_s)
 
     def _drain_locked(self) -> None:
-        """Log every buffered row into the current profile (caller holds ``_profile_lock``)."""
+        """Profile every buffered window into the current profile (caller holds ``_profile_lock``)."""
         with self._buf_lock:
             batches = list(self._buf)
             self._buf.clear()
             self._buf_rows = 0
         if not batches:
             return
-        rows = batches[0] if len(batches) == 1 else np.concatenate(batches)
+        n = sum(b[0].shape[0] for b in batches)
         try:
+            rows = self._rows(batches)
             self._profile.track(rows)
         except Exception:
             with self._buf_lock:
-                self.rows_dropped += rows.shape[0]
-            self._metrics.rows_dropped.inc(rows.shape[0])
+                self.rows_dropped += n
+            self._metrics.rows_dropped.inc(n)
             raise
-        self._metrics.rows_profiled.inc(rows.shape[0])
+        self._metrics.rows_profiled.inc(n)
+        pred = rows[:, self.columns.index(PRED_CLASS)].astype(np.int64)
+        counts = np.bincount(pred, minlength=len(self._pred_counters))
+        for k in np.flatnonzero(counts[: len(self._pred_counters)]):
+            self._pred_counters[k].inc(int(counts[k]))
         hist = self._metrics.confidence
-        for c in rows[:, self.columns.index(CONFIDENCE)]:
-            hist.observe(float(c))
+        for c in rows[:, self.columns.index(CONFIDENCE)].tolist():
+            hist.observe(c)
+
+    def _rows(self, batches: list[tuple[np.ndarray, np.ndarray, str | None]]) -> np.ndarray:
+        """Feature rows of buffered calls, in order (flips compare within each sequence key)."""
+        if len(batches) == 1:
+            w, p, key = batches[0]
+            return feature_rows(w, p, self._flips.update(key, p.argmax(axis=1)))
+        flips = np.full(sum(b[0].shape[0] for b in batches), np.nan)
+        start = 0
+        for w, p, key in batches:
+            f = self._flips.update(key, p.argmax(axis=1)) if key is not None else None
+            if f is not None:
+                flips[start : start + w.shape[0]] = f
+            start += w.shape[0]
+        windows = np.concatenate([b[0] for b in batches])
+        probs = np.concatenate([np.asarray(b[1], np.float64) for b in batches])
+        return feature_rows(windows, probs, flips)
 
     def _roll_locked(self, end: datetime) -> Path | None:
         """Write the current profile as the file of ``[interval start, end]`` and start a new one."""

@@ -10,6 +10,13 @@ Known limits worked around here:
   is logged as an int64 column and class names travel in the profile's metadata;
 * one ``track`` call costs milliseconds whatever the row count, so callers log
   batches of many rows (see :class:`RollingProfile`);
+* whylogs' default pandas path checks every value with a Python ``lambda``
+  (~25 µs per row of 30 columns); columns declared *homogeneous* skip that, so
+  :class:`RollingProfile` declares every column and tracks NaN-free columns
+  only (a column's NaNs are left out: they are "no value", e.g. the first
+  window of a recording has no flip), 4-7x faster; and only the metrics read
+  here are kept (counts, types, distribution; frequent items and integer
+  min/max for integer columns; no cardinality sketch);
 * ``DatasetProfileView.merge`` updates the left view's metadata in place, so
   :func:`merge_views` always merges into a fresh empty view;
 * two threads making their first sketch updates at the same time deadlocked
@@ -39,6 +46,11 @@ from har.monitoring.features import PRED_CLASS
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 
 from whylogs.core import DatasetProfile, DatasetProfileView
+from whylogs.core.datatypes import Fractional, Integral
+from whylogs.core.metrics import StandardMetric
+from whylogs.core.preprocessing import ColumnProperties
+from whylogs.core.resolvers import MetricSpec, ResolverSpec
+from whylogs.core.schema import DeclarativeSchema
 
 #: A read-only whylogs profile (``whylogs.core.DatasetProfileView``).
 ProfileView: TypeAlias = DatasetProfileView
@@ -100,6 +112,33 @@ class Distribution:
         return np.asarray(out, dtype=np.float64)[: len(pts)]
 
 
+_COLUMN_METRICS = [MetricSpec(StandardMetric.counts.value), MetricSpec(StandardMetric.types.value)]
+_RESOLVERS = [
+    ResolverSpec(
+        column_type=Integral,
+        metrics=[
+            *_COLUMN_METRICS,
+            MetricSpec(StandardMetric.distribution.value),
+            MetricSpec(StandardMetric.ints.value),
+            MetricSpec(StandardMetric.frequent_items.value),
+        ],
+    ),
+    ResolverSpec(
+        column_type=Fractional,
+        metrics=[*_COLUMN_METRICS, MetricSpec(StandardMetric.distribution.value)],
+    ),
+]
+
+
+def _schema(columns: Sequence[str], int_columns: set[str]) -> DeclarativeSchema:
+    """Every column declared homogeneous (float64, or int64 for ``int_columns``)."""
+    types = {
+        c: (np.int64 if c in int_columns else np.float64, ColumnProperties.homogeneous)
+        for c in columns
+    }
+    return DeclarativeSchema(_RESOLVERS, types=types)
+
+
 class RollingProfile:
     """A mutable profile that batches of feature rows are added to (not thread-safe).
 
@@ -107,6 +146,9 @@ class RollingProfile:
         columns: names of the ``F`` row columns (:func:`har.monitoring.features.feature_names`).
         metadata: strings stored in the profile (class names, worker id, ...).
         int_columns: columns logged as int64 (whylogs would break on strings).
+
+    Values must be finite or NaN; NaN means "no value" and is not logged (so a
+    column's count is its number of values, and may be below the row count).
     """
 
     def __init__(
@@ -119,20 +161,38 @@ class RollingProfile:
         self.metadata = dict(metadata or {})
         self._int = {i for i, c in enumerate(self.columns) if c in set(int_columns)}
         with _LOCK:
-            self._profile = DatasetProfile(metadata=dict(self.metadata))
+            self._schema = _schema(self.columns, set(int_columns))
+        self._profile = self._new_profile()
         self.rows = 0
 
+    def _new_profile(self) -> DatasetProfile:
+        with _LOCK:
+            return DatasetProfile(schema=self._schema.copy(), metadata=dict(self.metadata))
+
     def track(self, rows: np.ndarray) -> None:
-        """Add ``(N, F)`` float rows (NaN = missing) in one whylogs call."""
+        """Add ``(N, F)`` float rows (NaN = no value) with as few whylogs calls as possible."""
         if rows.shape[0] == 0:
             return
-        data = {
-            c: (rows[:, i].astype(np.int64) if i in self._int else rows[:, i])
-            for i, c in enumerate(self.columns)
-        }
-        frame = pd.DataFrame(data, copy=False)
+        gaps = np.isnan(rows).any(axis=0)
+        full: dict[str, np.ndarray] = {}
+        partial: list[tuple[str, np.ndarray]] = []
+        for i, c in enumerate(self.columns):
+            col = rows[:, i]
+            if gaps[i]:
+                col = col[~np.isnan(col)]
+                if col.size == 0:
+                    continue
+            if i in self._int:
+                col = col.astype(np.int64)
+            if gaps[i]:
+                partial.append((c, col))
+            else:
+                full[c] = col
+        frames = [pd.DataFrame(full, copy=False)] if full else []
+        frames += [pd.DataFrame({c: col}, copy=False) for c, col in partial]
         with _LOCK:
-            self._profile.track(pandas=frame)
+            for frame in frames:
+                self._profile.track(pandas=frame)
         self.rows += int(rows.shape[0])
 
     def to_bytes(self) -> bytes:
@@ -146,8 +206,7 @@ class RollingProfile:
 
     def reset(self) -> None:
         """Start an empty profile (same columns and metadata)."""
-        with _LOCK:
-            self._profile = DatasetProfile(metadata=dict(self.metadata))
+        self._profile = self._new_profile()
         self.rows = 0
 
 
