@@ -27,6 +27,54 @@ from har.inference import CompiledModel, configure_tensorflow
 from har.serving import Scorer
 from har.settings import get_settings
 
+
+def _cancel_traffic_timers() -> None:
+    """Make BentoML's ``TimeoutMiddleware`` cancel its per-request timer when the request ends.
+
+    BentoML 1.4.30 schedules ``loop.call_later(traffic timeout, ...)`` for every HTTP
+    request and never cancels it, so each finished request's timer, waiter future and
+    context (with its OpenTelemetry span) stay on the event loop for the whole traffic
+    timeout (120 s here): at 400 requests/s that is ~50,000 live timers, ~250 MB in the
+    API worker, and garbage-collection passes over them that cost ~25 % of the HTTP
+    throughput after a few minutes of load (load_tests/RESULTS.md). Same behaviour,
+    timer cancelled in ``finally``; applied once, in every worker that imports this module.
+    """
+    from bentoml._internal.server.http import traffic
+    from starlette.responses import JSONResponse as StarletteJSON
+
+    cls = traffic.TimeoutMiddleware
+    if getattr(cls, "_har_cancels_timer", False):
+        return
+
+    async def __call__(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
+
+        async def _send(message: Any) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+            await send(message)
+
+        fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+        try:
+            await waiter
+        except TimeoutError:
+            if fut.cancel():
+                body = {"error": f"Not able to process the request in {self.timeout} seconds"}
+                await StarletteJSON(body, status_code=504)(scope, receive, send)
+        else:
+            await fut
+        finally:
+            timer.cancel()
+
+    cls.__call__ = __call__
+    cls._har_cancels_timer = True
+
+
+_cancel_traffic_timers()
 settings = get_settings()
 RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError)
 EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest

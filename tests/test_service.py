@@ -201,3 +201,61 @@ def test_openapi_documents_endpoints_with_examples(client):
         assert path in spec["paths"], path
     text = json.dumps(spec["paths"]["/predict"])
     assert "example" in text
+
+
+def _live_traffic_timers() -> int:
+    import gc
+
+    return sum(
+        1
+        for o in gc.get_objects()
+        if type(o).__name__ == "TimerHandle"
+        and not o.cancelled()
+        and getattr(getattr(o, "_callback", None), "__name__", "") == "_set_timer_out"
+    )
+
+
+def test_traffic_timeout_timers_are_cancelled_when_requests_end(client):
+    """BentoML 1.4.30 left one 120-s timer (holding the request's context) per request."""
+    before = _live_traffic_timers()
+    for _ in range(20):
+        assert client.get("/healthz").status_code == 200
+        assert client.post("/predict", json={"windows": [[[0.0] * 6] * 200]}).status_code == 200
+    assert _live_traffic_timers() - before <= 0
+
+
+def test_traffic_timeout_still_answers_504_for_slow_requests():
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    import service  # noqa: F401  (applies the fix)
+
+    async def slow_app(scope, receive, send):
+        await asyncio.sleep(5)
+
+    async def fast_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def call(app, timeout):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            sent.append(message)
+
+        mw = TimeoutMiddleware(app, timeout=timeout)
+        await mw({"type": "http", "method": "GET", "path": "/"}, receive, send)
+        loop = asyncio.get_running_loop()
+        pending = [h for h in loop._scheduled if not h.cancelled()]
+        return sent, pending
+
+    sent, pending = asyncio.run(call(slow_app, 0.05))
+    assert sent[0]["status"] == 504
+    sent, pending = asyncio.run(call(fast_app, 60))
+    assert sent[0]["status"] == 200 and pending == []
