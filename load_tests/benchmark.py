@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python load_tests/benchmark.py            # full run, ~6-8 min on 2 cores
+    .venv/bin/python load_tests/benchmark.py            # full run, ~8 min on 2 cores (+5 min with --monitoring both)
     .venv/bin/python load_tests/benchmark.py --quick    # smoke run, ~4 min
     .venv/bin/python load_tests/benchmark.py --monitoring both   # + monitoring on/off rounds
     .venv/bin/python load_tests/benchmark.py --only-ab --quick   # only the on/off rounds
@@ -23,7 +23,10 @@ One run measures, one thing at a time:
    remembers how long recent batches waited);
 4. ``POST /predict_recording`` with a synthetic one-hour 50 Hz recording: windows/s end
    to end (median of ``--uploads``) and as a fraction of the ceiling; failed uploads are
-   counted and retried.
+   counted and retried;
+5. with ``--monitoring both`` (what ``make bench`` runs): monitoring on vs off, two
+   servers up at once and loaded in turn, HTTP and gRPC at c=64, ``--ab-rounds`` rounds
+   (order alternating), medians and the on/off ratio of every round.
 
 Every row also shows where the CPU went while it was measured (percent of one core):
 the server's processes (API worker / model worker / BentoML's supervisor), the load
@@ -846,9 +849,8 @@ def bench_server(
     lua: Path,
     grpc_body: Path,
     csv_bytes: bytes | None,
-    full: bool,
 ) -> list[Row]:
-    """Start ``bentoml serve`` once and measure its cells (``full``: all; else HTTP c=64).
+    """Start ``bentoml serve`` once and measure every cell.
 
     Cells run in order of concurrency, HTTP then gRPC at each level: BentoML's batching
     dispatcher learns a wait time from recent batches, and after heavy load it keeps
@@ -916,8 +918,6 @@ def bench_server(
             return row
 
         http_name, grpc_name = "HTTP /predict" + suffix, "gRPC Predict" + suffix
-        if not full:
-            return [attempt(http_name, "c=64", lambda: http_cell(64))]
         ok, total, codes = grpc_check(server.grpc_target, grpc_body, 1)
         resp_bytes = grpc_response_bytes(grpc_url, grpc_body) if ok == total else 0
         if resp_bytes:
@@ -1384,9 +1384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench_naive(setup, opts, tmp, lua)
             print("\n3-4. BentoML service", flush=True)
             csv_bytes = csv_path.read_bytes()
-            rows += bench_server(
-                opts, setup, tmp, primary == "on", lua, grpc_body, csv_bytes, full=True
-            )
+            rows += bench_server(opts, setup, tmp, primary == "on", lua, grpc_body, csv_bytes)
         if opts.monitoring == "both":
             ab_rows, ab_lines = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
             rows += ab_rows
