@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     )
     profile_dir: Path = Field(Path("logs/whylogs"), description="Where whylogs profiles go.")
     profile_interval_s: float = Field(300.0, gt=0, description="Profile roll-over period.")
-    profile_queue_size: int = Field(100_000, ge=1, description="Rows buffered before dropping.")
+    profile_queue_size: int = Field(
+        20_000,
+        ge=1,
+        description="Windows waiting for the monitoring writer before new ones are dropped "
+        "(each holds its 200x6 float32 samples: ~4.8 KB, ~96 MB at the default).",
+    )
     monitoring: bool = Field(True, description="Profile served windows with whylogs.")
     drift_threshold: float = Field(
         0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
