@@ -1,7 +1,7 @@
 """Monitoring of the served model without labels: whylogs profiles, drift, Prometheus metrics.
 
 Modules:
-    features  per-window feature rows (numpy, on the request path)
+    features  per-window feature rows (numpy, batched on the writer thread)
     profiles  whylogs behind one small module (the only one importing it)
     store     profile file names (UTC interval + writer) and selection by time
     drift     Hellinger drift per feature, confidence and stability of an interval

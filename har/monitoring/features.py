@@ -2,8 +2,9 @@
 
 A served window (``window`` samples × 6 channels, canonical units: m/s² and
 deg/s, *before* the model's scaler) and its softmax output become one row of
-plain numbers. Rows are computed with numpy for a whole batch at once, on the
-request path, so this module must stay cheap and must not import whylogs.
+plain numbers. Rows are computed with numpy for many windows at once by the
+monitor's writer thread (in the API worker's process, so it must stay cheap:
+~10 µs per window in chunks), and this module must not import whylogs.
 
 Columns (``F = 4 * channels + 2 + 4``):
 
