@@ -62,7 +62,7 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 		--host $(HOST) --csv load_tests/reports/locust --html load_tests/reports/locust.html \
 		--only-summary --exit-code-on-error 1
 
-bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 14 min)
+bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
 	$(BIN)/python load_tests/benchmark.py --monitoring both
 
 clean:  ## remove the virtual environment and generated files

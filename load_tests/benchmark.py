@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python load_tests/benchmark.py            # full run, ~8 min on 2 cores (+5 min with --monitoring both)
+    .venv/bin/python load_tests/benchmark.py            # full run, ~8 min on 2 cores (+8 min with --monitoring both)
     .venv/bin/python load_tests/benchmark.py --quick    # smoke run, ~4 min
     .venv/bin/python load_tests/benchmark.py --monitoring both   # + monitoring on/off rounds
     .venv/bin/python load_tests/benchmark.py --only-ab --quick   # only the on/off rounds
@@ -1323,7 +1323,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         default="on",
         help="HAR_MONITORING for the server; 'both' adds interleaved on/off rounds at c=64",
     )
-    p.add_argument("--ab-rounds", type=int, help="on/off rounds (default 5; quick 3)")
+    p.add_argument("--ab-rounds", type=int, help="on/off rounds (default 8; quick 3)")
     p.add_argument("--ab-duration", type=int, help="seconds per on/off cell (default 10; quick 5)")
     p.add_argument(
         "--only-ab", action="store_true", help="only the on/off rounds (prints, writes no file)"
@@ -1342,7 +1342,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         raw_run_s=ns.raw_run_s or (0.3 if ns.quick else 1.0),
         uploads=ns.uploads,
         monitoring="both" if ns.only_ab else ns.monitoring,
-        ab_rounds=ns.ab_rounds or (3 if ns.quick else 5),
+        ab_rounds=ns.ab_rounds or (3 if ns.quick else 8),
         ab_duration=ns.ab_duration or (5 if ns.quick else 10),
         only_ab=ns.only_ab,
         results=None if ns.no_results or ns.only_ab else ns.results,

@@ -85,7 +85,7 @@ class Monitor:
         *,
         worker_id: str | None = None,
         thresholds: Mapping[str, float] | None = None,
-        flush_s: float = 1.0,
+        flush_s: float = 2.0,
         batch_rows: int = 2000,
     ) -> None:
         self.card = card
@@ -275,15 +275,17 @@ class Monitor:
         if len(batches) == 1:
             w, p, key = batches[0]
             return feature_rows(w, p, self._flips.update(key, p.argmax(axis=1)))
-        flips = np.full(sum(b[0].shape[0] for b in batches), np.nan)
-        start = 0
-        for w, p, key in batches:
-            f = self._flips.update(key, p.argmax(axis=1)) if key is not None else None
-            if f is not None:
-                flips[start : start + w.shape[0]] = f
-            start += w.shape[0]
+        sizes = [b[0].shape[0] for b in batches]
+        flips = None
+        if any(key is not None for _, _, key in batches):
+            flips = np.full(sum(sizes), np.nan)
+            start = 0
+            for (_, p, key), n in zip(batches, sizes, strict=True):
+                if key is not None:
+                    flips[start : start + n] = self._flips.update(key, p.argmax(axis=1))
+                start += n
         windows = np.concatenate([b[0] for b in batches])
-        probs = np.concatenate([np.asarray(b[1], np.float64) for b in batches])
+        probs = np.concatenate([b[1] for b in batches]).astype(np.float64, copy=False)
         return feature_rows(windows, probs, flips)
 
     def _roll_locked(self, end: datetime) -> Path | None:
