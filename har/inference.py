@@ -9,6 +9,7 @@ sizes (powers of two up to ``max_batch_size``) that are all compiled by
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,7 @@ class CompiledModel:
     def __init__(self, model: Any, *, xla: bool = True, max_batch_size: int = 128) -> None:
         import tensorflow as tf
 
+        self._tf = tf
         self.model = model
         self.xla = xla
         _, self.window, self.channels = model.input_shape
@@ -66,9 +68,19 @@ class CompiledModel:
             self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     def warmup(self) -> None:
-        """Compile every padded batch size now rather than on the first request."""
-        for b in self.buckets if self.xla else [1]:
-            self._run(np.zeros((b, self.window, self.channels), np.float32))
+        """Compile every padded batch size now rather than on the first request.
+
+        Tracing one function per size is the point here, so TensorFlow's "triggered
+        tf.function retracing ... tracing is expensive" warning is muted meanwhile.
+        """
+        logger = self._tf.get_logger()
+        level = logger.level
+        logger.setLevel(max(level, logging.ERROR))
+        try:
+            for b in self.buckets if self.xla else [1]:
+                self._run(np.zeros((b, self.window, self.channels), np.float32))
+        finally:
+            logger.setLevel(level)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._fn(x), dtype=np.float32)
