@@ -55,7 +55,6 @@ class CompiledModel:
     def __init__(self, model: Any, *, xla: bool = True, max_batch_size: int = 128) -> None:
         import tensorflow as tf
 
-        self._tf = tf
         self.model = model
         self.xla = xla
         _, self.window, self.channels = model.input_shape
@@ -73,7 +72,7 @@ class CompiledModel:
         Tracing one function per size is the point here, so TensorFlow's "triggered
         tf.function retracing ... tracing is expensive" warning is muted meanwhile.
         """
-        logger = self._tf.get_logger()
+        logger = logging.getLogger("tensorflow")  # what tf.get_logger() returns
         level = logger.level
         logger.setLevel(max(level, logging.ERROR))
         try:

@@ -841,6 +841,60 @@ def bench_recording(
     return row
 
 
+def server_env(setup: ModelSetup, tmp: Path, monitoring: bool, name: str) -> dict[str, str]:
+    """Environment of a benchmarked ``bentoml serve`` (profiles under ``tmp/profiles-NAME``)."""
+    return {
+        "HAR_MODEL_TAG": setup.tag,
+        "HAR_MONITORING": "1" if monitoring else "0",
+        "HAR_PROFILE_DIR": str(tmp / f"profiles-{name}"),
+        "WHYLOGS_NO_ANALYTICS": "1",
+    }
+
+
+def http_row(
+    name: str,
+    server: Any,
+    groups: dict[str, list[psutil.Process]],
+    lua: Path,
+    c: int,
+    seconds: int,
+    warmup: int,
+) -> Row:
+    """One ``wrk`` cell against ``server``'s ``/predict`` at ``c`` connections."""
+    url = f"{server.url}/predict"
+    return measure_cell(
+        name,
+        lambda: run_wrk(url, lua, c, seconds),
+        lambda: run_wrk(url, lua, c, warmup),
+        groups,
+        server.url,
+        c,
+    )
+
+
+def grpc_row(
+    name: str,
+    server: Any,
+    groups: dict[str, list[psutil.Process]],
+    body: Path,
+    c: int,
+    seconds: int,
+    warmup: int,
+    resp_bytes: int,
+    log: Path,
+) -> Row:
+    """One ``h2load`` cell against ``server``'s gRPC ``Predict`` with ``c`` streams."""
+    url = f"http://{server.grpc_target}{GRPC_PATH}"
+    return measure_cell(
+        name,
+        lambda: run_h2load(url, body, c, seconds, resp_bytes, log),
+        lambda: run_h2load(url, body, c, warmup, resp_bytes, log),
+        groups,
+        server.url,
+        c,
+    )
+
+
 def bench_server(
     opts: Options,
     setup: ModelSetup,
@@ -860,12 +914,7 @@ def bench_server(
     sys.path.insert(0, str(ROOT / "tests"))
     serve_helpers = importlib.import_module("serve_helpers")
     label = "on" if monitoring else "off"
-    env = {
-        "HAR_MODEL_TAG": setup.tag,
-        "HAR_MONITORING": "1" if monitoring else "0",
-        "HAR_PROFILE_DIR": str(tmp / f"profiles-{label}"),
-        "WHYLOGS_NO_ANALYTICS": "1",
-    }
+    env = server_env(setup, tmp, monitoring, label)
     log_dir = tmp / f"serve-monitoring-{label}"
     log_dir.mkdir(exist_ok=True)
     rows: list[Row] = []
@@ -875,7 +924,6 @@ def bench_server(
     with serve_helpers.bentoml_serve(env, log_dir=log_dir) as server:
         print(f"  ready in {time.monotonic() - t0:.0f} s; log {server.log}", flush=True)
         groups = server_groups(server.proc.pid)
-        http_url = f"{server.url}/predict"
         grpc_url = f"http://{server.grpc_target}{GRPC_PATH}"
 
         def attempt(name: str, load: str, fn: Callable[[], Row]) -> Row:
@@ -889,25 +937,21 @@ def bench_server(
 
         def http_cell(c: int, name: str = "HTTP /predict" + suffix) -> Row:
             with profiled(opts, f"http-c{c}-mon-{label}", groups, opts.duration):
-                return measure_cell(
-                    name,
-                    lambda: run_wrk(http_url, lua, c, opts.duration),
-                    lambda: run_wrk(http_url, lua, c, opts.warmup),
-                    groups,
-                    server.url,
-                    c,
-                )
+                return http_row(name, server, groups, lua, c, opts.duration, opts.warmup)
 
         def grpc_cell(c: int, resp_bytes: int) -> Row:
             log = tmp / f"h2load-c{c}.log"
             with profiled(opts, f"grpc-c{c}-mon-{label}", groups, opts.duration):
-                row = measure_cell(
+                row = grpc_row(
                     "gRPC Predict" + suffix,
-                    lambda: run_h2load(grpc_url, grpc_body, c, opts.duration, resp_bytes, log),
-                    lambda: run_h2load(grpc_url, grpc_body, c, opts.warmup, resp_bytes, log),
+                    server,
                     groups,
-                    server.url,
+                    grpc_body,
                     c,
+                    opts.duration,
+                    opts.warmup,
+                    resp_bytes,
+                    log,
                 )
             ok, total, codes = grpc_check(server.grpc_target, grpc_body, max(2 * c, 8))
             row.note = f"then a grpc client burst: {ok}/{total} OK" + (
@@ -978,11 +1022,8 @@ def bench_monitoring_ab(
             if not (home / "models").exists():
                 (home / "models").symlink_to(models.resolve(), target_is_directory=True)
             env = {
+                **server_env(setup, tmp, label == "on", f"ab-{label}"),
                 "BENTOML_HOME": str(home),
-                "HAR_MODEL_TAG": setup.tag,
-                "HAR_MONITORING": "1" if label == "on" else "0",
-                "HAR_PROFILE_DIR": str(tmp / f"ab-profiles-{label}"),
-                "WHYLOGS_NO_ANALYTICS": "1",
             }
             log_dir = tmp / f"ab-serve-{label}"
             log_dir.mkdir(exist_ok=True)
@@ -995,39 +1036,35 @@ def bench_monitoring_ab(
             order = ("on", "off") if i % 2 == 0 else ("off", "on")
             for label in order:
                 s, g = servers[label], groups[label]
-                http_url = f"{s.url}/predict"
-                grpc_url = f"http://{s.grpc_target}{GRPC_PATH}"
-                log = tmp / f"ab-h2load-{label}.log"
                 samples.setdefault(("HTTP /predict", label), []).append(
-                    measure_cell(
+                    http_row(
                         f"HTTP /predict [monitoring {label}] round {i + 1}",
-                        lambda u=http_url: run_wrk(u, lua, c, opts.ab_duration),
-                        lambda u=http_url: run_wrk(u, lua, c, opts.warmup),
+                        s,
                         g,
-                        s.url,
+                        lua,
                         c,
+                        opts.ab_duration,
+                        opts.warmup,
                     )
                 )
                 samples.setdefault(("gRPC Predict", label), []).append(
-                    measure_cell(
+                    grpc_row(
                         f"gRPC Predict [monitoring {label}] round {i + 1}",
-                        lambda u=grpc_url, lg=log: run_h2load(
-                            u, grpc_body, c, opts.ab_duration, resp_bytes, lg
-                        ),
-                        lambda u=grpc_url, lg=log: run_h2load(
-                            u, grpc_body, c, opts.warmup, resp_bytes, lg
-                        ),
+                        s,
                         g,
-                        s.url,
+                        grpc_body,
                         c,
+                        opts.ab_duration,
+                        opts.warmup,
+                        resp_bytes,
+                        tmp / f"ab-h2load-{label}.log",
                     )
                 )
-        for label, s in servers.items():
-            if label == "on":
-                with contextlib.suppress(OSError, ValueError):
-                    with urllib.request.urlopen(f"{s.url}/monitoring/drift", timeout=60) as r:
-                        rows_seen = json.load(r).get("rows")
-                    print(f"  monitoring-on server profiled {rows_seen} rows so far", flush=True)
+        with contextlib.suppress(OSError, ValueError):
+            drift_url = f"{servers['on'].url}/monitoring/drift"
+            with urllib.request.urlopen(drift_url, timeout=60) as r:
+                rows_seen = json.load(r).get("rows")
+            print(f"  monitoring-on server profiled {rows_seen} rows so far", flush=True)
     rows: list[Row] = []
     lines = [
         f"| round | {' | '.join(f'{p} on | {p} off | on/off' for p in AB_PROTOCOLS)} |",

@@ -272,10 +272,7 @@ class Monitor:
 
     def _rows(self, batches: list[tuple[np.ndarray, np.ndarray, str | None]]) -> np.ndarray:
         """Feature rows of buffered calls, in order (flips compare within each sequence key)."""
-        if len(batches) == 1:
-            w, p, key = batches[0]
-            return feature_rows(w, p, self._flips.update(key, p.argmax(axis=1)))
-        sizes = [b[0].shape[0] for b in batches]
+        sizes = [w.shape[0] for w, _, _ in batches]
         flips = None
         if any(key is not None for _, _, key in batches):
             flips = np.full(sum(sizes), np.nan)
@@ -284,8 +281,11 @@ class Monitor:
                 if key is not None:
                     flips[start : start + n] = self._flips.update(key, p.argmax(axis=1))
                 start += n
-        windows = np.concatenate([b[0] for b in batches])
-        probs = np.concatenate([b[1] for b in batches]).astype(np.float64, copy=False)
+        if len(batches) == 1:  # e.g. one recording: no copy
+            windows, probs = batches[0][0], batches[0][1]
+        else:
+            windows = np.concatenate([w for w, _, _ in batches])
+            probs = np.concatenate([p for _, p, _ in batches])
         return feature_rows(windows, probs, flips)
 
     def _roll_locked(self, end: datetime) -> Path | None:
