@@ -31,7 +31,8 @@ def raw() -> dict:
 def test_data_file_found_through_package_metadata():
     p = dataset.dataset_path()
     assert p.name == "watch_dataset.npy" and p.parent.name == "data"
-    assert p.is_file()
+    keys = np.load(p, allow_pickle=True).item().keys()
+    assert {"X", "y", "subject", "side", "y_labels"} <= set(keys)
 
 
 def test_subjects_labels_and_sizes(ds):
@@ -103,7 +104,6 @@ def test_production_session_matches_its_truth():
     assert truth["subject"] in dataset.HELDOUT_SUBJECTS
     segs = truth["segments"]
     assert [s["activity"] for s in segs] == list(demo_data.SESSION_EXERCISES)
-    assert len({s["activity"] for s in segs}) >= 4
     for a, b in zip(segs, segs[1:], strict=False):
         assert a["end"] == pytest.approx(b["start"])
     rec = read_csv_recording(PRODUCTION / "session_canonical_100hz.csv")

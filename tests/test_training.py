@@ -123,7 +123,7 @@ def test_one_epoch_smoke_run_writes_a_valid_model_and_card(tmp_path, monkeypatch
     np.testing.assert_allclose(card.scaler.mean, expected.mean, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(card.scaler.scale, expected.scale, rtol=1e-6)
     assert 20 < card.scaler.scale[4] < 500  # gyro spread in deg/s, not rad/s
-    json.loads(card_path.read_text())  # plain JSON
+    assert json.loads(card_path.read_text())["training"]["config"]["epochs"] == 1
 
     import keras
 
@@ -133,5 +133,11 @@ def test_one_epoch_smoke_run_writes_a_valid_model_and_card(tmp_path, monkeypatch
         x, y = f["windows"], f["labels"]
     assert x.dtype == np.float32 and x.shape[1:] == (200, 6)
     assert card.metrics["heldout"]["n_windows"] == len(y)
-    assert 0.0 <= card.metrics["heldout"]["accuracy"] <= 1.0
+    pred = model.predict(Preprocessor(card).scale(x), verbose=0).argmax(axis=1)
+    assert card.metrics["heldout"]["accuracy"] == pytest.approx(float((pred == y).mean()))
+    from har.monitoring import read_reference_profile
+    from har.monitoring.profiles import row_count
+
+    reference = read_reference_profile(tmp_path / registry.REFERENCE_FILE)
+    assert row_count(reference) == card.training["n_train_windows"]
     assert not (tmp_path / "session_canonical_100hz.csv").exists()  # demo data untouched
