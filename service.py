@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from har import grpc_service, registry
+from har.access import Access, BearerAuthMiddleware
 from har.card import Units
 from har.coalescing import Coalescer
 from har.errors import InputError
@@ -27,6 +28,7 @@ from har.http import BodySizeLimitMiddleware, client_error, read_upload
 from har.inference import CompiledModel, configure_tensorflow
 from har.serving import Scorer
 from har.settings import get_settings
+from har.tls import GrpcTLS, grpc_server_credentials
 
 
 def _cancel_traffic_timers() -> None:
@@ -93,6 +95,8 @@ def _freeze_startup_heap() -> None:
 
 
 settings = get_settings()
+access = Access.from_settings(settings)  # bearer tokens (off unless HAR_API_TOKENS*)
+grpc_tls = GrpcTLS.from_settings(settings)  # gRPC TLS (off unless HAR_GRPC_TLS_*)
 RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError)
 EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
 UPLOAD = Annotated[list[Path], Field(max_length=1)]
@@ -222,6 +226,8 @@ class HARService:
                 settings.grpc_host,
                 settings.grpc_port,
                 max_message_bytes=settings.max_request_bytes,
+                interceptors=access.grpc_interceptors(),
+                credentials=grpc_server_credentials(grpc_tls),
             )
         _freeze_startup_heap()  # last start-up step of the API worker
 
@@ -307,4 +313,5 @@ class HARService:
         return await asyncio.to_thread(self.monitor.drift, start, end)
 
 
+HARService.add_asgi_middleware(BearerAuthMiddleware, access=access)  # outermost: first
 HARService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)

@@ -265,7 +265,13 @@ class GrpcServer:
 
 
 async def start_grpc_server(
-    scorer: Scorer, host: str, port: int, *, max_message_bytes: int
+    scorer: Scorer,
+    host: str,
+    port: int,
+    *,
+    max_message_bytes: int,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> GrpcServer:
     """Start ``har.v1.ActivityRecognition`` with health checking and reflection.
 
@@ -278,6 +284,8 @@ async def start_grpc_server(
         host: interface to bind (``"0.0.0.0"``, ``"::"``, ``"127.0.0.1"``, ...).
         port: TCP port; 0 picks a free one (see :attr:`GrpcServer.port`).
         max_message_bytes: largest request and response message.
+        interceptors: run before every call (e.g. ``har.access`` bearer tokens).
+        credentials: TLS server credentials (``har.tls``); ``None``: plaintext.
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -287,7 +295,8 @@ async def start_grpc_server(
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 1),
-        ]
+        ],
+        interceptors=list(interceptors),
     )
     har_pb2_grpc.add_ActivityRecognitionServicer_to_server(
         ActivityRecognitionServicer(scorer), server
@@ -301,13 +310,22 @@ async def start_grpc_server(
     )
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise RuntimeError(f"cannot bind gRPC to {address}: {exc}") from exc
     if bound == 0:
         raise RuntimeError(f"cannot bind gRPC to {address}")
     await server.start()
-    logger.info("gRPC %s listening on %s (port %d)", SERVICE_NAME, address, bound)
+    logger.info(
+        "gRPC %s listening on %s (port %d, %s)",
+        SERVICE_NAME,
+        address,
+        bound,
+        "TLS" if credentials is not None else "plaintext",
+    )
     return GrpcServer(server=server, port=bound, health=health_servicer)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Root of the source tree (the folder holding ``pyproject.toml``).
@@ -64,6 +64,33 @@ class Settings(BaseSettings):
         0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
     )
     drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
+
+    # access
+    api_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated bearer tokens. Set (or HAR_API_TOKENS_FILE): every HTTP "
+        "endpoint but the probes and the docs page, and every gRPC method but health, needs "
+        "`Authorization: Bearer <token>`. Empty: no access control.",
+    )
+    api_tokens_file: Path | None = Field(
+        None,
+        description="File of bearer tokens, one per line (blank lines and # comments "
+        "ignored), merged with HAR_API_TOKENS.",
+    )
+    metrics_auth: bool = Field(
+        False, description="With tokens set, /metrics needs a token too (default: open)."
+    )
+    grpc_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain of the gRPC server: set with HAR_GRPC_TLS_KEY, "
+        "gRPC speaks TLS only.",
+    )
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of HAR_GRPC_TLS_CERT.")
+    grpc_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA certificates: gRPC clients must present a certificate one of "
+        "them signed (mutual TLS). Needs HAR_GRPC_TLS_CERT.",
+    )
 
 
 @lru_cache(maxsize=1)
