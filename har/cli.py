@@ -8,6 +8,7 @@ Commands:
     train-reference  train and evaluate the bundled reference model
     reference        attach a reference profile (for drift) to a stored model
     drift-report     render served profiles against the reference as an HTML page
+    timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
 """
 
 from __future__ import annotations
@@ -137,6 +138,19 @@ def _cmd_drift_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_timeline_eval(args: argparse.Namespace) -> int:
+    from har.batch import load_for_scoring
+    from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
+
+    _, card, model = load_for_scoring(args.model)
+    sessions = production_sessions(args.production)
+    if not args.no_heldout:
+        sessions += heldout_sessions()
+    options = {"switch_penalty": args.switch_penalty, "min_segment_s": args.min_segment_s}
+    print(markdown_table(compare(sessions, card, model, **options)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.settings import get_settings
@@ -202,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", help="ISO 8601 time or a duration such as 2h, 30m")
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=_cmd_drift_report)
+
+    s = sub.add_parser("timeline-eval", help="raw vs smoothed timelines against the truth")
+    s.add_argument("--production", type=Path, default=Path("data/production"))
+    s.add_argument("--no-heldout", action="store_true", help="skip the held-out sessions")
+    s.add_argument("--model", help="model tag (default: the served one, else the bundled file)")
+    s.add_argument("--switch-penalty", type=float, help="default HAR_SWITCH_PENALTY")
+    s.add_argument("--min-segment-s", type=float, help="default HAR_MIN_SEGMENT_S")
+    s.set_defaults(func=_cmd_timeline_eval)
     return p
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,22 @@ class Settings(BaseSettings):
         0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
     )
     drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
+    # timeline (har/timeline.py): how window predictions become the activity segments
+    smoothing: Literal["viterbi", "none"] = Field(
+        "viterbi",
+        description="Timeline smoothing: 'viterbi' (HMM with a switching penalty, then a "
+        "minimum segment duration) or 'none' (each window's argmax).",
+    )
+    switch_penalty: float = Field(
+        6.0,
+        ge=0,
+        description="Nats an activity change costs in the Viterbi pass (0: raw argmax).",
+    )
+    min_segment_s: float = Field(
+        0.0,
+        ge=0,
+        description="Smoothed segments shorter than this (seconds) join a neighbour (0: off).",
+    )
 
 
 @lru_cache(maxsize=1)
