@@ -68,7 +68,7 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 		--only-summary --exit-code-on-error 1
 
 bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
-	$(BIN)/python load_tests/benchmark.py --monitoring both
+	$(BIN)/python -m load_tests.bench --monitoring both
 
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

@@ -2,7 +2,7 @@
 
 Recordings come with truth segments (``{"segments": [{"activity", "start", "end"}],
 "gap": {"start", "end"} | null}``, seconds from the first sample, as the truth files
-:func:`har.dataset.make_production_data` writes), or are built here from held-out
+:func:`har.training.demo_data.make_production_data` writes), or are built here from held-out
 subjects of the training data set (:func:`heldout_sessions`). Each is scored in
 process by the model (as :mod:`har.batch` does) and its timeline is drawn raw
 (``smoothing="none"``) and smoothed (the settings' method); :func:`compare` tabulates
