@@ -35,8 +35,8 @@ def prepare_model(tmp: Path) -> ModelSetup:
     else:
         import keras
 
-        from har.training.architecture import build_model
         from har.card import ModelCard, Scaler
+        from har.training.architecture import build_model
 
         keras.utils.set_random_seed(0)
         build_model(len(STANDIN_CLASSES)).save(tmp / "standin.keras")
