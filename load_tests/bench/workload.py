@@ -49,7 +49,9 @@ def prepare_model(tmp: Path) -> ModelSetup:
             scaler=Scaler(mean=[0, 0, 9.8, 0, 0, 0], scale=[3, 3, 3, 60, 60, 60]),
         ).to_file(tmp / "standin-card.json")
         tag = registry.import_model(tmp / "standin.keras", tmp / "standin-card.json")
-        source = "STAND-IN: untrained har.training.architecture.build_model(7) (bundled model absent)"
+        source = (
+            "STAND-IN: untrained har.training.architecture.build_model(7) (bundled model absent)"
+        )
     folder = registry.model_folder(tag)  # {BENTOML_HOME}/models/NAME/VERSION
     return ModelSetup(
         tag,
