@@ -60,7 +60,13 @@ def test_deployment_is_production_shaped() -> None:
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    assert {"/tmp", "/home/bentoml/prometheus_multiproc_dir", "/home/bentoml/tmp"} <= mounts.keys()
+    writable = {
+        f"/home/bentoml/{d}"
+        for d in ("prometheus_multiproc_dir", "tmp", "bentos", "models", "envs")
+    }
+    assert writable | {"/tmp"} <= mounts.keys()  # what BentoML writes besides the profiles
+    empty = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    assert {mounts[m] for m in writable | {"/tmp"}} <= empty
     # resources from measured RSS: model worker ~1.1 GB + API worker <= 0.4 GB + arbiter
     mem = c["resources"]["requests"]["memory"]
     assert mem.endswith("Gi") and float(mem[:-2]) >= 1.75
