@@ -70,5 +70,8 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
 	$(BIN)/python -m load_tests.bench --monitoring both
 
+observe: $(STAMP)  ## Prometheus + Alertmanager (local processes, shipped configs) for a running `make serve`; data in logs/observe/
+	$(BIN)/python deploy/observe.py --har localhost:$(HTTP_PORT) --dir logs/observe
+
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

@@ -46,7 +46,7 @@ TESTS = Path(__file__).resolve().parent
 FIXTURE_PROFILES = TESTS / "fixtures" / "profiles"
 HELDOUT_NPZ = TESTS / "fixtures" / "heldout_windows.npz"
 BUNDLED_REFERENCE = PRETRAINED_DIR / "reference_profile.bin"
-ALERT_RULES = Path(__file__).resolve().parents[1] / "har" / "monitoring" / "alert-rules.yml"
+ALERT_RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "alert-rules.yml"
 #: The threshold the drift tests hold the service to (see har.monitoring.drift).
 THRESHOLD = 0.7
 G = 9.80665

@@ -9,7 +9,7 @@ Modules:
     monitor   :class:`Monitor`: queue, background writer, roll-over, drift of a worker
     report    the HTML drift report (``python -m har drift-report``)
 
-``alert-rules.yml`` beside this file holds example Prometheus alert rules.
+Alert rules for these metrics: ``deploy/prometheus/alert-rules.yml``.
 """
 
 from har.monitoring.monitor import (
