@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from har import bentoml_compat, grpc_service, registry
-from har.card import Units
+from har.card import CANONICAL_UNITS
 from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
 from har.inference import CompiledModel, configure_tensorflow
 from har.model_client import ModelClient, model_ready
@@ -113,7 +113,7 @@ class HARService:
             await asyncio.to_thread(self.monitor.close)
 
     @bentoml.api(route="/predict")
-    async def predict(self, windows: WINDOWS, units: UNITS = Units()) -> dict[str, Any]:  # noqa: B008
+    async def predict(self, windows: WINDOWS, units: UNITS = CANONICAL_UNITS) -> dict[str, Any]:
         """Classify windows: one prediction per window, in request order."""
         return await self.api.predict(windows, units)
 
@@ -123,8 +123,8 @@ class HARService:
         file: UPLOAD = [],  # noqa: B006  (never mutated)
         accelerometer: UPLOAD = [],  # noqa: B006
         gyroscope: UPLOAD = [],  # noqa: B006
-        acc_unit: str = "m/s2",
-        gyro_unit: str = "deg/s",
+        acc_unit: str = CANONICAL_UNITS.acc,
+        gyro_unit: str = CANONICAL_UNITS.gyro,
     ) -> dict[str, Any]:
         """Score a whole recording: a canonical CSV (`file`) or a Garmin pair
         (`accelerometer` + `gyroscope`); returns windows, merged segments and seconds

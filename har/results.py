@@ -126,7 +126,7 @@ def build_timeline(
     so overlapping windows are not counted twice.
 
     Args:
-        start_s, end_s: ``(N,)`` window start and end, seconds.
+        start_s, end_s: ``(N,)`` window start and end, seconds (``N >= 1``).
         gap_ids: ``(N,)`` index of the gap-free stretch of each window.
         probs: ``(N, n_classes)`` probabilities.
         classes: class names of the columns of ``probs``.
