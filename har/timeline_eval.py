@@ -163,8 +163,8 @@ def heldout_sessions(subjects: Sequence[int] | None = None) -> list[Labelled]:
     Recordings follow in data-set file order (every exercise, both arms); two
     neighbours with the same exercise make one truth segment. Needs ``seglearn``.
     """
-    from har.training.data import HELDOUT_SUBJECTS, load_watch_dataset
     from har.recordings import Recording
+    from har.training.data import HELDOUT_SUBJECTS, load_watch_dataset
 
     ds = load_watch_dataset()
     out = []
