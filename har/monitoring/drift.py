@@ -30,7 +30,9 @@ profiles that began within its last ``recent_s`` seconds (the last
 ``HAR_PROFILE_INTERVAL_S``: each worker's latest profile interval). A feature also
 drifts when that part holds ``min_rows`` rows and scores at or above the
 threshold (:func:`evaluate`); a half-broken 900-s window, whose last 300-s
-profiles are all broken, is then flagged.
+profiles are all broken, is then flagged. Right after a roll-over, while the
+newest profiles hold fewer than ``min_rows`` rows, the recent part reaches back
+one more interval, so the status does not flap at every roll-over.
 """
 
 from __future__ import annotations
@@ -273,16 +275,25 @@ def evaluate(
             :mod:`har.monitoring.store`).
         config: thresholds and bins.
         since, until: the interval (UTC).
-        recent_s: parts that began at or after ``until - recent_s`` form the recent part.
+        recent_s: parts that began at or after ``until - recent_s`` form the recent part
+            (``until - 2 * recent_s`` when those hold fewer than ``min_rows`` rows).
         features: input features to compare (default: all).
 
     Returns:
         The :func:`summarise` answer and the merged profile of all parts.
     """
     production = profiles.merge_views(v for _, v in parts)
-    recent_since = until - timedelta(seconds=recent_s)
-    recent_parts = [v for f, v in parts if f.start >= recent_since]
-    recent = profiles.merge_views(recent_parts) if 0 < len(recent_parts) < len(parts) else None
+    rows = [profiles.row_count(v) for _, v in parts]
+    # Just after a roll-over the newest profiles hold few rows: the previous interval
+    # then counts as recent too, so a broken stream does not look healthy for a while.
+    for k in (1, 2):
+        recent_since = until - timedelta(seconds=k * recent_s)
+        chosen = [i for i, (f, _) in enumerate(parts) if f.start >= recent_since]
+        if sum(rows[i] for i in chosen) >= config.min_rows:
+            break
+    recent = (
+        profiles.merge_views(parts[i][1] for i in chosen) if 0 < len(chosen) < len(parts) else None
+    )
     answer = summarise(
         reference,
         production,

@@ -155,6 +155,38 @@ def test_a_half_broken_window_is_flagged_by_its_recent_part(tmp_path: Path) -> N
     assert not any(f["drifted"] for f in ans["features"] if f["name"].startswith("gyro_"))
 
 
+def test_the_recent_part_reaches_back_one_interval_just_after_a_roll_over() -> None:
+    """Healthy until t = 600 s, broken since; at t = 905 s the interval opened at 900 s holds
+    5 windows: the recent part then also takes the interval of 600-900 s, and the status
+    stays drift although the whole window (a third broken) scores below threshold."""
+    real = real_heldout()
+    windows = np.asarray(real["windows"], np.float32)
+    probs = np.random.default_rng(4).dirichlet(np.ones(7), len(windows))
+    n = len(windows) // 3
+    t0 = datetime(2025, 3, 24, 8, 0, tzinfo=UTC)
+    plan = [
+        (0, 300, slice(0, n), "none"),
+        (300, 300, slice(n, 2 * n), "none"),
+        (600, 300, slice(2 * n, 3 * n), "milli_g_as_m_s2"),
+        (900, 5, slice(0, 5), "milli_g_as_m_s2"),
+    ]
+    parts = []
+    for k, (start, seconds, sl, kind) in enumerate(plan):
+        begin = t0 + timedelta(seconds=start)
+        f = store.ProfileFile(Path(f"p{k}"), begin, begin + timedelta(seconds=seconds), "a.1")
+        rows = feature_rows(broken(kind, windows[sl]), probs[sl], None)
+        parts.append((f, profiles.profile_rows(feature_names(), rows)))
+    ref = profiles.read_view(BUNDLED_REFERENCE)
+    until = t0 + timedelta(seconds=905)
+    since = until - timedelta(seconds=900)
+    ans, _ = evaluate(ref, parts, DriftConfig(), since=since, until=until, recent_s=300)
+    assert ans["rows"] == 3 * n + 5 and ans["recent"]["rows"] == n + 5
+    assert ans["recent"]["since"].startswith("2025-03-24T08:05:05")
+    assert max(f["score"] for f in ans["features"]) < THRESHOLD
+    assert min(f["recent_score"] for f in ans["features"] if f["name"] == "acc_mag_mean") > 0.95
+    assert ans["status"] == DRIFT
+
+
 def test_insufficient_data_below_min_rows_and_without_reference(
     tmp_path: Path, reference_path: Path, heldout_synthetic: object
 ) -> None:
