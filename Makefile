@@ -7,7 +7,7 @@ HTTP_PORT ?= 3000
 GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
 
-.PHONY: help setup serve test lint format demo data train proto loadtest bench image image-test clean
+.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,13 +24,18 @@ serve: $(STAMP)  ## serve the model: HTTP on :3000, gRPC on :50051
 	$(BIN)/python -m har ensure-model
 	HAR_GRPC_PORT=$(GRPC_PORT) $(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP)  ## lint and type-check, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff lint + format check
+lint: $(STAMP)  ## ruff lint + format check, mypy type check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: $(STAMP)  ## mypy over har/ (configuration in pyproject.toml)
+	$(BIN)/mypy
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
@@ -63,7 +68,7 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 		--only-summary --exit-code-on-error 1
 
 bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
-	$(BIN)/python load_tests/benchmark.py --monitoring both
+	$(BIN)/python -m load_tests.bench --monitoring both
 
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

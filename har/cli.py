@@ -8,6 +8,7 @@ Commands:
     train-reference  train and evaluate the bundled reference model
     reference        attach a reference profile (for drift) to a stored model
     drift-report     render served profiles against the reference as an HTML page
+    timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from har.errors import InputError
+from har.settings import PRETRAINED_DIR, PROJECT_ROOT
+
+#: Where ``python -m har data`` writes the labelled recordings (git-ignored).
+RAW_DIR = PROJECT_ROOT / "data" / "raw"
+#: Where training the bundled model writes its held-out windows.
+FIXTURES_DIR = PROJECT_ROOT / "tests" / "fixtures"
+#: Where training the bundled model regenerates the demo data.
+PRODUCTION_DIR = PROJECT_ROOT / "data" / "production"
 
 
 def _cmd_import_model(args: argparse.Namespace) -> int:
@@ -39,11 +48,10 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
     import numpy as np
 
     from har.card import ModelCard
-    from har.inference import CompiledModel
-    from har.monitoring import build_reference_profile, write_reference_profile
     from har.preprocessing import Preprocessor
     from har.recordings import read_csv_recording
-    from har.registry import load_keras
+    from har.registry import REFERENCE_FILE, load_keras
+    from har.training.artifacts import write_reference
 
     card = ModelCard.from_file(card_path)
     pre = Preprocessor(card)
@@ -52,10 +60,8 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
     else:
         rec = read_csv_recording(data)
         windows = pre.windows(rec.time, rec.values).values
-    probs = CompiledModel(load_keras(model_path), xla=False)(pre.scale(windows))
-    out = Path(tempfile.mkdtemp()) / "reference_profile.bin"
-    write_reference_profile(build_reference_profile(windows, probs, classes=card.classes), out)
-    return out
+    out = Path(tempfile.mkdtemp()) / REFERENCE_FILE
+    return write_reference(load_keras(model_path), card, windows, out)
 
 
 def _cmd_ensure_model(args: argparse.Namespace) -> int:
@@ -91,16 +97,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from har.dataset import materialise_raw
+    from har.training.data import materialise_raw
 
     print(materialise_raw(args.out))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from har.training import train_reference
+    from har.training.pipeline import train_reference
 
-    print(train_reference(args.out, epochs=args.epochs, quick=args.quick, seed=args.seed))
+    bundled = args.out.resolve() == PRETRAINED_DIR.resolve()
+    fixtures = args.fixtures_dir or (FIXTURES_DIR if bundled else None)
+    production = args.production_dir or (PRODUCTION_DIR if bundled else None)
+    card = train_reference(
+        args.out,
+        epochs=args.epochs,
+        quick=args.quick,
+        seed=args.seed,
+        fixtures_dir=fixtures,
+        production_dir=production,
+    )
+    print(card)
     return 0
 
 
@@ -121,9 +138,22 @@ def _cmd_drift_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_timeline_eval(args: argparse.Namespace) -> int:
+    from har.batch import load_for_scoring
+    from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
+
+    _, card, model = load_for_scoring(args.model)
+    sessions = production_sessions(args.production)
+    if not args.no_heldout:
+        sessions += heldout_sessions()
+    options = {"switch_penalty": args.switch_penalty, "min_segment_s": args.min_segment_s}
+    print(markdown_table(compare(sessions, card, model, **options)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
-    from har.settings import PRETRAINED_DIR, get_settings
+    from har.settings import get_settings
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("data", help="materialise the labelled data set under data/raw/")
-    s.add_argument("--out", type=Path, default=Path("data/raw"))
+    s.add_argument("--out", type=Path, default=RAW_DIR)
     s.set_defaults(func=_cmd_data)
 
     s = sub.add_parser("train-reference", help="train + evaluate the bundled reference model")
@@ -166,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--quick", action="store_true", help="a tiny smoke run")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--fixtures-dir",
+        type=Path,
+        help=f"where the held-out windows go (default: {FIXTURES_DIR} for the bundled "
+        "model, else --out)",
+    )
+    s.add_argument(
+        "--production-dir",
+        type=Path,
+        help=f"regenerate the demo data there (default: {PRODUCTION_DIR} for the bundled "
+        "model, else none)",
+    )
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("drift-report", help="HTML report: served profiles vs the reference")
@@ -174,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", help="ISO 8601 time or a duration such as 2h, 30m")
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=_cmd_drift_report)
+
+    s = sub.add_parser("timeline-eval", help="raw vs smoothed timelines against the truth")
+    s.add_argument("--production", type=Path, default=Path("data/production"))
+    s.add_argument("--no-heldout", action="store_true", help="skip the held-out sessions")
+    s.add_argument("--model", help="model tag (default: the served one, else the bundled file)")
+    s.add_argument("--switch-penalty", type=float, help="default HAR_SWITCH_PENALTY")
+    s.add_argument("--min-segment-s", type=float, help="default HAR_MIN_SEGMENT_S")
+    s.set_defaults(func=_cmd_timeline_eval)
     return p
 
 

@@ -2,7 +2,11 @@
 
 A stored model is a folder holding ``model.keras``, ``card.json`` and, when
 known, ``reference_profile.bin`` (the whylogs profile of the training windows,
-used for drift). Loading validates the card against the model.
+used for drift). Loading validates the card against the model. The bundled model
+(``models/pretrained/``, written by ``python -m har train-reference``) keeps the
+same card and reference names beside ``har-cnn-bilstm.keras``.
+
+This module is the one home of these file names.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from har.card import ModelCard
 from har.errors import CardMismatchError, InputError
 from har.settings import DEFAULT_MODEL_NAME, PRETRAINED_DIR
 
+#: The Keras model inside a stored model's folder.
 MODEL_FILE = "model.keras"
+#: The model card, in a stored model's folder and beside a trained model.
 CARD_FILE = "card.json"
+#: The whylogs reference profile, in a stored model's folder and beside a trained model.
 REFERENCE_FILE = "reference_profile.bin"
-BUNDLED_MODEL = PRETRAINED_DIR / f"{DEFAULT_MODEL_NAME}.keras"
-BUNDLED_CARD = PRETRAINED_DIR / "card.json"
+#: The Keras model a training run writes (the bundled model's file in ``models/pretrained``).
+BUNDLED_MODEL_FILE = f"{DEFAULT_MODEL_NAME}.keras"
+BUNDLED_MODEL = PRETRAINED_DIR / BUNDLED_MODEL_FILE
+BUNDLED_CARD = PRETRAINED_DIR / CARD_FILE
 BUNDLED_REFERENCE = PRETRAINED_DIR / REFERENCE_FILE
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,22 @@ class Settings(BaseSettings):
     )
     report_cache_s: float = Field(
         10.0, ge=0, description="Seconds the service keeps a rendered drift report per interval."
+    )
+    # timeline (har/timeline.py): how window predictions become the activity segments
+    smoothing: Literal["viterbi", "none"] = Field(
+        "viterbi",
+        description="Timeline smoothing: 'viterbi' (HMM with a switching penalty, then a "
+        "minimum segment duration) or 'none' (each window's argmax).",
+    )
+    switch_penalty: float = Field(
+        6.0,
+        ge=0,
+        description="Nats an activity change costs in the Viterbi pass (0: raw argmax).",
+    )
+    min_segment_s: float = Field(
+        0.0,
+        ge=0,
+        description="Smoothed segments shorter than this (seconds) join a neighbour (0: off).",
     )
 
 

@@ -62,7 +62,7 @@ def user_model_files(tmp_path_factory) -> tuple[Path, Path]:
     """The user's architecture with 11 classes, untrained, saved with its card."""
     import keras
 
-    from har.architecture import build_model
+    from har.training.architecture import build_model
 
     keras.utils.set_random_seed(1)
     d = tmp_path_factory.mktemp("user-model")

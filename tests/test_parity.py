@@ -1,7 +1,7 @@
 """Training and serving compute the same model input.
 
 The windows the reference model was trained on come from
-``har.dataset.windows_of`` (the shared ``Preprocessor``); a user who sends the same
+``har.training.data.windows_of`` (the shared ``Preprocessor``); a user who sends the same
 samples as a canonical CSV, or as a Garmin export pair, goes through
 ``read_csv_recording`` / ``read_garmin_pair`` and the same ``Preprocessor``. These
 tests prove the two paths give the same windows and the same scaled input.
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har import dataset
 from har.card import ModelCard
 from har.preprocessing import Preprocessor
 from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
+from har.training import data as dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = ROOT / "models" / "pretrained" / "card.json"

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har import dataset
 from har.card import ModelCard
 from har.preprocessing import Preprocessor
+from har.training import data as dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAINED = ROOT / "models" / "pretrained"

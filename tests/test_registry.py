@@ -119,3 +119,58 @@ def test_compiled_model_matches_keras(user_model_files):
     for xla in (False, True):
         got = CompiledModel(model, xla=xla, max_batch_size=4)(x)  # split 4 + padded 1
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_reference_data_becomes_the_stored_models_reference_profile(
+    user_model_files, tmp_path, capsys
+):
+    from har import cli
+    from har.monitoring import read_reference_profile
+    from har.monitoring.profiles import row_count
+
+    model_path, card_path = user_model_files
+    windows = np.random.default_rng(0).normal(0, 3, size=(12, 200, 6)).astype(np.float32)
+    data = tmp_path / "train.npz"
+    np.savez(data, windows=windows)
+    assert (
+        cli.main(
+            [
+                "import-model",
+                str(model_path),
+                "--card",
+                str(card_path),
+                "--reference-data",
+                str(data),
+                "--name",
+                "user-ref",
+            ]
+        )
+        == 0
+    )
+    tag = capsys.readouterr().out.strip().splitlines()[-1]
+    stored = registry.load_model(tag).reference_path
+    assert stored is not None and stored.name == registry.REFERENCE_FILE
+    assert row_count(read_reference_profile(stored)) == 12
+
+    np.savez(data, windows=windows[:5])  # `reference` replaces it
+    assert cli.main(["reference", tag, str(data)]) == 0
+    assert row_count(read_reference_profile(stored)) == 5
+
+
+def test_train_reference_cli_passes_the_repository_folders_only_for_the_bundled_model(
+    monkeypatch, tmp_path
+):
+    from har import cli
+    from har.settings import PRETRAINED_DIR, PROJECT_ROOT
+    from har.training import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "train_reference", lambda out, **kw: calls.append((out, kw)))
+    assert cli.main(["train-reference"]) == 0
+    assert cli.main(["train-reference", "--out", str(tmp_path), "--quick"]) == 0
+    (bundled_out, bundled), (other_out, other) = calls
+    assert bundled_out == PRETRAINED_DIR
+    assert bundled["fixtures_dir"] == PROJECT_ROOT / "tests" / "fixtures"
+    assert bundled["production_dir"] == PROJECT_ROOT / "data" / "production"
+    assert other_out == tmp_path and other["quick"] is True
+    assert other["fixtures_dir"] is None and other["production_dir"] is None

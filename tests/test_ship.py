@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from serve_helpers import ROOT, bentoml_serve
+
+from tests.helpers.servers import ROOT, bentoml_serve
 
 BIN = Path(sys.executable).parent
 

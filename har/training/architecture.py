@@ -1,4 +1,4 @@
-"""The 1D-CNN-BiLSTM architecture of the user's model (DOMAIN.md), for any number of classes.
+"""The 1D-CNN-BiLSTM architecture of the user's model, for any number of classes.
 
 The bundled reference model is built with it, and tests use it to build a model
 shaped like the user's 11-class one (about 499 K parameters).
