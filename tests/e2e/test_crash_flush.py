@@ -18,9 +18,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from serve_helpers import bentoml_serve
 
 from har.monitoring import profiles, store
+from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
 FLUSH_S = 1.0
@@ -46,13 +46,9 @@ def test_sigkill_of_the_server_loses_at_most_the_last_flush_interval(
     bundled_tag, heldout, tmp_path
 ) -> None:
     folder = tmp_path / "profiles"
-    env = {
-        "HAR_PROFILE_DIR": str(folder),
-        "HAR_PROFILE_FLUSH_S": str(FLUSH_S),
-        "HAR_PROFILE_INTERVAL_S": "300",
-    }
+    env = {"HAR_PROFILE_FLUSH_S": str(FLUSH_S), "HAR_PROFILE_INTERVAL_S": "300"}
     x = heldout["windows"][:16].tolist()
-    with bentoml_serve(env, log_dir=tmp_path) as server:
+    with bentoml_serve(env, log_dir=tmp_path, profile_dir=folder) as server:
         before = sum(_predict(server.url, x) for _ in range(5))
         time.sleep(FLUSH_S + 1)
         after = sum(_predict(server.url, x) for _ in range(2))  # may or may not be persisted
