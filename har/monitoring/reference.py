@@ -1,6 +1,6 @@
 """The reference profile: the training windows' feature rows, what drift is measured against.
 
-Built by training (``har/training.py``) and the CLI (``har/cli.py``), stored
+Built by training (``har/training/artifacts.py``, also for the CLI), stored
 beside the model as ``reference_profile.bin`` and read by the monitor.
 """
 
