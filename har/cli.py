@@ -125,17 +125,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_drift_report(args: argparse.Namespace) -> int:
     from har.monitoring import drift_report
+    from har.settings import get_settings
 
     reference = args.reference
     if reference is None:
         from har import registry
-        from har.settings import get_settings
 
         try:
             reference = registry.model_folder(get_settings().model_tag) / registry.REFERENCE_FILE
         except InputError:
             reference = registry.BUNDLED_REFERENCE
-    out = drift_report(args.profiles, reference, args.out, args.since)
+    out = drift_report(args.profiles, reference, args.out, args.since, settings=get_settings())
     print(out)
     return 0
 

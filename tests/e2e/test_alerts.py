@@ -138,9 +138,6 @@ def test_broken_units_reach_alertmanager_and_every_panel_has_data(
             t0 = time.monotonic()
             _send(server.url, broken)
             sent_s = time.monotonic() - t0
-            _get(
-                f"{server.url}/monitoring/drift"
-            )  # TODO(lead): remove once HAR_DRIFT_EVERY_S is merged
             alerts = _wait(
                 "HarInputDrift in Alertmanager",
                 lambda: _am_alerts(am, "HarInputDrift"),
