@@ -68,7 +68,10 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 		--only-summary --exit-code-on-error 1
 
 bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
-	$(BIN)/python load_tests/benchmark.py --monitoring both
+	$(BIN)/python -m load_tests.bench --monitoring both
+
+observe: $(STAMP)  ## Prometheus + Alertmanager (local processes, shipped configs) for a running `make serve`; data in logs/observe/
+	$(BIN)/python deploy/observe.py --har localhost:$(HTTP_PORT) --dir logs/observe
 
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

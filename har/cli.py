@@ -8,6 +8,7 @@ Commands:
     train-reference  train and evaluate the bundled reference model
     reference        attach a reference profile (for drift) to a stored model
     drift-report     render served profiles against the reference as an HTML page
+    timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
 """
 
 from __future__ import annotations
@@ -81,14 +82,16 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from har.batch import score_file
+    from har.card import Units
+    from har.offline import score_file
+    from har.settings import get_settings
 
     result = score_file(
         args.recording,
+        get_settings(),
         gyroscope=args.gyroscope,
         model_tag=args.model,
-        acc_unit=args.acc_unit,
-        gyro_unit=args.gyro_unit,
+        units=Units.parse({"acc": args.acc_unit, "gyro": args.gyro_unit}),
         out=args.out,
     )
     print(result)
@@ -122,23 +125,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_drift_report(args: argparse.Namespace) -> int:
     from har.monitoring import drift_report
+    from har.settings import get_settings
 
     reference = args.reference
     if reference is None:
         from har import registry
-        from har.settings import get_settings
 
         try:
             reference = registry.model_folder(get_settings().model_tag) / registry.REFERENCE_FILE
         except InputError:
             reference = registry.BUNDLED_REFERENCE
-    out = drift_report(args.profiles, reference, args.out, args.since)
+    out = drift_report(args.profiles, reference, args.out, args.since, settings=get_settings())
     print(out)
+    return 0
+
+
+def _cmd_timeline_eval(args: argparse.Namespace) -> int:
+    from har.offline import load_for_scoring
+    from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
+
+    _, card, model = load_for_scoring(args.model)
+    sessions = production_sessions(args.production)
+    if not args.no_heldout:
+        sessions += heldout_sessions()
+    options = {"switch_penalty": args.switch_penalty, "min_segment_s": args.min_segment_s}
+    print(markdown_table(compare(sessions, card, model, **options)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
+    from har.card import ACC_UNITS, GYRO_UNITS
     from har.settings import get_settings
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])
@@ -168,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("recording", type=Path, help="canonical CSV, or Garmin accelerometer file")
     s.add_argument("--gyroscope", type=Path, help="Garmin gyroscope file (with a Garmin pair)")
     s.add_argument("--model", help=f"model tag (default {get_settings().model_tag})")
-    s.add_argument("--acc-unit", default="m/s2", choices=["m/s2", "g", "milli_g"])
-    s.add_argument("--gyro-unit", default="deg/s", choices=["deg/s", "rad/s"])
+    s.add_argument("--acc-unit", default=ACC_UNITS[0], choices=ACC_UNITS)
+    s.add_argument("--gyro-unit", default=GYRO_UNITS[0], choices=GYRO_UNITS)
     s.add_argument("--out", type=Path, help="write per-window predictions to this CSV")
     s.set_defaults(func=_cmd_predict)
 
@@ -202,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", help="ISO 8601 time or a duration such as 2h, 30m")
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=_cmd_drift_report)
+
+    s = sub.add_parser("timeline-eval", help="raw vs smoothed timelines against the truth")
+    s.add_argument("--production", type=Path, default=Path("data/production"))
+    s.add_argument("--no-heldout", action="store_true", help="skip the held-out sessions")
+    s.add_argument("--model", help="model tag (default: the served one, else the bundled file)")
+    s.add_argument("--switch-penalty", type=float, help="default HAR_SWITCH_PENALTY")
+    s.add_argument("--min-segment-s", type=float, help="default HAR_MIN_SEGMENT_S")
+    s.set_defaults(func=_cmd_timeline_eval)
     return p
 
 

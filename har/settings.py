@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,41 @@ class Settings(BaseSettings):
         0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
     )
     drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
+    # monitoring
+    drift_every_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between the service's own drift computations, which refresh the "
+        "har_drift_* gauges (0: the gauges follow GET /monitoring/drift calls instead).",
+    )
+    drift_window_s: float = Field(
+        900.0, gt=0, description="Seconds of served windows the har_drift_* gauges describe."
+    )
+    profile_flush_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between writes of a worker's open profile interval to its one "
+        "partial file (a hard kill loses at most about this much; 0: only at roll-over).",
+    )
+    report_cache_s: float = Field(
+        10.0, ge=0, description="Seconds the service keeps a rendered drift report per interval."
+    )
+    # timeline (har/timeline.py): how window predictions become the activity segments
+    smoothing: Literal["viterbi", "none"] = Field(
+        "viterbi",
+        description="Timeline smoothing: 'viterbi' (HMM with a switching penalty, then a "
+        "minimum segment duration) or 'none' (each window's argmax).",
+    )
+    switch_penalty: float = Field(
+        6.0,
+        ge=0,
+        description="Nats an activity change costs in the Viterbi pass (0: raw argmax).",
+    )
+    min_segment_s: float = Field(
+        0.0,
+        ge=0,
+        description="Smoothed segments shorter than this (seconds) join a neighbour (0: off).",
+    )
 
     # access
     api_tokens: SecretStr = Field(

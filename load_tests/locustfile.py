@@ -30,7 +30,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,13 +42,12 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 from locust import HttpUser, User, between, events, task  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from har.card import ModelCard  # noqa: E402
 from har.preprocessing import Preprocessor  # noqa: E402
 from har.recordings import read_csv_recording  # noqa: E402
 from har.v1 import har_pb2, har_pb2_grpc  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROD = ROOT / "data" / "production"
 RECORDING = PROD / "session_canonical_100hz.csv"

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from conftest import USER_CLASSES
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serve_helpers import bentoml_serve
 
 from har import registry
 from har.preprocessing import Preprocessor
 from har.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
 SERVED = {"windows": 0}  # windows the `served` server answered, for the flush check

@@ -1,7 +1,7 @@
 """The naive baseline: one FastAPI process that calls ``model.predict`` once per request.
 
 This is the common thesis-style design the benchmark compares the BentoML service
-against (``load_tests/benchmark.py`` starts it; it is not part of the product). It
+against (``python -m load_tests.bench`` starts it; it is not part of the product). It
 does what a correct minimal app does — loads the same ``.keras`` file, applies the
 model card's scaler, answers ``POST /predict`` with the same JSON body as the real
 service (``{"windows": N x window x 6}``, canonical units) — and nothing more: no

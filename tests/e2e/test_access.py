@@ -16,10 +16,10 @@ import bentoml
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serve_helpers import bentoml_serve
-from tls_helpers import make_pki
 
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.servers import bentoml_serve
+from tests.helpers.tls import make_pki
 
 pytestmark = pytest.mark.e2e
 TOKENS = ("e2e-token-a", "e2e-token-b")

@@ -8,10 +8,10 @@ import asyncio
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from tls_helpers import make_pki
 
 from har.settings import Settings
 from har.tls import GrpcTLS, TLSConfigError, grpc_server_credentials
+from tests.helpers.tls import make_pki
 
 
 @pytest.fixture(scope="module")

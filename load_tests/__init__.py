@@ -1,0 +1,1 @@
+"""Load tests (``locustfile.py``) and the serving benchmark (``bench``); not shipped."""

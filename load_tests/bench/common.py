@@ -1,0 +1,98 @@
+"""What every part of the benchmark shares: constants, options, the model set-up, a row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.helpers.servers import ROOT
+
+RESULTS_FILE = ROOT / "load_tests" / "RESULTS.md"
+NAIVE_APP = ROOT / "load_tests" / "naive_baseline" / "app.py"
+CONCURRENCIES = (1, 16, 64)
+RAW_BATCHES = (1, 8, 32, 64, 128)
+#: BentoML service names in service.py (``@bentoml.service(name=...)``), to tell workers apart.
+API_SERVICE_NAME = "har"
+MODEL_SERVICE_NAME = "har-model"
+BATCHED_METHOD = "predict_proba"
+GRPC_PATH = "/har.v1.ActivityRecognition/Predict"
+STANDIN_CLASSES = ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+#: Targets (printed beside the figures).
+TARGET_SPEEDUP = 20.0
+TARGET_P50_C1_MS = 10.0
+TARGET_P99_C16_MS = 250.0
+TARGET_RECORDING_FRACTION = 0.60
+TARGET_MONITORING_RATIO = 0.90
+CLIENT_TIMEOUT_S = 30
+#: Cell names (rows are looked up by them when targets are checked).
+RAW_CELL = "raw model (CompiledModel, XLA, 1 thread)"
+NAIVE_CELL = "naive /predict (FastAPI, model.predict)"
+RECORDING_CELL = "HTTP /predict_recording (1 h at 50 Hz)"
+HTTP_CELL = "HTTP /predict"
+GRPC_CELL = "gRPC Predict"
+AB_PROTOCOLS = (HTTP_CELL, GRPC_CELL)
+AB_SUFFIX = "(interleaved A/B)"
+#: Stages ``--stages`` can pick (all by default), in the order they run.
+STAGES = ("raw", "naive", "serve", "recording")
+
+
+@dataclass
+class Row:
+    """One measured cell of the results table.
+
+    Attributes:
+        cell: what was measured (``raw model``, ``naive /predict``, ``HTTP /predict``...).
+        load: ``c=16`` (requests in flight) or ``batch=32``.
+        throughput: windows per second (one window per request for the request cells).
+        p50_ms, p99_ms: latency percentiles (None where it does not apply).
+        errors: failed requests during the measurement (None where it does not apply).
+        mean_batch: requests per batch the model service formed (None if not batched).
+        cpu: percent of one core per process group while measured.
+        note: anything else worth printing.
+    """
+
+    cell: str
+    load: str
+    throughput: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int | None = None
+    mean_batch: float | None = None
+    cpu: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class Options:
+    """Command-line options (see ``load_tests/bench/__main__.py``); durations in seconds."""
+
+    quick: bool
+    duration: int
+    warmup: int
+    raw_runs: int
+    raw_run_s: float
+    uploads: int
+    monitoring: str
+    ab_rounds: int
+    ab_duration: int
+    only_ab: bool
+    results: Path | None
+    profile: Path | None
+    keep_tmp: bool
+    command: str
+    stages: tuple[str, ...] = STAGES
+    concurrencies: tuple[int, ...] = CONCURRENCIES
+
+
+@dataclass
+class ModelSetup:
+    """The model under test: its store tag, ``.keras`` file and card, and where it came from.
+
+    ``model_store`` is the ``models`` folder of the BentoML home that holds it.
+    """
+
+    tag: str
+    model_path: Path
+    card_path: Path
+    source: str
+    model_store: Path

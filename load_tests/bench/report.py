@@ -1,0 +1,311 @@
+"""The results: Markdown tables, targets met or not, and the text of ``RESULTS.md``."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from tests.helpers.servers import ROOT
+
+from .common import (
+    AB_PROTOCOLS,
+    AB_SUFFIX,
+    GRPC_CELL,
+    HTTP_CELL,
+    NAIVE_CELL,
+    RAW_CELL,
+    RECORDING_CELL,
+    TARGET_MONITORING_RATIO,
+    TARGET_P50_C1_MS,
+    TARGET_P99_C16_MS,
+    TARGET_RECORDING_FRACTION,
+    TARGET_SPEEDUP,
+    ModelSetup,
+    Options,
+    Row,
+)
+
+
+def fmt(v: float | int | None, digits: int = 1) -> str:
+    """A number for the table ('-' for None, 'n/a' for nan)."""
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not np.isfinite(v):
+        return "n/a"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:,.{digits}f}"
+
+
+def cpu_text(cpu: dict[str, float]) -> str:
+    """CPU split as ``api 95 / model 60 / sup 1; lg 20; others 3`` (percent of a core)."""
+    short = {"supervisor": "sup", "loadgen": "lg"}
+    server = [
+        f"{short.get(k, k)} {v:.0f}" for k, v in cpu.items() if k not in ("loadgen", "others")
+    ]
+    parts = [" / ".join(server)]
+    if "loadgen" in cpu:
+        parts.append(f"lg {cpu['loadgen']:.0f}")
+    if "others" in cpu:
+        parts.append(f"others {cpu['others']:.0f}")
+    return "; ".join(p for p in parts if p)
+
+
+def format_row_plain(row: Row) -> str:
+    """One row for progress output."""
+    return (
+        f"{row.cell} {row.load}: {fmt(row.throughput)} windows/s, p50 {fmt(row.p50_ms)} ms, "
+        f"p99 {fmt(row.p99_ms)} ms, errors {fmt(row.errors)}, batch {fmt(row.mean_batch)}, "
+        f"CPU% {cpu_text(row.cpu)} {row.note}"
+    )
+
+
+def table(rows: list[Row]) -> str:
+    """The results as a Markdown table."""
+    head = (
+        "| cell | load | windows/s | p50 ms | p99 ms | errors | mean batch | "
+        "CPU % of one core (server procs; load gen; others) | note |\n"
+        "|---|---|---:|---:|---:|---:|---:|---|---|\n"
+    )
+    body = "".join(
+        f"| {r.cell} | {r.load} | {fmt(r.throughput, 0)} | {fmt(r.p50_ms)} | {fmt(r.p99_ms)} | "
+        f"{fmt(r.errors)} | {fmt(r.mean_batch)} | {cpu_text(r.cpu)} | {r.note} |\n"
+        for r in rows
+    )
+    return head + body
+
+
+def find(rows: list[Row], cell: str, load: str) -> Row | None:
+    """The row of ``cell`` at ``load`` (None if it was not measured)."""
+    return next((r for r in rows if r.cell == cell and r.load == load), None)
+
+
+def targets(rows: list[Row], primary: str) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target; ``primary`` = the main monitoring label."""
+    out: list[tuple[str, str, bool | None]] = []
+    raw = [r for r in rows if r.cell == RAW_CELL]
+    ceiling = max((r.throughput for r in raw), default=float("nan"))
+    naive = find(rows, NAIVE_CELL, "c=64")
+    tag = f" [monitoring {primary}]"
+    for proto in (HTTP_CELL, GRPC_CELL):
+        r1, r16, r64 = (find(rows, proto + tag, f"c={c}") for c in (1, 16, 64))
+        if r64 is not None and naive is not None:
+            ratio = r64.throughput / naive.throughput if naive.throughput > 0 else float("inf")
+            out.append(
+                (
+                    f"{proto} c=64 >= {TARGET_SPEEDUP:.0f}x naive c=64, zero errors",
+                    f"{r64.throughput:,.0f} vs {naive.throughput:,.1f} windows/s = {ratio:.1f}x, "
+                    f"{r64.errors} errors",
+                    ratio >= TARGET_SPEEDUP and r64.errors == 0,
+                )
+            )
+        if r1 is not None and r1.p50_ms is not None:
+            out.append(
+                (
+                    f"{proto} c=1 p50 < {TARGET_P50_C1_MS:.0f} ms",
+                    f"{r1.p50_ms:.1f} ms",
+                    r1.p50_ms < TARGET_P50_C1_MS,
+                )
+            )
+        if r16 is not None and r16.p99_ms is not None:
+            out.append(
+                (
+                    f"{proto} c=16 p99 < {TARGET_P99_C16_MS:.0f} ms",
+                    f"{r16.p99_ms:.1f} ms",
+                    r16.p99_ms < TARGET_P99_C16_MS,
+                )
+            )
+    rec = find(rows, RECORDING_CELL, "1 upload")
+    if rec is not None and raw:
+        frac = rec.throughput / ceiling
+        out.append(
+            (
+                f"recording >= {100 * TARGET_RECORDING_FRACTION:.0f} % of the raw ceiling "
+                "(and no failed upload)",
+                f"{rec.throughput:,.0f} / {ceiling:,.0f} windows/s = {100 * frac:.0f} %, "
+                f"{rec.errors} failed uploads",
+                frac >= TARGET_RECORDING_FRACTION and not rec.errors,
+            )
+        )
+    for proto in AB_PROTOCOLS:
+        on = find(rows, f"{proto} [monitoring on] {AB_SUFFIX}", "c=64")
+        off = find(rows, f"{proto} [monitoring off] {AB_SUFFIX}", "c=64")
+        if on is None or off is None or not off.throughput > 0:
+            continue
+        ratio = on.throughput / off.throughput
+        out.append(
+            (
+                f"{proto} c=64 throughput with monitoring on >= "
+                f"{100 * TARGET_MONITORING_RATIO:.0f} % of off (interleaved medians)",
+                f"{on.throughput:,.0f} / {off.throughput:,.0f} = {ratio:.2f}",
+                ratio >= TARGET_MONITORING_RATIO,
+            )
+        )
+    return out
+
+
+def targets_table(items: list[tuple[str, str, bool | None]]) -> str:
+    """Targets as a Markdown table."""
+    text = "| target | measured | met? |\n|---|---|---|\n"
+    for name, measured, met in items:
+        verdict = "-" if met is None else ("met" if met else "**NOT met**")
+        text += f"| {name} | {measured} | {verdict} |\n"
+    return text
+
+
+def machine() -> str:
+    """nproc, CPU model and RAM of this machine."""
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ram = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} CPUs ({model}), {ram:.1f} GiB RAM, {platform.platform()}"
+
+
+def git_commit() -> str:
+    """Short HEAD, with '+ uncommitted changes' when the tree is dirty."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def contention(rows: list[Row]) -> str:
+    """A warning when other processes used a noticeable share of the CPU during the cells."""
+    others = [r.cpu["others"] for r in rows if "others" in r.cpu]
+    if not others or statistics.median(others) < 25:
+        return ""
+    return (
+        f"\n**Warning: the machine was not idle.** Other processes used a median of "
+        f"{statistics.median(others):.0f} % of one core (max {max(others):.0f} %) while the cells "
+        "were measured (column `others`): every figure above understates what this machine "
+        "can do. Re-run on an idle machine before comparing with targets.\n"
+    )
+
+
+def ab_section(lines: list[str], opts: Options) -> str:
+    """The monitoring on/off rounds as a Markdown section ('' when not measured)."""
+    if not lines:
+        return ""
+    table = "\n".join(lines)
+    return f"""
+## Monitoring overhead (on vs off, interleaved)
+
+Two servers run at once, one with `HAR_MONITORING=1` and one with `=0`; each round
+loads one, then the other ({opts.ab_duration} s per cell after {opts.warmup} s of warm-up,
+order alternating between rounds), so both see the same state of the shared machine.
+Windows/s per round and the ratio measured in that round:
+
+{table}
+"""
+
+
+def report(
+    rows: list[Row],
+    opts: Options,
+    setup: ModelSetup,
+    primary: str,
+    started: dt.datetime,
+    ab_lines: list[str] | None = None,
+) -> str:
+    """RESULTS.md text."""
+    items = targets(rows, primary)
+    lg = [r.cpu["loadgen"] for r in rows if "loadgen" in r.cpu]
+    mode = "quick" if opts.quick else "full"
+    naive_s = max(opts.duration, 10)
+    return f"""# Benchmark results
+
+Written by `python -m load_tests.bench` (see `load_tests/README.md`); overwritten on every run.
+
+- Date: {started.strftime("%Y-%m-%d %H:%M %Z")}
+- Commit: {git_commit()}
+- Machine: {machine()}
+- Command: `{opts.command}` ({mode} mode: {opts.duration} s per cell, naive baseline
+  {naive_s} s, after {opts.warmup} s of warm-up; raw model: median of {opts.raw_runs} runs of
+  ~{opts.raw_run_s} s per batch size)
+- Model: `{setup.tag}` — {setup.source}
+- Load generators: `wrk -t1` (HTTP, closed loop, c connections) and `h2load -c1 -t1 -mc`
+  (gRPC unary Predict, one HTTP/2 connection, c streams); one 200x6 window per request,
+  so requests/s = windows/s.
+
+## Results
+
+{table(rows)}
+CPU columns: percent of one core while the row was measured (200 % = the whole
+2-core machine). `api` = BentoML API worker (HTTP + gRPC, validation, JSON/protobuf,
+monitoring), `model` = the batched model worker, `sup` = BentoML's supervisor,
+`lg` = the load generator, `others` = everything else on the machine (other jobs).
+**The load generator shares the machine's {os.cpu_count()} cores with the server**; it used
+{min(lg, default=0):.0f}-{max(lg, default=0):.0f} % of one core during the cells above.
+Mean batch = requests per call of the batched model method, from BentoML's
+`adaptive_batch_size` histogram. "right after c=64": BentoML's dispatcher waits for
+about as long as recent batches waited, so after heavy load single requests wait longer
+until that estimate decays (tens of seconds); the other c=1 rows are measured first.
+{contention(rows)}{ab_section(ab_lines or [], opts)}
+## Targets
+
+{targets_table(items)}"""
+
+
+def ab_summary(
+    samples: dict[tuple[str, str], list[Row]], rounds: int, c: int, seconds: int
+) -> tuple[list[Row], list[str]]:
+    """Median rows per (protocol, on/off) and the per-round Markdown table with ratios.
+
+    ``samples[(protocol, "on" | "off")]`` holds one row per round, in round order.
+    """
+    rows: list[Row] = []
+    lines = [
+        f"| round | {' | '.join(f'{p} on | {p} off | on/off' for p in AB_PROTOCOLS)} |",
+        "|---:|" + "---:|---:|---:|" * len(AB_PROTOCOLS),
+    ]
+    for i in range(rounds):
+        cells = []
+        for p in AB_PROTOCOLS:
+            on, off = samples[(p, "on")][i].throughput, samples[(p, "off")][i].throughput
+            cells.append(f"{on:,.0f} | {off:,.0f} | {on / off if off else float('nan'):.2f}")
+        lines.append(f"| {i + 1} | {' | '.join(cells)} |")
+    ratios = []
+    for p in AB_PROTOCOLS:
+        per_round = [
+            a.throughput / b.throughput
+            for a, b in zip(samples[(p, "on")], samples[(p, "off")], strict=True)
+            if b.throughput > 0
+        ]
+        ratios.append(f"{statistics.median(per_round):.2f}" if per_round else "n/a")
+        for label in ("on", "off"):
+            runs = samples[(p, label)]
+            cpu = {k: statistics.median(r.cpu.get(k, 0.0) for r in runs) for k in runs[0].cpu}
+            rows.append(
+                Row(
+                    f"{p} [monitoring {label}] {AB_SUFFIX}",
+                    f"c={c}",
+                    statistics.median(r.throughput for r in runs),
+                    statistics.median(r.p50_ms for r in runs if r.p50_ms is not None),
+                    statistics.median(r.p99_ms for r in runs if r.p99_ms is not None),
+                    sum(r.errors or 0 for r in runs),
+                    statistics.median(r.mean_batch for r in runs if r.mean_batch is not None),
+                    cpu,
+                    f"median of {rounds} rounds of {seconds} s",
+                )
+            )
+    flat = [x for r in ratios for x in ("", "", f"**{r}**")]
+    lines.append(f"| median | {' | '.join(flat)} |")
+    return rows, lines

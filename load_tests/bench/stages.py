@@ -1,0 +1,236 @@
+"""The benchmark's stages: the naive baseline, the served cells, monitoring on vs off."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from tests.helpers.servers import Server, bentoml_serve, free_port, home_sharing_store, running
+
+from .cells import grpc_row, http_row, recording_row, wrk_row
+from .common import (
+    GRPC_CELL,
+    GRPC_PATH,
+    HTTP_CELL,
+    NAIVE_APP,
+    NAIVE_CELL,
+    RECORDING_CELL,
+    ModelSetup,
+    Options,
+    Row,
+)
+from .cpu import Groups, profiled, server_groups
+from .loadgen import grpc_check, grpc_response_bytes
+from .report import ab_summary
+
+
+def bench_naive(setup: ModelSetup, opts: Options, tmp: Path, lua: Path) -> list[Row]:
+    """The naive FastAPI app at each concurrency, with wrk."""
+    port = free_port()
+    cmd = [sys.executable, str(NAIVE_APP), "--model", str(setup.model_path)]
+    cmd += ["--card", str(setup.card_path), "--port", str(port)]
+    ready = f"http://127.0.0.1:{port}/healthz"
+    rows = []
+    with running(cmd, ready_url=ready, log=tmp / "naive.log", timeout=180) as app:
+        url = f"http://127.0.0.1:{port}/predict"
+        groups = {"server": [psutil.Process(app.pid)]}
+        # At c=64 a naive request takes seconds: measure long enough to see many finish.
+        duration = max(opts.duration, 10)
+        for c in opts.concurrencies:
+            rows.append(wrk_row(NAIVE_CELL, url, groups, lua, c, duration, opts.warmup))
+    return rows
+
+
+def server_env(setup: ModelSetup, monitoring: bool) -> dict[str, str]:
+    """Environment of a benchmarked ``bentoml serve``: the model and the monitoring switch."""
+    return {
+        "HAR_MODEL_TAG": setup.tag,
+        "HAR_MONITORING": "1" if monitoring else "0",
+        "WHYLOGS_NO_ANALYTICS": "1",
+    }
+
+
+def serve(stack: contextlib.ExitStack, setup: ModelSetup, tmp: Path, name: str, on: bool) -> Server:
+    """Start a benchmarked server in ``stack``: its own BentoML home, profiles and logs.
+
+    Each server gets a home of its own sharing the model store (two servers on one home
+    erase each other's ``/metrics``), profiles under ``tmp/profiles-NAME`` and logs
+    under ``tmp/serve-NAME``.
+    """
+    log_dir = tmp / f"serve-{name}"
+    log_dir.mkdir(exist_ok=True)
+    home = home_sharing_store(tmp / f"home-{name}", setup.model_store)
+    return stack.enter_context(
+        bentoml_serve(
+            server_env(setup, on), log_dir=log_dir, home=home, profile_dir=tmp / f"profiles-{name}"
+        )
+    )
+
+
+class ServedCells:
+    """The cells measured against one running server (``label``: monitoring on/off)."""
+
+    def __init__(
+        self, server: Server, opts: Options, tmp: Path, label: str, lua: Path, grpc_body: Path
+    ) -> None:
+        self.server, self.opts, self.tmp, self.label = server, opts, tmp, label
+        self.lua, self.grpc_body = lua, grpc_body
+        self.groups = server_groups(server.pid)
+        self.http_name = f"{HTTP_CELL} [monitoring {label}]"
+        self.grpc_name = f"{GRPC_CELL} [monitoring {label}]"
+
+    def attempt(self, name: str, load: str, fn: Callable[[], Row]) -> Row:
+        """Run a cell; a failure becomes a row saying so (and the server log is shown)."""
+        try:
+            return fn()
+        except Exception as exc:
+            print(f"  {name} {load} FAILED: {exc}\n{self.server.log_tail(30)}", flush=True)
+            msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:200].replace("|", "/")
+            return Row(name, load, float("nan"), note=f"FAILED: {msg}")
+
+    def http(self, c: int, name: str | None = None) -> Row:
+        """``wrk`` on ``/predict`` at ``c`` connections (py-spy'd with ``--profile``)."""
+        o = self.opts
+        with profiled(o.profile, f"http-c{c}-mon-{self.label}", self.groups, o.duration):
+            return http_row(
+                name or self.http_name, self.server, self.groups, self.lua, c, o.duration, o.warmup
+            )
+
+    def grpc(self, c: int, resp_bytes: int) -> Row:
+        """``h2load`` on ``Predict`` with ``c`` streams, then a burst from a real gRPC client."""
+        o, log = self.opts, self.tmp / f"h2load-c{c}.log"
+        with profiled(o.profile, f"grpc-c{c}-mon-{self.label}", self.groups, o.duration):
+            row = grpc_row(
+                self.grpc_name,
+                self.server,
+                self.groups,
+                self.grpc_body,
+                c,
+                o.duration,
+                o.warmup,
+                resp_bytes,
+                log,
+            )
+        ok, total, codes = grpc_check(self.server.grpc_target, self.grpc_body, max(2 * c, 8))
+        row.note = f"then a grpc client burst: {ok}/{total} OK" + (
+            f" {sorted(codes)}" if codes else ""
+        )
+        if ok != total:
+            row.errors = (row.errors or 0) + (total - ok)
+        return row
+
+    def sweep(self) -> list[Row]:
+        """HTTP then gRPC at each concurrency, then HTTP c=1 right after the heaviest load."""
+        target = self.server.grpc_target
+        ok, total, codes = grpc_check(target, self.grpc_body, 1)
+        url = f"http://{target}{GRPC_PATH}"
+        resp_bytes = grpc_response_bytes(url, self.grpc_body) if ok == total else 0
+        if resp_bytes:
+            print(
+                f"  gRPC body checked with a grpc client; one answer = {resp_bytes} B", flush=True
+            )
+        else:
+            print(f"  a grpc client's Predict with the benchmark body failed: {codes}", flush=True)
+        rows = []
+        for c in self.opts.concurrencies:
+            rows.append(self.attempt(self.http_name, f"c={c}", lambda c=c: self.http(c)))
+            if resp_bytes:
+                fn = lambda c=c: self.grpc(c, resp_bytes)  # noqa: E731
+                rows.append(self.attempt(self.grpc_name, f"c={c}", fn))
+            else:
+                rows.append(Row(self.grpc_name, f"c={c}", float("nan"), note=f"FAILED: {codes}"))
+        heaviest = max(self.opts.concurrencies)
+        if heaviest > 1:
+            name = f"{self.http_name} right after c={heaviest}"
+            after = self.attempt(name, "c=1", lambda: self.http(1, name))
+            learned = "informational: the dispatcher's learned wait after heavy load"
+            after.note = after.note or learned
+            rows.append(after)
+        return rows
+
+
+def bench_server(
+    opts: Options,
+    setup: ModelSetup,
+    tmp: Path,
+    monitoring: bool,
+    lua: Path,
+    grpc_body: Path,
+    csv_bytes: bytes | None,
+) -> list[Row]:
+    """Start ``bentoml serve`` once and measure every cell.
+
+    Cells run in order of concurrency, HTTP then gRPC at each level: BentoML's batching
+    dispatcher learns a wait time from recent batches, and after heavy load it keeps
+    waiting that long for minutes, so a c=1 cell measured after a c=64 cell would show
+    the previous cell's history. That effect gets its own row ("c=1 after c=64").
+    ``csv_bytes``: the recording to upload (None: no recording cell).
+    """
+    label = "on" if monitoring else "off"
+    rows: list[Row] = []
+    print(f"\nstarting bentoml serve (monitoring {label}) ...", flush=True)
+    t0 = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        server = serve(stack, setup, tmp, f"monitoring-{label}", monitoring)
+        print(f"  ready in {time.monotonic() - t0:.0f} s; log {server.log}", flush=True)
+        cells = ServedCells(server, opts, tmp, label, lua, grpc_body)
+        if "serve" in opts.stages:
+            rows += cells.sweep()
+        if csv_bytes is not None:
+            upload = lambda: recording_row(server.url, csv_bytes, opts.uploads, cells.groups)  # noqa: E731
+            rows.append(cells.attempt(RECORDING_CELL, "1 upload", upload))
+    return rows
+
+
+def bench_monitoring_ab(
+    opts: Options, setup: ModelSetup, tmp: Path, lua: Path, grpc_body: Path
+) -> tuple[list[Row], list[str]]:
+    """Monitoring on vs off, interleaved: two servers up at once, loaded one at a time.
+
+    Both servers (``HAR_MONITORING=1`` and ``=0``) start together and stay up; each
+    round measures HTTP c=64 then gRPC c=64 on one server, then on the other (the order
+    alternates between rounds), so slow drifts of the shared machine hit both sides
+    alike. The idle server uses no measurable CPU. Returns the median rows of each side
+    and a Markdown table of every round with the per-round on/off ratios.
+    """
+    rounds, c = opts.ab_rounds, 64
+    samples: dict[tuple[str, str], list[Row]] = {}
+    print(f"\n5. monitoring on vs off, {rounds} interleaved rounds at c={c}", flush=True)
+    with contextlib.ExitStack() as stack:
+        servers = {lab: serve(stack, setup, tmp, f"ab-{lab}", lab == "on") for lab in ("on", "off")}
+        groups: dict[str, Groups] = {k: server_groups(s.pid) for k, s in servers.items()}
+        resp_bytes = grpc_response_bytes(
+            f"http://{servers['on'].grpc_target}{GRPC_PATH}", grpc_body
+        )
+        for i in range(rounds):
+            for label in ("on", "off") if i % 2 == 0 else ("off", "on"):
+                s, g, tag = servers[label], groups[label], f"[monitoring {label}] round {i + 1}"
+                samples.setdefault((HTTP_CELL, label), []).append(
+                    http_row(f"{HTTP_CELL} {tag}", s, g, lua, c, opts.ab_duration, opts.warmup)
+                )
+                samples.setdefault((GRPC_CELL, label), []).append(
+                    grpc_row(
+                        f"{GRPC_CELL} {tag}",
+                        s,
+                        g,
+                        grpc_body,
+                        c,
+                        opts.ab_duration,
+                        opts.warmup,
+                        resp_bytes,
+                        tmp / f"ab-h2load-{label}.log",
+                    )
+                )
+        with contextlib.suppress(OSError, ValueError):
+            drift_url = f"{servers['on'].url}/monitoring/drift"
+            with urllib.request.urlopen(drift_url, timeout=60) as r:
+                rows_seen = json.load(r).get("rows")
+            print(f"  monitoring-on server profiled {rows_seen} rows so far", flush=True)
+    return ab_summary(samples, rounds, c, opts.ab_duration)

@@ -1,0 +1,114 @@
+"""What the benchmark sends and serves: the model in a store, request bodies, a recording."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .common import STANDIN_CLASSES, ModelSetup
+
+
+def prepare_model(tmp: Path) -> ModelSetup:
+    """Put the model in a BentoML store and return where it is.
+
+    The bundled model goes into the environment's store (``ensure_bundled_model``). If it
+    is not there yet, an untrained model of the same architecture is saved in ``tmp`` and
+    imported as ``har-cnn-bilstm`` into a temporary ``BENTOML_HOME`` (set in ``os.environ``
+    before BentoML is imported, so the servers started later share the same store).
+    """
+    from har.settings import PRETRAINED_DIR
+
+    bundled = (PRETRAINED_DIR / "har-cnn-bilstm.keras").is_file() and (
+        PRETRAINED_DIR / "card.json"
+    ).is_file()
+    if not bundled:
+        os.environ["BENTOML_HOME"] = str(tmp / "bentoml")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from har import registry
+
+    if bundled:
+        tag = registry.ensure_bundled_model()
+        source = "bundled models/pretrained/har-cnn-bilstm.keras"
+    else:
+        import keras
+
+        from har.card import ModelCard, Scaler
+        from har.training.architecture import build_model
+
+        keras.utils.set_random_seed(0)
+        build_model(len(STANDIN_CLASSES)).save(tmp / "standin.keras")
+        ModelCard(
+            name="har-cnn-bilstm",
+            classes=STANDIN_CLASSES,
+            window=200,
+            hop=100,
+            sample_rate_hz=50,
+            scaler=Scaler(mean=[0, 0, 9.8, 0, 0, 0], scale=[3, 3, 3, 60, 60, 60]),
+        ).to_file(tmp / "standin-card.json")
+        tag = registry.import_model(tmp / "standin.keras", tmp / "standin-card.json")
+        source = (
+            "STAND-IN: untrained har.training.architecture.build_model(7) (bundled model absent)"
+        )
+    folder = registry.model_folder(tag)  # {BENTOML_HOME}/models/NAME/VERSION
+    return ModelSetup(
+        tag,
+        folder / registry.MODEL_FILE,
+        folder / registry.CARD_FILE,
+        source,
+        model_store=folder.parents[1],
+    )
+
+
+def example_window(seed: int = 0) -> np.ndarray:
+    """One plausible ``(200, 6)`` window in canonical units (m/s², deg/s), float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(200) / 50.0
+    acc = np.stack([np.sin(2 * np.pi * t), np.cos(2 * np.pi * t), 9.81 + 0.3 * t / 4], axis=1)
+    gyro = 40 * np.stack([np.cos(2 * np.pi * t), np.sin(np.pi * t), 0.2 * t], axis=1)
+    x = np.concatenate([acc, gyro], axis=1) + rng.normal(0, 0.05, (200, 6))
+    return np.round(x, 4).astype(np.float32)
+
+
+def write_bodies(tmp: Path, window: np.ndarray) -> tuple[Path, Path]:
+    """The HTTP JSON body and the gRPC framed body of a one-window request."""
+    from har.v1 import har_pb2
+
+    json_body = tmp / "predict-1.json"
+    rounded = np.round(window.astype(np.float64), 4)  # ~10 KB, like a real client's JSON
+    json_body.write_text(json.dumps({"windows": [rounded.tolist()]}))
+    msg = har_pb2.PredictRequest(windows=[har_pb2.Window(values=window.ravel().tolist())])
+    raw = msg.SerializeToString()
+    grpc_body = tmp / "predict-1.grpc"
+    grpc_body.write_bytes(b"\x00" + len(raw).to_bytes(4, "big") + raw)
+    return json_body, grpc_body
+
+
+def write_recording(path: Path, hours: float = 1.0, rate_hz: float = 50.0) -> int:
+    """Write a synthetic IMU-like canonical CSV recording; return its number of samples.
+
+    Every 30 s the motion changes (frequency 0.3-2.5 Hz, amplitude 0.2-4 m/s²) on top of
+    gravity, with gyroscope rates to match and a little noise.
+    """
+    n = int(hours * 3600 * rate_hz)
+    rng = np.random.default_rng(1)
+    t = np.arange(n) / rate_hz
+    seg = (t // 30).astype(int)
+    freq = rng.uniform(0.3, 2.5, seg[-1] + 1)[seg]
+    amp = rng.uniform(0.2, 4.0, seg[-1] + 1)[seg]
+    ph = 2 * np.pi * freq * t
+    noise = rng.normal(0, 0.05, (n, 6))
+    acc = np.stack([amp * np.sin(ph), 0.5 * amp * np.cos(ph), 9.81 + 0.3 * amp * np.sin(2 * ph)])
+    gyro = np.stack([60 * amp * np.cos(ph), 30 * amp * np.sin(ph), 10 * amp * np.cos(2 * ph)])
+    data = np.column_stack([t, acc.T + noise[:, :3], gyro.T + noise[:, 3:]])
+    np.savetxt(
+        path,
+        data,
+        fmt=["%.3f"] + ["%.4f"] * 6,
+        delimiter=",",
+        header="timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z",
+        comments="",
+    )
+    return n
