@@ -8,6 +8,7 @@ Commands:
     train-reference  train and evaluate the bundled reference model
     reference        attach a reference profile (for drift) to a stored model
     drift-report     render served profiles against the reference as an HTML page
+    register, promote, rollback, models   the MLflow model lifecycle (har/lifecycle/cli.py)
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
 
 
 def _cmd_ensure_model(args: argparse.Namespace) -> int:
-    from har import registry
+    from har.lifecycle import ensure_served_model
+    from har.settings import get_settings
 
-    print(registry.ensure_bundled_model())
+    print(ensure_served_model(get_settings()))
     return 0
 
 
@@ -174,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", help="ISO 8601 time or a duration such as 2h, 30m")
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=_cmd_drift_report)
+
+    from har.lifecycle.cli import add_commands
+
+    add_commands(sub)  # register, promote, rollback, models
     return p
 
 
