@@ -50,10 +50,11 @@ def describe(c: Any, name: str | None = None) -> list[dict[str, Any]]:
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`describe`'s rows."""
+    """A plain-text table of :func:`describe`'s rows (metrics are the run's, as the card
+    claims them; "last gate" is what the gate measured)."""
     if not rows:
         return "no registered models (register one with `python -m har register`)"
-    head = ["model", "version", "aliases", "run id", "sha256", *SHOWN_METRICS]
+    head = ["model", "version", "aliases", "run id", "sha256", *SHOWN_METRICS, "last gate"]
     table = [head]
     for r in rows:
         table.append(
@@ -64,9 +65,21 @@ def render(rows: list[dict[str, Any]]) -> str:
                 r["run_id"] or "-",
                 r["sha256"][:12] or "-",
                 *(f"{r['metrics'][m]:.4f}" if m in r["metrics"] else "-" for m in SHOWN_METRICS),
+                _gate_summary(r["gate"]),
             ]
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join(
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in table
     )
+
+
+def _gate_summary(gate: dict[str, str]) -> str:
+    """``champion: acc 0.9382 f1 0.9428 passed`` for each alias this version was gated for."""
+    out = []
+    for alias in sorted({k.split(".")[0] for k in gate}):
+        acc, f1 = gate.get(f"{alias}.accuracy"), gate.get(f"{alias}.macro_f1")
+        verdict = "passed" if gate.get(f"{alias}.passed") == "true" else "refused"
+        if acc and f1:
+            out.append(f"{alias}: acc {float(acc):.4f} f1 {float(f1):.4f} {verdict}")
+    return "; ".join(out) or "-"

@@ -112,9 +112,10 @@ def test_equal_model_promoted_then_rolled_back(capsys, settings, bundled, eval_s
 
     rc, out, _ = run(capsys, "models", "roll")
     assert rc == 0
-    rows = {line.split()[1]: line for line in out.splitlines()[1:]}
-    assert "champion" in rows[v1] and "champion" not in rows[v2]
-    assert store.get_version(c, "roll", v1).run_id in rows[v1]
+    rows = {line.split()[1]: line.split() for line in out.splitlines()[1:]}
+    assert rows[v1][2] == "champion" and rows[v2][2] == "-"  # the aliases column
+    assert rows[v1][3] == store.get_version(c, "roll", v1).run_id
+    assert rows[v1][-6:] == ["champion:", "acc", rows[v1][-4], "f1", rows[v1][-2], "passed"]
     assert run(capsys, "models", "missing")[0] == 2
 
 
@@ -128,3 +129,19 @@ def test_other_alias_and_unknown_version(capsys, settings, bundled, eval_small):
     assert aliases.holder(c, "alias", "champion") is None
     rc, _, err = run(capsys, "promote", "alias", "99", "--eval-data", eval_small)
     assert rc == 2 and "not in the registry" in err
+
+
+def test_training_run_logs_params_folds_and_confusion_images(capsys, settings, bundled):
+    model, card = bundled
+    rc, out, _ = run(
+        capsys, "register", model, "--card", card, "--name", "trained", "--training-run"
+    )
+    assert rc == 0
+    c = store.client(settings)
+    mv = store.get_version(c, "trained", out.strip().splitlines()[-1].split("/")[1])
+    run_data = c.get_run(mv.run_id).data
+    assert run_data.params["config.epochs"] == "25" and run_data.params["seed"] == "0"
+    folds = c.get_metric_history(mv.run_id, "fold.accuracy")
+    assert [m.step for m in folds] == [0, 1, 2, 3, 4]
+    images = {a.path for a in c.list_artifacts(mv.run_id)}
+    assert {"confusion_matrix_lso.png", "confusion_matrix_heldout.png"} <= images
