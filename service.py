@@ -14,7 +14,7 @@ import bentoml
 import numpy as np
 from fastapi import FastAPI
 
-from har import bentoml_compat, grpc_service, registry
+from har import bentoml_compat, grpc_service, lifecycle, registry
 from har.access import Access, BearerAuthMiddleware
 from har.card import CANONICAL_UNITS
 from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
@@ -26,7 +26,11 @@ from har.tls import GrpcTLS, grpc_server_credentials
 
 bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
 
-settings = get_settings()
+# the model this service is configured for (HAR_MODEL_URI, else HAR_MODEL_TAG), found or
+# stored now, so a plain `bentoml serve` works too; every worker serves this one tag
+settings = get_settings().model_copy(
+    update={"model_tag": lifecycle.ensure_served_model(get_settings()), "model_uri": None}
+)
 access = Access.from_settings(settings)  # bearer tokens (off unless HAR_API_TOKENS*)
 grpc_tls = GrpcTLS.from_settings(settings)  # gRPC TLS (off unless HAR_GRPC_TLS_*)
 #: Shared by both services: one worker each, generous timeout and concurrency, no access log.
@@ -91,7 +95,11 @@ class HARService:
         worker = f"api{bentoml.server_context.worker_index or 0}"
         self.scorer = served_scorer(settings, model, worker_id=worker)
         self.monitor: Any = self.scorer.monitor
-        self.api = HttpApi(self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s)
+        origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))
+        lifecycle.publish_model_info(self.scorer.tag, origin)
+        self.api = HttpApi(
+            self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
+        )
         self.grpc_server: Any = None
 
     async def __is_ready__(self) -> bool:

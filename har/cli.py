@@ -9,6 +9,7 @@ Commands:
     reference        attach a reference profile (for drift) to a stored model
     drift-report     render served profiles against the reference as an HTML page
     timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
+    register, promote, rollback, models   the MLflow model lifecycle (har/lifecycle/cli.py)
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
 
 
 def _cmd_ensure_model(args: argparse.Namespace) -> int:
-    from har import registry
+    from har.lifecycle import ensure_served_model
+    from har.settings import get_settings
 
-    print(registry.ensure_bundled_model())
+    print(ensure_served_model(get_settings()))
     return 0
 
 
@@ -227,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--switch-penalty", type=float, help="default HAR_SWITCH_PENALTY")
     s.add_argument("--min-segment-s", type=float, help="default HAR_MIN_SEGMENT_S")
     s.set_defaults(func=_cmd_timeline_eval)
+
+    from har.lifecycle.cli import add_commands
+
+    add_commands(sub)  # register, promote, rollback, models
     return p
 
 

@@ -121,12 +121,22 @@ class HttpApi:
         scorer: the transport-agnostic core.
         monitor: the scorer's ``har.monitoring.Monitor`` (``None``: monitoring is off).
         align_tolerance_s: Garmin accelerometer/gyroscope pairing tolerance (seconds).
+        registry: where the served model came from in the MLflow registry
+            (``har.lifecycle.served_registry_info``; ``None``: not from the registry).
     """
 
-    def __init__(self, scorer: Scorer, monitor: Any | None, *, align_tolerance_s: float) -> None:
+    def __init__(
+        self,
+        scorer: Scorer,
+        monitor: Any | None,
+        *,
+        align_tolerance_s: float,
+        registry: dict[str, str] | None = None,
+    ) -> None:
         self.scorer = scorer
         self.monitor = monitor
         self.align_tolerance_s = align_tolerance_s
+        self.registry = registry
 
     async def predict(self, windows: object, units: Units) -> Any:
         """``POST /predict``: one prediction per window, in request order."""
@@ -162,8 +172,11 @@ class HttpApi:
         return formats.recording_answer(self.scorer.tag, result)
 
     def model(self) -> formats.JSON:
-        """``GET /model``: the served model's tag and card."""
-        return formats.model_answer(self.scorer.tag, self.scorer.card)
+        """``GET /model``: the served model's tag and card (and its registry origin)."""
+        answer = formats.model_answer(self.scorer.tag, self.scorer.card)
+        if self.registry is not None:
+            answer["registry"] = self.registry
+        return answer
 
     async def drift(self, since: str | None, until: str | None) -> Any:
         """``GET /monitoring/drift``: ``monitor.drift`` over the ISO 8601 interval (in a
