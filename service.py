@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,13 +33,14 @@ from har.settings import get_settings
 def _cancel_traffic_timers() -> None:
     """Make BentoML's ``TimeoutMiddleware`` cancel its per-request timer when the request ends.
 
-    BentoML 1.4.30 schedules ``loop.call_later(traffic timeout, ...)`` for every HTTP
-    request and never cancels it, so each finished request's timer, waiter future and
-    context (with its OpenTelemetry span) stay on the event loop for the whole traffic
-    timeout (120 s here): at 400 requests/s that is ~50,000 live timers, ~250 MB in the
-    API worker, and garbage-collection passes over them that cost ~25 % of the HTTP
-    throughput after a few minutes of load (load_tests/RESULTS.md). Same behaviour,
-    timer cancelled in ``finally``; applied once, in every worker that imports this module.
+    BentoML (1.4.30 up to 1.4.40 at least) schedules ``loop.call_later(traffic timeout,
+    ...)`` for every HTTP request and never cancels it, so each finished request's timer,
+    waiter future and context (with its OpenTelemetry span) stay on the event loop for the
+    whole traffic timeout (120 s here): at 400 requests/s that is ~50,000 live timers,
+    ~250 MB in the API worker, and garbage-collection passes over them that cost ~25 % of
+    the HTTP throughput after a few minutes of load (load_tests/RESULTS.md). Same
+    behaviour, timer cancelled in ``finally``; applied once, in every worker that imports
+    this module (tests/unit/test_bentoml_workarounds.py shows the leak without it).
     """
     from bentoml._internal.server.http import traffic
     from starlette.responses import JSONResponse as StarletteJSON
@@ -93,6 +95,7 @@ def _freeze_startup_heap() -> None:
 
 
 settings = get_settings()
+logger = logging.getLogger("har.service")
 RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError)
 EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
 UPLOAD = Annotated[list[Path], Field(max_length=1)]
@@ -104,6 +107,10 @@ read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, o
     workers=1,
     traffic={"timeout": 120, "max_concurrency": 4096},
     logging={"access": {"enabled": False}},
+    # BentoML 1.4.31+ replaces the caller's aiohttp session after 100 calls or 300 s and
+    # closes the old one while calls still use it: ServerDisconnectedError under load
+    # (bentoml/BentoML#5540, #5544). The caller reads this callee-side setting; never recycle.
+    runner_connection={"max_requests": 10**9, "max_age": 1e9},  # max_age must be a float
 )
 class HARModel:
     """The Keras model behind one adaptively batched method (BentoML's successor to a runner)."""
@@ -199,9 +206,11 @@ class HARService:
         )
         try:
             return await method(scaled)
-        except RETRYABLE:
+        except RETRYABLE as exc:
             # BentoML's client may reuse a pooled connection that the model worker has
             # just closed (idle keep-alive); inference has no side effects: retry once.
+            # With runner_connection on HARModel this should not fire: count it in the log.
+            logger.warning("model call retried once after %s", type(exc).__name__)
             return await method(scaled)
 
     async def __is_ready__(self) -> bool:
