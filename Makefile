@@ -7,7 +7,7 @@ HTTP_PORT ?= 3000
 GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
 
-.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench image image-test clean
+.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench reliability image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -69,6 +69,10 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 
 bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
 	$(BIN)/python -m load_tests.bench --monitoring both
+
+reliability: $(STAMP)  ## fuzz, malformed gRPC, resource bounds, kill cases vs real servers (~15 min); non-zero on any failure
+	$(BIN)/python -m har ensure-model
+	$(BIN)/python -m load_tests.reliability $(RELIABILITY_ARGS)
 
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

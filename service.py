@@ -148,9 +148,10 @@ class HARModel:
     traffic={"timeout": 120, "max_concurrency": 4096},
     logging={"access": {"enabled": False}},
     http={"port": 3000},
-    # BentoML's own dependency probe can hang a /readyz for the whole traffic timeout
-    # while the model worker is still starting, and then blocks shutdown: __is_ready__
-    # below probes with a hard deadline instead.
+    # BentoML's own dependency probe raises instead of answering False when the model
+    # worker is gone or does not answer within 5 s (/readyz 500, not 503; on 1.4.30 it
+    # could hang for the traffic timeout): __is_ready__ below probes with a deadline and
+    # answers False (tests/unit/test_bentoml_workarounds.py).
     runner_probe={"enabled": False},
 )
 @bentoml.asgi_app(read_api, path="/")

@@ -1,6 +1,6 @@
 """Prometheus metrics of monitoring, served on BentoML's own ``/metrics``.
 
-BentoML 1.4.30 runs ``prometheus_client`` in multiprocess mode: it sets
+BentoML (1.4.30 to 1.4.40) runs ``prometheus_client`` in multiprocess mode: it sets
 ``PROMETHEUS_MULTIPROC_DIR`` in the environment of every worker it starts and
 its ``/metrics`` endpoint aggregates that folder (``MultiProcessCollector``).
 (``bentoml.metrics`` is a deprecated alias of ``prometheus_client`` itself.)
