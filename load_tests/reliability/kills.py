@@ -2,7 +2,7 @@
 
 A light closed-loop load (HTTP ``/predict`` and gRPC ``Predict``, one window each) runs
 through every fault; each answer is kept with the time it was sent. Recovery is the time
-from the signal until a request sent after it succeeds; rows lost are the windows the
+from the signal until a request sent after it has been answered successfully; rows lost are the windows the
 clients saw answered minus the rows in the profile files on disk once the server ended.
 """
 
@@ -37,6 +37,7 @@ class Answer:
     ok: bool
     fault: bool  # a 5xx or UNKNOWN / INTERNAL
     what: str
+    done: float = field(default_factory=time.monotonic)  # when the answer came
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _recover(r: Result, server: Server, load: Load, t_kill: float) -> None:
             break
         time.sleep(0.25)
     done = [a for a in load.answers if a.sent > t_kill and a.ok]
-    r.recovery_s = min(a.sent for a in done) - t_kill if done else None
+    r.recovery_s = min(a.done for a in done) - t_kill if done else None
     if not was_unready:
         r.seen.insert(0, "/readyz never false")
     elif ready_at is None:
