@@ -70,6 +70,9 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring on/off (about 17 min)
 	$(BIN)/python -m load_tests.bench --monitoring both
 
+observe: $(STAMP)  ## Prometheus + Alertmanager (local processes, shipped configs) for a running `make serve`; data in logs/observe/
+	$(BIN)/python deploy/observe.py --har localhost:$(HTTP_PORT) --dir logs/observe
+
 reliability: $(STAMP)  ## fuzz, malformed gRPC, resource bounds, kill cases vs real servers (~15 min); non-zero on any failure
 	$(BIN)/python -m har ensure-model
 	$(BIN)/python -m load_tests.reliability $(RELIABILITY_ARGS)

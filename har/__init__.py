@@ -8,7 +8,14 @@ Modules:
     preprocessing  units, alignment, resampling, gap splitting, windowing, scaling
     inference      the compiled model function with padded, pre-compiled batch sizes
     registry       importing models with their cards into the BentoML model store
-    scoring        turning window predictions into a timeline of activities
+    scorer         the transport-agnostic core: windows, recordings, streams -> results
+    results        typed results (predictions, scored windows, activity timeline)
+    formats        the HTTP JSON answers built from those results
+    grpc_service   the gRPC servicer and server
+    http           HTTP pieces that need no BentoML (body limit, uploads, endpoint bodies)
+    model_client   calls to the model service (routing by size, coalescing, retry)
+    bentoml_compat workarounds for BentoML 1.4.30 (timer leak, start-up heap)
+    offline        offline scoring of recording files (python -m har predict)
 """
 
 __version__ = "0.1.0"

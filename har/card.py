@@ -1,33 +1,87 @@
 """The model card: everything that belongs to a model besides its weights.
 
 The classes, window geometry, channel order, units and scaler travel with the
-model in one JSON document (CONTRACT.md, "Model card") and every consumer
-(training, batch scoring, HTTP, gRPC, monitoring) takes them from here.
+model in one JSON document (``card.json`` beside the weights, as in
+``models/pretrained/``) and every consumer (training, offline scoring, HTTP,
+gRPC, monitoring) takes them from here. :class:`Units` is the one type for the
+units a client declares.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from har.errors import CardMismatchError, InputError
 
 CANONICAL_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+#: Accepted unit names; the first of each is the canonical unit.
 AccUnit = Literal["m/s2", "g", "milli_g"]
 GyroUnit = Literal["deg/s", "rad/s"]
+ACC_UNITS: tuple[str, ...] = get_args(AccUnit)
+GYRO_UNITS: tuple[str, ...] = get_args(GyroUnit)
+STANDARD_GRAVITY = 9.80665  # m/s² per g
+#: Factor from each accepted unit to the canonical one (m/s², deg/s).
+ACC_TO_MS2: dict[str, float] = dict(
+    zip(ACC_UNITS, (1.0, STANDARD_GRAVITY, STANDARD_GRAVITY / 1000), strict=True)
+)
+GYRO_TO_DEG_S: dict[str, float] = dict(zip(GYRO_UNITS, (1.0, 180.0 / math.pi), strict=True))
+_FIELD_NAMES = {"acc": ("accelerometer", ACC_UNITS), "gyro": ("gyroscope", GYRO_UNITS)}
 
 
+# Built at each edge: the JSON body of ``POST /predict`` (BentoML validates it), the
+# form fields ``acc_unit``/``gyro_unit``, the gRPC ``Units`` message and the command
+# line, the last three through ``Units.parse``. Immutable. Its docstring is the
+# description in the service's OpenAPI schema.
 class Units(BaseModel):
     """Physical units of the accelerometer and gyroscope channels."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     acc: AccUnit = "m/s2"
     gyro: GyroUnit = "deg/s"
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, object]) -> Units:
+        """Units from ``{"acc": name, "gyro": name}`` (either may be left out: canonical).
+
+        Raises:
+            InputError: an unknown unit name or key; the message lists the accepted ones.
+        """
+        try:
+            return cls.model_validate(dict(fields))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else ""
+            if key in _FIELD_NAMES:
+                what, names = _FIELD_NAMES[key]
+                message = f"unknown {what} unit {err['input']!r}; use one of {list(names)}"
+            else:
+                extra = sorted(str(k) for k in fields if k not in _FIELD_NAMES)
+                message = f"unknown keys in units: {extra}; use 'acc' and 'gyro'"
+            raise InputError(message) from None
+
+    @property
+    def is_canonical(self) -> bool:
+        """True for m/s² and deg/s (no conversion needed)."""
+        return self == CANONICAL_UNITS
+
+
+#: The canonical units (m/s², deg/s): what the model's scaler expects.
+CANONICAL_UNITS = Units()
 
 
 class Scaler(BaseModel):
@@ -51,7 +105,7 @@ class Scaler(BaseModel):
 
 
 class ModelCard(BaseModel):
-    """A model's card (CONTRACT.md). ``classes[i]`` names softmax output ``i``."""
+    """A model's card. ``classes[i]`` names softmax output ``i``."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 

@@ -82,14 +82,16 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from har.batch import score_file
+    from har.card import Units
+    from har.offline import score_file
+    from har.settings import get_settings
 
     result = score_file(
         args.recording,
+        get_settings(),
         gyroscope=args.gyroscope,
         model_tag=args.model,
-        acc_unit=args.acc_unit,
-        gyro_unit=args.gyro_unit,
+        units=Units.parse({"acc": args.acc_unit, "gyro": args.gyro_unit}),
         out=args.out,
     )
     print(result)
@@ -123,23 +125,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_drift_report(args: argparse.Namespace) -> int:
     from har.monitoring import drift_report
+    from har.settings import get_settings
 
     reference = args.reference
     if reference is None:
         from har import registry
-        from har.settings import get_settings
 
         try:
             reference = registry.model_folder(get_settings().model_tag) / registry.REFERENCE_FILE
         except InputError:
             reference = registry.BUNDLED_REFERENCE
-    out = drift_report(args.profiles, reference, args.out, args.since)
+    out = drift_report(args.profiles, reference, args.out, args.since, settings=get_settings())
     print(out)
     return 0
 
 
 def _cmd_timeline_eval(args: argparse.Namespace) -> int:
-    from har.batch import load_for_scoring
+    from har.offline import load_for_scoring
     from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
 
     _, card, model = load_for_scoring(args.model)
@@ -153,6 +155,7 @@ def _cmd_timeline_eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
+    from har.card import ACC_UNITS, GYRO_UNITS
     from har.settings import get_settings
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])
@@ -182,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("recording", type=Path, help="canonical CSV, or Garmin accelerometer file")
     s.add_argument("--gyroscope", type=Path, help="Garmin gyroscope file (with a Garmin pair)")
     s.add_argument("--model", help=f"model tag (default {get_settings().model_tag})")
-    s.add_argument("--acc-unit", default="m/s2", choices=["m/s2", "g", "milli_g"])
-    s.add_argument("--gyro-unit", default="deg/s", choices=["deg/s", "rad/s"])
+    s.add_argument("--acc-unit", default=ACC_UNITS[0], choices=ACC_UNITS)
+    s.add_argument("--gyro-unit", default=GYRO_UNITS[0], choices=GYRO_UNITS)
     s.add_argument("--out", type=Path, help="write per-window predictions to this CSV")
     s.set_defaults(func=_cmd_predict)
 

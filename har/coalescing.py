@@ -12,11 +12,10 @@ adaptive batching still groups the calls of several workers and streams.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
+from har.inference import Infer
 
 
 class Coalescer:

@@ -1,16 +1,39 @@
-"""HTTP-only pieces of the service that do not need BentoML: body limits and uploads."""
+"""HTTP-only pieces of the service that do not need BentoML: body limits, uploads, errors."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
+from pydantic import Field
+
+from har import formats
+from har.card import Units
 from har.errors import InputError
 from har.recordings import Recording, read_csv_recording, read_garmin_pair
+from har.scorer import Scorer
 
 Scope = dict[str, Any]
+EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
+#: Request field types of the endpoints (their OpenAPI schema and runnable examples).
+WINDOWS = Annotated[
+    list[list[list[float]]],
+    Field(
+        description="N windows of `window` samples x 6 channels (acc_x, acc_y, acc_z, "
+        "gyro_x, gyro_y, gyro_z), time-major; units as in `units`",
+        examples=[[EXAMPLE_WINDOW]],
+    ),
+]
+UNITS = Annotated[Units, Field(description="Units of the values (default m/s2 and deg/s).")]
+#: An optional upload is a list of at most one file: BentoML 1.4 cannot express
+#: ``Path | None`` upload fields (its file schema breaks ``typing.Union``).
+UPLOAD = Annotated[list[Path], Field(max_length=1)]
+SINCE = Annotated[str | None, Query(description="ISO 8601 start (default: service start)")]
+UNTIL = Annotated[str | None, Query(description="ISO 8601 end (default: now)")]
 
 
 class BodySizeLimitMiddleware:
@@ -81,11 +104,79 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def client_error(exc: Exception, status: int = 400) -> Any:
+def client_error(exc: Exception | str, status: int = 400) -> Any:
     """The JSON answer to a client's mistake: ``{"error": message}`` with a 4xx status."""
     from starlette.responses import JSONResponse
 
     return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+class HttpApi:
+    """What the HTTP endpoints do, behind the signatures ``service.py`` declares.
+
+    Each method answers the endpoint's JSON (:mod:`har.formats`) or, for a client's
+    mistake (:class:`~har.errors.InputError`), ``{"error": message}`` with a 4xx.
+
+    Args:
+        scorer: the transport-agnostic core.
+        monitor: the scorer's ``har.monitoring.Monitor`` (``None``: monitoring is off).
+        align_tolerance_s: Garmin accelerometer/gyroscope pairing tolerance (seconds).
+    """
+
+    def __init__(self, scorer: Scorer, monitor: Any | None, *, align_tolerance_s: float) -> None:
+        self.scorer = scorer
+        self.monitor = monitor
+        self.align_tolerance_s = align_tolerance_s
+
+    async def predict(self, windows: object, units: Units) -> Any:
+        """``POST /predict``: one prediction per window, in request order."""
+        try:
+            return formats.predict_answer(
+                self.scorer.tag, await self.scorer.predict(windows, units)
+            )
+        except InputError as exc:
+            return client_error(exc)
+
+    async def predict_recording(
+        self,
+        file: Path | None,
+        accelerometer: Path | None,
+        gyroscope: Path | None,
+        acc_unit: str,
+        gyro_unit: str,
+    ) -> Any:
+        """``POST /predict_recording``: windows, segments and seconds per activity."""
+        try:
+            rec = await asyncio.to_thread(
+                read_upload,
+                file,
+                accelerometer,
+                gyroscope,
+                acc_unit,
+                gyro_unit,
+                tolerance_s=self.align_tolerance_s,
+            )
+            result = await self.scorer.predict_recording(rec)
+        except InputError as exc:
+            return client_error(exc)
+        return formats.recording_answer(self.scorer.tag, result)
+
+    def model(self) -> formats.JSON:
+        """``GET /model``: the served model's tag and card."""
+        return formats.model_answer(self.scorer.tag, self.scorer.card)
+
+    async def drift(self, since: str | None, until: str | None) -> Any:
+        """``GET /monitoring/drift``: ``monitor.drift`` over the ISO 8601 interval (in a
+        thread); 404 when monitoring is off, 400 for an unreadable interval."""
+        if self.monitor is None:
+            return client_error("monitoring is disabled (HAR_MONITORING=0)", 404)
+        from har.monitoring import parse_interval
+
+        try:
+            start, end = parse_interval(since, until)
+        except InputError as exc:
+            return client_error(exc)
+        return await asyncio.to_thread(self.monitor.drift, start, end)
 
 
 class _TooLarge(Exception):
@@ -111,13 +202,14 @@ def read_upload(
     *,
     tolerance_s: float,
 ) -> Recording:
-    """The recording of a ``/predict_recording`` upload: a canonical CSV or a Garmin pair."""
+    """The recording of a ``/predict_recording`` upload: a canonical CSV in the form
+    fields' units (``acc_unit``, ``gyro_unit``), or a Garmin pair (its own units)."""
     if file is not None:
         if accelerometer is not None or gyroscope is not None:
             raise InputError(
                 "send either 'file' or the pair 'accelerometer' + 'gyroscope', not both"
             )
-        units = {"acc": acc_unit, "gyro": gyro_unit}
+        units = Units.parse({"acc": acc_unit, "gyro": gyro_unit})
         return read_csv_recording(_named(file, "upload 'file'"), units)
     if accelerometer is not None and gyroscope is not None:
         return read_garmin_pair(

@@ -1,7 +1,8 @@
 """The model as a compiled function with a few fixed batch sizes.
 
-``model.predict`` costs ~40 ms of fixed overhead per call (FACTS.md), so serving
-and batch scoring call a ``tf.function`` instead. With XLA every distinct input
+``model.predict`` costs ~40 ms of fixed overhead per call (measured on 2 cores;
+compare the naive baseline in ``load_tests/RESULTS.md``), so serving and offline
+scoring call a ``tf.function`` instead. With XLA every distinct input
 shape compiles once (hundreds of ms), so batches are padded up to a small set of
 sizes (powers of two up to ``max_batch_size``) that are all compiled by
 :meth:`CompiledModel.warmup` at start-up: no request ever waits for a compile.
@@ -11,10 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+#: An async model function: ``(N, window, 6)`` float32 scaled windows ->
+#: ``(N, n_classes)`` probabilities (the model service's call, or a compiled model).
+Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
 def configure_tensorflow(intra_op_threads: int = 1, inter_op_threads: int = 1) -> None:

@@ -1,6 +1,6 @@
 """The one preprocessing path: units, alignment, resampling, gaps, windows, scaling.
 
-Training, batch scoring (``python -m har predict``), the HTTP endpoints and the
+Training, offline scoring (``python -m har predict``), the HTTP endpoints and the
 gRPC servicer all call :class:`Preprocessor`; the window geometry, sample rate
 and scaler come from the model card, never from constants here.
 
@@ -19,46 +19,39 @@ import numpy as np
 import pandas as pd
 from scipy.signal import resample_poly
 
-from har.card import ModelCard, Scaler, Units
+from har.card import ACC_TO_MS2, CANONICAL_UNITS, GYRO_TO_DEG_S, ModelCard, Scaler, Units
 from har.errors import InputError, RecordingError
 
-STANDARD_GRAVITY = 9.80665  # m/s² per g
-ACC_TO_MS2: dict[str, float] = {
-    "m/s2": 1.0,
-    "g": STANDARD_GRAVITY,
-    "milli_g": STANDARD_GRAVITY / 1000,
-}
-GYRO_TO_DEG_S: dict[str, float] = {"deg/s": 1.0, "rad/s": 180.0 / math.pi}
 
-
-def unit_factors(units: Units | dict | None) -> np.ndarray:
-    """Per-channel factors that turn ``units`` into canonical units, shape ``(6,)``.
-
-    Raises:
-        InputError: an unknown unit name (the message lists the accepted ones).
-    """
-    if units is None:
-        units = Units()
-    elif isinstance(units, dict):
-        acc, gyro = units.get("acc", "m/s2"), units.get("gyro", "deg/s")
-        if acc not in ACC_TO_MS2:
-            raise InputError(f"unknown accelerometer unit {acc!r}; use one of {list(ACC_TO_MS2)}")
-        if gyro not in GYRO_TO_DEG_S:
-            raise InputError(f"unknown gyroscope unit {gyro!r}; use one of {list(GYRO_TO_DEG_S)}")
-        extra = set(units) - {"acc", "gyro"}
-        if extra:
-            raise InputError(f"unknown keys in units: {sorted(extra)}; use 'acc' and 'gyro'")
-        units = Units(acc=acc, gyro=gyro)
+def unit_factors(units: Units) -> np.ndarray:
+    """Per-channel factors that turn ``units`` into canonical units, shape ``(6,)`` float64."""
     a, g = ACC_TO_MS2[units.acc], GYRO_TO_DEG_S[units.gyro]
     return np.array([a, a, a, g, g, g], dtype=np.float64)
 
 
-def to_canonical(values: np.ndarray, units: Units | dict | None) -> np.ndarray:
+def to_canonical(values: np.ndarray, units: Units) -> np.ndarray:
     """Convert ``(..., 6)`` samples from ``units`` to m/s² and deg/s (returns a new array)."""
-    f = unit_factors(units)
-    if np.all(f == 1.0):
+    if units.is_canonical:
         return np.array(values, copy=True)
+    f = unit_factors(units)
     return values * f.astype(values.dtype if values.dtype.kind == "f" else np.float64)
+
+
+def clean_samples(time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop samples with a NaN/infinite time or value, sort by time, keep the first of
+    equal timestamps. ``time`` ``(n,)`` and ``values`` ``(n, 6)`` in, float64 out.
+
+    The readers in :mod:`har.recordings` call it once; :class:`Preprocessor` then
+    expects what it returns (finite, strictly increasing times).
+    """
+    time = np.asarray(time, np.float64)
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(time) & np.isfinite(values).all(axis=1)
+    time, values = time[finite], values[finite]
+    order = np.argsort(time, kind="stable")
+    time, values = time[order], values[order]
+    keep = np.concatenate([[True], np.diff(time) > 0])
+    return time[keep], values[keep]
 
 
 def align_streams(
@@ -221,18 +214,14 @@ class Preprocessor:
         """Split a canonical-unit recording at gaps and resample each part to the card's rate.
 
         Args:
-            time: ``(n,)`` seconds (any origin), values: ``(n, 6)`` canonical units.
+            time: ``(n,)`` seconds (any origin), finite and strictly increasing, as a
+                :class:`~har.recordings.Recording` holds them (see :func:`clean_samples`).
+            values: ``(n, 6)`` finite samples in canonical units.
         """
         time = np.asarray(time, np.float64)
         values = np.asarray(values, np.float64)
-        finite = np.isfinite(time) & np.isfinite(values).all(axis=1)
-        time, values = time[finite], values[finite]
         if time.size < 2:
             raise RecordingError("recording has fewer than two valid samples")
-        order = np.argsort(time, kind="stable")
-        time, values = time[order], values[order]
-        keep = np.concatenate([[True], np.diff(time) > 0])
-        time, values = time[keep], values[keep]
         origin = time[0]
         out = []
         for sl in split_at_gaps(time, self.max_fill):
@@ -261,13 +250,12 @@ class Preprocessor:
         """Scaled float32 model input from canonical windows ``(N, window, 6)``."""
         return scale(windows, self.card.scaler)
 
-    def check_windows(self, windows: object, units: Units | dict | None = None) -> np.ndarray:
+    def check_windows(self, windows: object, units: Units = CANONICAL_UNITS) -> np.ndarray:
         """Validate client windows and return them in canonical units, ``(N, window, 6)`` float32.
 
         Raises:
-            InputError: wrong shape, non-numbers, NaN or infinity, unknown units.
+            InputError: wrong shape, non-numbers, NaN or infinity.
         """
-        factors = unit_factors(units)
         try:
             arr = np.asarray(windows, dtype=np.float32)
         except (ValueError, TypeError) as exc:
@@ -288,6 +276,6 @@ class Preprocessor:
                 f"windows contain NaN or infinity (first at window {bad[0]}, sample {bad[1]}, "
                 f"channel {self.card.channels[bad[2]]})"
             )
-        if not np.all(factors == 1.0):
-            arr = arr * factors.astype(np.float32)
+        if not units.is_canonical:
+            arr = arr * unit_factors(units).astype(np.float32)
         return arr

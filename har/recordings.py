@@ -1,6 +1,6 @@
 """Reading device recordings into one time-indexed 6-channel array in canonical units.
 
-Two formats (CONTRACT.md, DOMAIN.md):
+Two formats:
 
 * the canonical CSV: header ``timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z``,
   timestamp in seconds (any origin) or ISO 8601, any sample rate, units given by
@@ -24,12 +24,14 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from har.card import CANONICAL_CHANNELS, Units
+from har.card import ACC_TO_MS2, CANONICAL_CHANNELS, CANONICAL_UNITS, GYRO_TO_DEG_S, Units
 from har.errors import RecordingError
-from har.preprocessing import align_streams, to_canonical
+from har.preprocessing import align_streams, clean_samples, to_canonical
 
 CSV_COLUMNS: tuple[str, ...] = ("timestamp", *CANONICAL_CHANNELS)
 GARMIN_TIME_FORMAT = "%m/%d/%Y, %I:%M:%S %p"
+#: Units of the Garmin export files.
+GARMIN_UNITS = Units(acc="milli_g", gyro="deg/s")
 Source = str | Path | bytes | BinaryIO
 
 
@@ -120,8 +122,8 @@ def _epoch_ns(dt: pd.Series) -> np.ndarray:
     return unit_free.astype("datetime64[ns]").astype("int64").to_numpy()
 
 
-def read_csv_recording(source: Source, units: Units | dict | None = None) -> Recording:
-    """Read a canonical CSV recording and convert it to canonical units.
+def read_csv_recording(source: Source, units: Units = CANONICAL_UNITS) -> Recording:
+    """Read a canonical CSV recording in ``units`` and convert it to canonical units.
 
     Raises:
         RecordingError: unreadable, empty, missing columns, non-numeric values.
@@ -148,17 +150,14 @@ def read_csv_recording(source: Source, units: Units | dict | None = None) -> Rec
         )
     t, start = _timestamps_to_seconds(df["timestamp"], name)
     values = to_canonical(vals.to_numpy(np.float64), units)
-    keep = np.isfinite(t) & np.isfinite(values).all(axis=1)
-    return _finish(t[keep], values[keep], start, name)
+    return _finish(t, values, start, name)
 
 
 def _finish(t: np.ndarray, values: np.ndarray, start: pd.Timestamp | None, name: str) -> Recording:
+    """The :class:`Recording` of cleaned samples (:func:`~har.preprocessing.clean_samples`)."""
+    t, values = clean_samples(t, values)
     if t.size < 2:
         raise RecordingError(f"{name}: fewer than two valid samples")
-    order = np.argsort(t, kind="stable")
-    t, values = t[order], values[order]
-    keep = np.concatenate([[True], np.diff(t) > 0])
-    t, values = t[keep], values[keep]
     return Recording(t - t[0], values, start)
 
 
@@ -215,7 +214,7 @@ def read_garmin_pair(
             "the accelerometer and gyroscope files do not overlap in time "
             f"(no samples within {tolerance_s * 1000:.0f} ms of each other)"
         )
-    values = to_canonical(values, Units(acc="milli_g", gyro="deg/s"))
+    values = to_canonical(values, GARMIN_UNITS)
     return _finish(t, values, start, _name(accelerometer))
 
 
@@ -224,14 +223,14 @@ def write_garmin_pair(
 ) -> None:
     """Write a recording as a Garmin export pair (for fixtures and demo data).
 
-    Accelerometer values are written in milli-g, gyroscope in deg/s, bursts of
+    Values are written in :data:`GARMIN_UNITS` (milli-g, deg/s), bursts of
     ``burst`` samples per row; the gyroscope clock is shifted by 3 ms to mimic the
     device's separate clocks.
     """
     start = rec.start if rec.start is not None else pd.Timestamp("2025-03-24 07:52:19")
     start = start.tz_localize(None) if start.tzinfo else start
-    acc = rec.values[:, :3] / (9.80665 / 1000)
-    gyro = rec.values[:, 3:]
+    acc = rec.values[:, :3] / ACC_TO_MS2[GARMIN_UNITS.acc]
+    gyro = rec.values[:, 3:] / GYRO_TO_DEG_S[GARMIN_UNITS.gyro]
     for path, vals, shift, kind in (
         (acc_path, acc, 0.0, "accel"),
         (gyro_path, gyro, 0.003, "gyro"),

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Root of the source tree (the folder holding ``pyproject.toml``).
@@ -65,6 +65,25 @@ class Settings(BaseSettings):
         0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
     )
     drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
+    # monitoring
+    drift_every_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between the service's own drift computations, which refresh the "
+        "har_drift_* gauges (0: the gauges follow GET /monitoring/drift calls instead).",
+    )
+    drift_window_s: float = Field(
+        900.0, gt=0, description="Seconds of served windows the har_drift_* gauges describe."
+    )
+    profile_flush_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between writes of a worker's open profile interval to its one "
+        "partial file (a hard kill loses at most about this much; 0: only at roll-over).",
+    )
+    report_cache_s: float = Field(
+        10.0, ge=0, description="Seconds the service keeps a rendered drift report per interval."
+    )
     # timeline (har/timeline.py): how window predictions become the activity segments
     smoothing: Literal["viterbi", "none"] = Field(
         "viterbi",
@@ -80,6 +99,33 @@ class Settings(BaseSettings):
         0.0,
         ge=0,
         description="Smoothed segments shorter than this (seconds) join a neighbour (0: off).",
+    )
+
+    # access
+    api_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated bearer tokens. Set (or HAR_API_TOKENS_FILE): every HTTP "
+        "endpoint but the probes and the docs page, and every gRPC method but health, needs "
+        "`Authorization: Bearer <token>`. Empty: no access control.",
+    )
+    api_tokens_file: Path | None = Field(
+        None,
+        description="File of bearer tokens, one per line (blank lines and # comments "
+        "ignored), merged with HAR_API_TOKENS.",
+    )
+    metrics_auth: bool = Field(
+        False, description="With tokens set, /metrics needs a token too (default: open)."
+    )
+    grpc_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain of the gRPC server: set with HAR_GRPC_TLS_KEY, "
+        "gRPC speaks TLS only.",
+    )
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of HAR_GRPC_TLS_CERT.")
+    grpc_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA certificates: gRPC clients must present a certificate one of "
+        "them signed (mutual TLS). Needs HAR_GRPC_TLS_CERT.",
     )
 
 

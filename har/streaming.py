@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from har.card import ModelCard
+from har.card import CANONICAL_UNITS, ModelCard, Units
 from har.errors import InputError
 from har.preprocessing import (
     Segment,
@@ -47,6 +47,7 @@ from har.preprocessing import (
     nominal_period,
     resample_segment,
     split_at_gaps,
+    unit_factors,
 )
 
 #: Output samples that ``scipy.signal.resample_poly``'s default low-pass filter reaches
@@ -61,6 +62,7 @@ class StreamWindower:
         card: the served model's card (window, hop and sample rate).
         max_fill: gaps of at most this many missing samples are interpolated, longer
             ones split the stream (same meaning as in :class:`~har.preprocessing.Preprocessor`).
+        units: units of the values pushed; they are converted to canonical units.
         min_history: raw samples kept at least, so that the nominal period (which
             decides what is a gap) is a median over many steps, not one or two.
         max_chunk_windows: a chunk may span at most this many hops of time; it bounds
@@ -82,11 +84,14 @@ class StreamWindower:
         card: ModelCard,
         max_fill: int = 2,
         *,
+        units: Units = CANONICAL_UNITS,
         min_history: int = 64,
         max_chunk_windows: int = 4096,
     ) -> None:
         self.card = card
         self.max_fill = max_fill
+        self.units = units
+        self._factors = None if units.is_canonical else unit_factors(units)
         self.min_history = max(2, min_history)
         self.max_chunk_windows = max_chunk_windows
         self.rate = float(card.sample_rate_hz)
@@ -118,7 +123,7 @@ class StreamWindower:
         Args:
             timestamps: ``(n,)`` seconds, any origin, strictly increasing within the chunk
                 and after every earlier chunk. ``n`` may be 0.
-            values: ``(n, 6)`` finite samples in canonical units (m/s², deg/s).
+            values: ``(n, 6)`` finite samples in the windower's ``units``.
 
         Returns:
             The new complete windows: values ``(N, window, 6)`` float32 canonical,
@@ -146,6 +151,8 @@ class StreamWindower:
             raise InputError(
                 f"sample {int(i)} has NaN or infinity in channel {self.card.channels[int(c)]}"
             )
+        if self._factors is not None:
+            v = v * self._factors
         steps = np.diff(np.concatenate([[self._last_t], t]))
         if not (steps > 0).all():
             i = int(np.argmin(steps > 0))

@@ -4,7 +4,7 @@ Recordings come with truth segments (``{"segments": [{"activity", "start", "end"
 "gap": {"start", "end"} | null}``, seconds from the first sample, as the truth files
 :func:`har.training.demo_data.make_production_data` writes), or are built here from held-out
 subjects of the training data set (:func:`heldout_sessions`). Each is scored in
-process by the model (as :mod:`har.batch` does) and its timeline is drawn raw
+process by the model (as :mod:`har.offline` does) and its timeline is drawn raw
 (``smoothing="none"``) and smoothed (the settings' method); :func:`compare` tabulates
 the figures of :class:`Score`.
 
@@ -135,7 +135,10 @@ class Labelled:
 
 def production_sessions(folder: Path) -> list[Labelled]:
     """The demo recordings of ``folder`` (``data/production/``) with their truth files."""
-    from har.batch import read_recording
+    from har.offline import read_recording
+    from har.settings import get_settings
+
+    tol = get_settings().align_tolerance_s
 
     folder = Path(folder)
     canonical = folder / "session_canonical_100hz.csv"
@@ -143,12 +146,12 @@ def production_sessions(folder: Path) -> list[Labelled]:
     return [
         Labelled(
             "canonical CSV (subject 3)",
-            read_recording(canonical),
+            read_recording(canonical, align_tolerance_s=tol),
             read_truth(folder / "session_canonical_100hz.truth.json"),
         ),
         Labelled(
             "Garmin pair (subject 8)",
-            read_recording(acc, gyro),
+            read_recording(acc, gyro, align_tolerance_s=tol),
             read_truth(folder / "session-garmin.truth.json"),
         ),
     ]
@@ -160,8 +163,8 @@ def heldout_sessions(subjects: Sequence[int] | None = None) -> list[Labelled]:
     Recordings follow in data-set file order (every exercise, both arms); two
     neighbours with the same exercise make one truth segment. Needs ``seglearn``.
     """
-    from har.dataset import HELDOUT_SUBJECTS, load_watch_dataset
     from har.recordings import Recording
+    from har.training.data import HELDOUT_SUBJECTS, load_watch_dataset
 
     ds = load_watch_dataset()
     out = []
@@ -188,7 +191,7 @@ def heldout_sessions(subjects: Sequence[int] | None = None) -> list[Labelled]:
 def window_probabilities(rec: Any, card: Any, model: Any) -> tuple[Any, np.ndarray]:
     """``(Windows, (N, K) probabilities)`` of a recording, through the serving path."""
     from har.inference import CompiledModel
-    from har.serving import Scorer
+    from har.scorer import Scorer
 
     compiled = CompiledModel(model, xla=False, max_batch_size=256)
 
@@ -198,7 +201,8 @@ def window_probabilities(rec: Any, card: Any, model: Any) -> tuple[Any, np.ndarr
     from har.settings import get_settings
 
     scorer = Scorer(card, "eval", infer, max_fill=get_settings().max_fill_samples)
-    return asyncio.run(scorer.recording_windows(rec))
+    result = asyncio.run(scorer.predict_recording(rec))
+    return result.windows, result.predictions.probs
 
 
 def compare(

@@ -1,7 +1,7 @@
 """The gRPC API over a real in-process ``grpc.aio`` server and channel.
 
 The model is a deterministic fake (class probabilities computed from the scaled
-input) behind a real :class:`har.serving.Scorer`, on a small synthetic card, so
+input) behind a real :class:`har.scorer.Scorer`, on a small synthetic card, so
 these tests need neither TensorFlow nor the trained model. pytest-asyncio is not
 a dependency: each test runs its coroutine with ``asyncio.run``.
 """
@@ -26,14 +26,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from har.card import ModelCard
-from har.grpc_service import (
-    SERVICE_NAME,
-    THREAD_CHUNK_SAMPLES,
-    start_grpc_server,
-    stop_grpc_server,
-)
+from har.grpc_service import SERVICE_NAME, start_grpc_server, stop_grpc_server
 from har.preprocessing import Preprocessor
-from har.serving import Scorer
+from har.scorer import THREAD_CHUNK_SAMPLES, Scorer
 from har.v1 import har_pb2, har_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har.card import ModelCard
+from har.card import ModelCard, Units
 from har.preprocessing import Preprocessor
 from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
 from har.training import data as dataset
@@ -59,7 +59,7 @@ def test_csv_in_training_units_converts_to_the_same_windows(tmp_path, card, labe
     native = Recording(rec.time, rec.values / np.array([9.80665] * 3 + [180 / np.pi] * 3))
     path = tmp_path / "native.csv"
     native.to_csv(path, decimals=9)
-    served = pre.windows(*_arrays(read_csv_recording(path, units={"acc": "g", "gyro": "rad/s"})))
+    served = pre.windows(*_arrays(read_csv_recording(path, units=Units(acc="g", gyro="rad/s"))))
     trained_on = dataset.windows_of([labelled], pre)
     np.testing.assert_allclose(served.values, trained_on.values, rtol=1e-5, atol=1e-5)
 

@@ -38,14 +38,22 @@ def test_unit_conversion_factors():
     out = to_canonical(x, Units(acc="milli_g", gyro="rad/s"))
     np.testing.assert_allclose(out[:, :3], 9.80665e-3)
     np.testing.assert_allclose(out[:, 3:], 180 / np.pi)
-    np.testing.assert_allclose(to_canonical(x, {"acc": "g"})[:, :3], 9.80665)
-    np.testing.assert_allclose(to_canonical(x, None), x)
+    np.testing.assert_allclose(to_canonical(x, Units.parse({"acc": "g"}))[:, :3], 9.80665)
+    np.testing.assert_allclose(to_canonical(x, Units()), x)
+    np.testing.assert_allclose(unit_factors(Units(gyro="rad/s")), [1] * 3 + [180 / np.pi] * 3)
 
 
-@pytest.mark.parametrize("units", [{"acc": "furlong"}, {"gyro": "rpm"}, {"acc": "g", "x": 1}])
-def test_unknown_units_are_refused(units):
-    with pytest.raises(InputError, match="unknown"):
-        unit_factors(units)
+@pytest.mark.parametrize(
+    ("units", "match"),
+    [
+        ({"acc": "furlong"}, r"unknown accelerometer unit 'furlong'; use one of \['m/s2'"),
+        ({"gyro": "rpm"}, r"unknown gyroscope unit 'rpm'; use one of \['deg/s', 'rad/s'\]"),
+        ({"acc": "g", "x": 1}, r"unknown keys in units: \['x'\]"),
+    ],
+)
+def test_unknown_units_are_refused(units, match):
+    with pytest.raises(InputError, match=match):
+        Units.parse(units)
 
 
 def test_sine_survives_downsampling_100_to_50_hz():
@@ -165,6 +173,6 @@ def test_check_windows_rejects_bad_input(windows, match):
 
 def test_check_windows_converts_units():
     x = np.ones((1, 200, 6))
-    out = Preprocessor(_card()).check_windows(x, {"acc": "milli_g", "gyro": "rad/s"})
+    out = Preprocessor(_card()).check_windows(x, Units(acc="milli_g", gyro="rad/s"))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0, 0], [9.80665e-3] * 3 + [57.29578] * 3, rtol=1e-5)

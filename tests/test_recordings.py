@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from har.card import Units
 from har.errors import RecordingError
 from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
 
@@ -56,7 +57,7 @@ def test_csv_seconds_and_units(tmp_path):
     p = tmp_path / "r.csv"
     rows = "".join(f"{i / 100},0,0,1000,1,0,0\n" for i in range(300))
     p.write_text(HEADER + rows)
-    rec = read_csv_recording(p, {"acc": "milli_g", "gyro": "rad/s"})
+    rec = read_csv_recording(p, Units(acc="milli_g", gyro="rad/s"))
     assert len(rec) == 300 and rec.duration_s == pytest.approx(2.99)
     np.testing.assert_allclose(rec.values[0], [0, 0, 9.80665, 57.29578, 0, 0], rtol=1e-6)
 

@@ -141,10 +141,15 @@ def test_predict_recording_canonical_csv(client):
 
 def test_predict_recording_matches_batch_scoring(client, keras_ref):
     """The service and `har predict` give the same timeline for the same file."""
-    from har.batch import read_recording, score_recording
+    from har.offline import read_recording, score_recording
+    from har.settings import get_settings
 
     path = PROD / "session_canonical_100hz.csv"
-    offline = score_recording(read_recording(path), "x", keras_ref.card, keras_ref.model)
+    s = get_settings()
+    rec = read_recording(path, align_tolerance_s=s.align_tolerance_s)
+    offline = score_recording(
+        rec, "x", keras_ref.card, keras_ref.model, max_fill=s.max_fill_samples
+    )
     with path.open("rb") as f:
         served = client.post("/predict_recording", files={"file": f}).json()
     assert [s["activity"] for s in served["segments"]] == [
@@ -231,7 +236,7 @@ def test_traffic_timeout_still_answers_504_for_slow_requests():
     sys.path.insert(0, str(ROOT))
     from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
-    import service  # noqa: F401  (applies the fix)
+    import service  # noqa: F401  (applies the fix at import, as in every worker)
 
     async def slow_app(scope, receive, send):
         await asyncio.sleep(5)

@@ -41,8 +41,7 @@ def test_bento_carries_service_har_and_model_only(tmp_path):
     assert (src / "service.py").is_file()
     assert (src / "har" / "preprocessing.py").is_file()
     assert (src / "har" / "v1" / "har.proto").is_file()
-    assert (src / "har" / "monitoring" / "alert-rules.yml").is_file()
-    for unwanted in ("tests", "data", "load_tests", ".venv", "models", "container"):
+    for unwanted in ("tests", "data", "load_tests", ".venv", "models", "container", "deploy"):
         assert not (src / unwanted).exists(), unwanted
     assert not list(src.rglob("__pycache__"))
     # BentoML 1.4 records the model by tag in bento.yaml; `bentoml containerize` and

@@ -21,6 +21,18 @@ The distance is 0 for identical distributions and 1 for disjoint ones. A
 feature drifts when its distance reaches its threshold (``HAR_DRIFT_THRESHOLD``,
 or a per-feature override) and the interval holds at least
 ``HAR_DRIFT_MIN_ROWS`` rows.
+
+A long interval reacts slowly: when a fraction ``f`` of its windows is broken
+(out of the reference range) and the rest healthy, the distance is about
+``sqrt(1 - sqrt(1 - f))``: 0.54 for a half-broken interval, and 0.7 is reached
+only at ``f`` ≈ 0.74. So the *recent* part of the interval is scored too: the
+profiles that began within its last ``recent_s`` seconds (the last
+``HAR_PROFILE_INTERVAL_S``: each worker's latest profile interval). A feature also
+drifts when that part holds ``min_rows`` rows and scores at or above the
+threshold (:func:`evaluate`); a half-broken 900-s window, whose last 300-s
+profiles are all broken, is then flagged. Right after a roll-over, while the
+newest profiles hold fewer than ``min_rows`` rows, the recent part reaches back
+one more interval, so the status does not flap at every roll-over.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -36,6 +48,7 @@ import numpy as np
 from har.monitoring import profiles
 from har.monitoring.features import CONFIDENCE, FLIP, PRED_CLASS, input_feature_names
 from har.monitoring.profiles import Distribution, ProfileView
+from har.monitoring.store import ProfileFile
 from har.settings import Settings
 
 OK = "ok"
@@ -127,6 +140,8 @@ def summarise(
     since: datetime | None = None,
     until: datetime | None = None,
     features: Sequence[str] | None = None,
+    recent: ProfileView | None = None,
+    recent_since: datetime | None = None,
 ) -> dict[str, Any]:
     """Compare a merged production profile with the reference profile.
 
@@ -137,17 +152,22 @@ def summarise(
         since, until: the interval (echoed in the answer, ISO 8601 UTC).
         features: input features to compare (default: every per-channel statistic
             and the two magnitudes).
+        recent: merged profile of the interval's recent part (see the module
+            docstring), or ``None`` to score the whole interval only.
+        recent_since: where the recent part starts (echoed).
 
     Returns:
         The answer of ``GET /monitoring/drift``: ``status`` (``ok`` | ``drift`` |
         ``insufficient_data``), ``rows``, ``features`` (``name``, ``score``,
-        ``threshold``, ``drifted``), ``confidence`` (``mean``, ``uncertain_share``),
-        ``stability`` (``flip_rate``, ``pairs``), ``interval``, ``reference_rows``,
-        ``activities`` (predicted class → windows) and ``outputs`` (informative
-        distances of the predicted-class mix and of the confidence). Scores are
-        ``None`` where a side has no values.
+        ``recent_score``, ``threshold``, ``drifted``), ``recent`` (``rows``, ``since``),
+        ``confidence`` (``mean``, ``uncertain_share``), ``stability`` (``flip_rate``,
+        ``pairs``), ``interval``, ``reference_rows``, ``activities`` (predicted class
+        → windows) and ``outputs`` (informative distances of the predicted-class mix
+        and of the confidence). Scores are ``None`` where a side has no values;
+        ``recent_score`` is ``None`` when the recent part was not scored.
     """
     rows = profiles.row_count(production)
+    recent_rows = profiles.row_count(recent) if recent is not None else 0
     names = list(features) if features is not None else input_feature_names()
     classes = profiles.classes_of(production) or (
         profiles.classes_of(reference) if reference is not None else None
@@ -155,21 +175,21 @@ def summarise(
     bins = config.bins_for(rows)
     scored: list[dict[str, Any]] = []
     for name in names:
-        score: float | None = None
-        if reference is not None:
-            ref_d, prod_d = (
-                profiles.distribution(reference, name),
-                profiles.distribution(production, name),
-            )
-            if ref_d is not None and prod_d is not None:
-                score = _num(hellinger(ref_d, prod_d, bins))
+        score = _feature_score(reference, production, name, bins)
+        recent_score = (
+            _feature_score(reference, recent, name, config.bins_for(recent_rows))
+            if recent is not None and recent_rows >= config.min_rows
+            else None
+        )
         thr = config.threshold_of(name)
+        whole = score is not None and rows >= config.min_rows and score >= thr
         scored.append(
             {
                 "name": name,
                 "score": score,
+                "recent_score": recent_score,
                 "threshold": thr,
-                "drifted": bool(score is not None and rows >= config.min_rows and score >= thr),
+                "drifted": bool(whole or (recent_score is not None and recent_score >= thr)),
             }
         )
     if reference is None or rows < config.min_rows:
@@ -200,6 +220,10 @@ def summarise(
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
         },
+        "recent": {
+            "rows": recent_rows,
+            "since": recent_since.isoformat() if recent is not None and recent_since else None,
+        },
         "reference_rows": profiles.row_count(reference) if reference is not None else 0,
         "activities": {
             (classes[k] if classes and 0 <= k < len(classes) else str(k)): v
@@ -219,3 +243,65 @@ def summarise(
     elif rows < config.min_rows:
         answer["reason"] = f"{rows} rows in the interval, at least {config.min_rows} needed"
     return answer
+
+
+def _feature_score(
+    reference: ProfileView | None, production: ProfileView, name: str, bins: int
+) -> float | None:
+    if reference is None:
+        return None
+    ref_d, prod_d = profiles.distribution(reference, name), profiles.distribution(production, name)
+    if ref_d is None or prod_d is None:
+        return None
+    return _num(hellinger(ref_d, prod_d, bins))
+
+
+def evaluate(
+    reference: ProfileView | None,
+    parts: Sequence[tuple[ProfileFile, ProfileView]],
+    config: DriftConfig,
+    *,
+    since: datetime,
+    until: datetime,
+    recent_s: float,
+    features: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], ProfileView]:
+    """Drift of an interval from its profile parts, with the recent-part check.
+
+    Args:
+        reference: the training windows' profile, or ``None``.
+        parts: ``(file, profile)`` of every profile overlapping ``[since, until]``
+            (a worker's open interval may be a file of its own, see
+            :mod:`har.monitoring.store`).
+        config: thresholds and bins.
+        since, until: the interval (UTC).
+        recent_s: parts that began at or after ``until - recent_s`` form the recent part
+            (``until - 2 * recent_s`` when those hold fewer than ``min_rows`` rows).
+        features: input features to compare (default: all).
+
+    Returns:
+        The :func:`summarise` answer and the merged profile of all parts.
+    """
+    production = profiles.merge_views(v for _, v in parts)
+    rows = [profiles.row_count(v) for _, v in parts]
+    # Just after a roll-over the newest profiles hold few rows: the previous interval
+    # then counts as recent too, so a broken stream does not look healthy for a while.
+    for k in (1, 2):
+        recent_since = until - timedelta(seconds=k * recent_s)
+        chosen = [i for i, (f, _) in enumerate(parts) if f.start >= recent_since]
+        if sum(rows[i] for i in chosen) >= config.min_rows:
+            break
+    recent = (
+        profiles.merge_views(parts[i][1] for i in chosen) if 0 < len(chosen) < len(parts) else None
+    )
+    answer = summarise(
+        reference,
+        production,
+        config,
+        since=since,
+        until=until,
+        features=features,
+        recent=recent,
+        recent_since=recent_since,
+    )
+    return answer, production

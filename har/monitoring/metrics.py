@@ -1,6 +1,6 @@
 """Prometheus metrics of monitoring, served on BentoML's own ``/metrics``.
 
-BentoML (1.4.30 to 1.4.40) runs ``prometheus_client`` in multiprocess mode: it sets
+BentoML 1.4 runs ``prometheus_client`` in multiprocess mode: it sets
 ``PROMETHEUS_MULTIPROC_DIR`` in the environment of every worker it starts and
 its ``/metrics`` endpoint aggregates that folder (``MultiProcessCollector``).
 (``bentoml.metrics`` is a deprecated alias of ``prometheus_client`` itself.)
@@ -12,7 +12,8 @@ at import time.
 Gauges use ``multiprocess_mode="mostrecent"``: every worker may compute drift
 over all workers' profile files, and the gauges show the most recently
 computed interval (a dead worker's last value stays, like the files it wrote).
-``har_drift_computed_timestamp_seconds`` says how old that interval is.
+``har_drift_computed_timestamp_seconds`` says how old that interval is and
+``har_drift_window_seconds`` how long (see :mod:`har.monitoring.publish`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class HarMetrics:
     rows_dropped: Any
     profile_files: Any
     drift_score: Any
+    drift_recent_score: Any
     drift_threshold: Any
     drift_features_drifted: Any
     drift_status: Any
@@ -42,6 +44,7 @@ class HarMetrics:
     drift_confidence_mean: Any
     drift_uncertain_share: Any
     drift_flip_rate: Any
+    drift_window: Any
     drift_computed: Any
 
     def all(self) -> list[Any]:
@@ -81,6 +84,13 @@ def _create() -> HarMetrics:
             "(NaN when not computable).",
             ("feature",),
         ),
+        drift_recent_score=gauge(
+            "har_drift_recent_score",
+            "Hellinger distance of a feature over the last profile interval of every worker "
+            "within the last computed interval (NaN when not computed: too few rows, or the "
+            "same profiles as the whole interval).",
+            ("feature",),
+        ),
         drift_threshold=gauge("har_drift_threshold", "Drift threshold of a feature.", ("feature",)),
         drift_features_drifted=gauge(
             "har_drift_features_drifted", "Features at or above their threshold, last interval."
@@ -101,6 +111,11 @@ def _create() -> HarMetrics:
         drift_flip_rate=gauge(
             "har_drift_flip_rate",
             "Share of consecutive window pairs whose predicted activity differs, last interval.",
+        ),
+        drift_window=gauge(
+            "har_drift_window_seconds",
+            "Length of the last computed drift interval (HAR_DRIFT_WINDOW_S when the service "
+            "computes it itself).",
         ),
         drift_computed=gauge(
             "har_drift_computed_timestamp_seconds",

@@ -1,11 +1,13 @@
 """The drift report: one self-contained HTML page comparing served windows with the reference.
 
 ``python -m har drift-report [--profiles DIR] [--since T] --out report.html``
-calls :func:`drift_report`. The page holds, with every plot an inline PNG
-(matplotlib, Agg, no pyplot state):
+calls :func:`drift_report`; the running service renders the same page from its
+live profiles (:meth:`har.monitoring.Monitor.report_html`). The page holds, with
+every plot an inline PNG (:mod:`har.monitoring.report_plots`):
 
 * the interval's status, rows, confidence and stability (as ``GET /monitoring/drift``);
-* drift scores of every input feature against their thresholds (bar chart and table);
+* drift scores of every input feature against their thresholds (bar chart and table),
+  for the whole interval and its recent part (:func:`har.monitoring.drift.evaluate`);
 * per channel (``acc_x`` .. ``gyro_z``), reference vs production distributions of
   the window mean, std, min and max, and of the two magnitudes, read from the
   profiles' KLL sketches;
@@ -17,36 +19,20 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import json
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from har.errors import InputError
 from har.monitoring import profiles, store
-from har.monitoring.drift import DriftConfig, summarise
-from har.monitoring.features import (
-    CONFIDENCE,
-    FLIP,
-    MAGNITUDES,
-    PRED_CLASS,
-    STATS,
-    input_feature_names,
-)
-from har.monitoring.profiles import Distribution, ProfileView
+from har.monitoring import report_plots as plots
+from har.monitoring.drift import DriftConfig, evaluate
+from har.monitoring.features import MAGNITUDES
+from har.monitoring.profiles import ProfileView
+from har.monitoring.report_plots import DRIFT_COLOR, OK_COLOR, UNITS
 from har.monitoring.store import ProfileFile
-from har.settings import Settings, get_settings
-
-REF_COLOR = "#4c72b0"
-PROD_COLOR = "#dd8452"
-DRIFT_COLOR = "#c44e52"
-OK_COLOR = "#55a868"
-UNITS = {"acc": "m/s²", "gyro": "deg/s"}
+from har.settings import Settings
 
 
 def drift_report(
@@ -56,7 +42,7 @@ def drift_report(
     since: str | None = None,
     until: str | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> Path:
     """Render the report of the profiles in ``profiles`` (the CLI entry point).
 
@@ -66,9 +52,8 @@ def drift_report(
         out: HTML file to write.
         since, until: interval bounds, ISO 8601 (UTC when no offset) or a duration
             before now (``30m``, ``6h``, ``2d``); ``None`` = open.
-
         settings: thresholds (``HAR_DRIFT_THRESHOLD``, ``HAR_DRIFT_MIN_ROWS``,
-            ``HAR_UNCERTAIN_BELOW``); default: the process settings.
+            ``HAR_UNCERTAIN_BELOW``) and the recent part (``HAR_PROFILE_INTERVAL_S``).
 
     Returns:
         ``out``.
@@ -82,7 +67,8 @@ def drift_report(
         Path(out),
         since=store.as_utc(since),
         until=store.as_utc(until),
-        settings=settings or get_settings(),
+        config=DriftConfig.from_settings(settings),
+        recent_s=settings.profile_interval_s,
     )
 
 
@@ -93,18 +79,19 @@ def render_report(
     since: datetime | str | None = None,
     until: datetime | str | None = None,
     *,
-    settings: Settings | None = None,
-    config: DriftConfig | None = None,
+    config: DriftConfig,
+    recent_s: float,
 ) -> Path:
     """Write the HTML report of ``profiles_dir``'s files overlapping ``[since, until]``.
 
     Args:
-        profiles_dir: folder of profile files.
+        profiles_dir: folder of profile files (final and partial).
         reference_path: reference profile file.
         out: HTML file to write (its folder is created).
-        since, until: interval bounds (datetime, ISO 8601 or ``30m``-style duration).
-        settings: source of the drift thresholds when ``config`` is not given.
+        since, until: interval bounds (datetime, ISO 8601 or ``30m``-style duration);
+            open bounds become the first file's start and the last file's end.
         config: drift thresholds, minimum rows and uncertain confidence.
+        recent_s: length of the recent part scored on its own (seconds).
 
     Returns:
         ``out``.
@@ -118,67 +105,78 @@ def render_report(
             f"no profile files in {profiles_dir} for the interval "
             f"{since_t or 'start'} .. {until_t or 'now'}"
         )
-    cfg = config or DriftConfig.from_settings(settings or get_settings())
     reference = profiles.read_view(Path(reference_path))
-    views = [profiles.read_view(f.path) for f in files]
-    production = profiles.merge_views(views)
-    answer = summarise(
+    parts = [(f, profiles.read_view(f.path)) for f in files]
+    answer, production = evaluate(
         reference,
-        production,
-        cfg,
+        parts,
+        config,
         since=since_t or files[0].start,
-        until=until_t or files[-1].end,
+        until=until_t or max(f.end for f in files),
+        recent_s=recent_s,
     )
-    classes = profiles.classes_of(production) or profiles.classes_of(reference) or []
+    page = render_page(reference, production, parts, answer, config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
 
+
+def render_page(
+    reference: ProfileView,
+    production: ProfileView,
+    parts: Sequence[tuple[ProfileFile, ProfileView]],
+    answer: dict[str, Any],
+    config: DriftConfig,
+) -> str:
+    """The report page of an interval.
+
+    Args:
+        reference: the training windows' profile.
+        production: merged profile of ``parts``.
+        parts: ``(file, profile)`` of the interval, oldest first (one timeline bar each).
+        answer: the drift answer of the interval (:func:`har.monitoring.drift.evaluate`).
+        config: drift thresholds (the uncertain-confidence line).
+
+    Returns:
+        A self-contained HTML document (no external resources).
+    """
+    files = [f for f, _ in parts]
+    classes = profiles.classes_of(production) or profiles.classes_of(reference) or []
     sections = [
         _summary_html(answer, files),
-        _figure("fig-drift-scores", "Drift score per feature", _drift_scores_png(answer)),
+        _figure("fig-drift-scores", "Drift score per feature", plots.drift_scores_png(answer)),
         _features_table(answer),
         "<h2>Input distributions: reference vs production</h2>",
         "<p>Density of each window statistic, from the profiles' KLL sketches. "
         "Panel titles give the Hellinger distance (red: at or above threshold).</p>",
     ]
     scores = {f["name"]: f for f in answer["features"]}
-    for ch in _channels(reference):
-        png = _channel_png(ch, reference, production, scores)
+    for ch in plots.channels(reference):
+        png = plots.channel_png(ch, reference, production, scores)
         sections.append(_figure(f"channel-{ch}", f"{ch}: reference vs production", png))
-    sections.append(
-        _figure(
-            "fig-magnitudes",
-            "magnitudes: reference vs production",
-            _panels_png(
-                list(MAGNITUDES),
-                reference,
-                production,
-                scores,
-                [
-                    f"window mean of |acc| ({UNITS['acc']})",
-                    f"window mean of |gyro| ({UNITS['gyro']})",
-                ],
-            ),
-        )
+    magnitudes = plots.panels_png(
+        list(MAGNITUDES),
+        reference,
+        production,
+        scores,
+        [f"window mean of |acc| ({UNITS['acc']})", f"window mean of |gyro| ({UNITS['gyro']})"],
     )
-    sections.append("<h2>Model outputs</h2>")
-    sections.append(
+    sections += [
+        _figure("fig-magnitudes", "magnitudes: reference vs production", magnitudes),
+        "<h2>Model outputs</h2>",
         _figure(
             "fig-confidence",
             "confidence histogram: reference vs production",
-            _confidence_png(reference, production, cfg.uncertain_below),
-        )
-    )
-    sections.append(
+            plots.confidence_png(reference, production, config.uncertain_below),
+        ),
         _figure(
             "fig-activity-mix",
             "activity mix, confidence and flip rate per profile file",
-            _timeline_png(files, views, classes),
-        )
-    )
-    page = _page(answer, "\n".join(sections))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+            plots.timeline_png(files, [v for _, v in parts], classes),
+        ),
+    ]
+    return _page(answer, "\n".join(sections))
 
 
 # --------------------------------------------------------------------------- HTML
@@ -218,6 +216,12 @@ def _summary_html(answer: dict[str, Any], files: Sequence[ProfileFile]) -> str:
         ("Status", f'<span class="badge {html.escape(st)}">{html.escape(st)}</span>'),
         ("Interval (UTC)", f"{html.escape(str(iv['since']))} → {html.escape(str(iv['until']))}"),
         ("Windows profiled", f"{answer['rows']}"),
+        (
+            "Recent part scored on its own",
+            f"{answer['recent']['rows']} windows since {html.escape(str(answer['recent']['since']))}"
+            if answer["recent"]["since"]
+            else "no (the interval has no older profiles)",
+        ),
         ("Profile files", f"{len(files)} from {len(writers)} writer(s): {', '.join(writers)}"),
         ("Reference windows", f"{answer['reference_rows']}"),
         ("Features drifted", f"{sum(f['drifted'] for f in answer['features'])}"),
@@ -241,12 +245,14 @@ def _summary_html(answer: dict[str, Any], files: Sequence[ProfileFile]) -> str:
 def _features_table(answer: dict[str, Any]) -> str:
     lines = [
         '<details><summary>Scores table</summary><table id="features">',
-        "<tr><th>feature</th><th>score</th><th>threshold</th><th>drifted</th></tr>",
+        "<tr><th>feature</th><th>score</th><th>recent score</th><th>threshold</th>"
+        "<th>drifted</th></tr>",
     ]
     for f in answer["features"]:
         cls = ' class="drifted"' if f["drifted"] else ""
         lines.append(
             f"<tr{cls}><td>{html.escape(f['name'])}</td><td class='num'>{_fmt(f['score'])}</td>"
+            f"<td class='num'>{_fmt(f.get('recent_score'))}</td>"
             f"<td class='num'>{f['threshold']:.2f}</td><td>{'yes' if f['drifted'] else 'no'}</td></tr>"
         )
     lines.append("</table></details>")
@@ -260,187 +266,3 @@ def _figure(fig_id: str, alt: str, png: bytes) -> str:
         f'<figure id="{fig_id}"><img alt="{a}" src="data:image/png;base64,{data}">'
         f"<figcaption>{a}</figcaption></figure>"
     )
-
-
-# -------------------------------------------------------------------------- plots
-def _new_figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=90, layout="constrained")
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _channels(reference: ProfileView) -> list[str]:
-    meta = profiles.metadata(reference).get("channels")
-    if meta:
-        return list(json.loads(meta))
-    names = input_feature_names()
-    return [n.removesuffix("_mean") for n in names[0 : 4 * 6 : 4]]
-
-
-def _density(d: Distribution, edges: np.ndarray) -> np.ndarray:
-    mass = d.pmf(edges)[1:-1]
-    return mass / np.diff(edges)
-
-
-def _plot_dist(
-    ax: Any, ref: Distribution | None, prod: Distribution | None, bins: int = 40
-) -> None:
-    present = [d for d in (ref, prod) if d is not None]
-    if not present:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        return
-    lo = min(float(d.quantiles([0.002])[0]) for d in present)
-    hi = max(float(d.quantiles([0.998])[0]) for d in present)
-    lo, hi = min(lo, min(d.min for d in present)), max(hi, max(d.max for d in present))
-    if not math.isfinite(lo) or not math.isfinite(hi):
-        return
-    if hi - lo < 1e-9 * max(1.0, abs(lo)):
-        lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, bins + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    for d, color, label in ((ref, REF_COLOR, "reference"), (prod, PROD_COLOR, "production")):
-        if d is None:
-            continue
-        dens = _density(d, edges)
-        ax.fill_between(centers, dens, step="mid", alpha=0.35, color=color, label=label)
-        ax.step(centers, dens, where="mid", color=color, linewidth=1)
-    ax.set_yticks([])
-
-
-def _title(ax: Any, name: str, scores: dict[str, dict[str, Any]]) -> None:
-    f = scores.get(name)
-    if f is None or f["score"] is None:
-        ax.set_title(name, fontsize=10)
-        return
-    ax.set_title(
-        f"{name}  H={f['score']:.2f}",
-        fontsize=10,
-        color=DRIFT_COLOR if f["drifted"] else "black",
-        fontweight="bold" if f["drifted"] else "normal",
-    )
-
-
-def _panels_png(
-    names: list[str],
-    reference: ProfileView,
-    production: ProfileView,
-    scores: dict[str, dict[str, Any]],
-    xlabels: list[str],
-) -> bytes:
-    fig = _new_figure(3.3 * len(names), 2.5)
-    axes = fig.subplots(1, len(names), squeeze=False)[0]
-    for ax, name, xlabel in zip(axes, names, xlabels, strict=True):
-        _plot_dist(
-            ax, profiles.distribution(reference, name), profiles.distribution(production, name)
-        )
-        _title(ax, name, scores)
-        ax.set_xlabel(xlabel, fontsize=9)
-    axes[0].legend(fontsize=8, loc="upper left")
-    return _png(fig)
-
-
-def _channel_png(
-    channel: str,
-    reference: ProfileView,
-    production: ProfileView,
-    scores: dict[str, dict[str, Any]],
-) -> bytes:
-    unit = UNITS.get(channel.split("_")[0], "")
-    names = [f"{channel}_{s}" for s in STATS]
-    return _panels_png(
-        names, reference, production, scores, [f"window {s} ({unit})" for s in STATS]
-    )
-
-
-def _drift_scores_png(answer: dict[str, Any]) -> bytes:
-    feats = answer["features"]
-    fig = _new_figure(12, 0.22 * len(feats) + 1.2)
-    ax = fig.subplots()
-    y = np.arange(len(feats))[::-1]
-    vals = [f["score"] if f["score"] is not None else 0.0 for f in feats]
-    colors = [DRIFT_COLOR if f["drifted"] else REF_COLOR for f in feats]
-    ax.barh(y, vals, color=colors, height=0.7)
-    for yi, f in zip(y, feats, strict=True):
-        ax.plot([f["threshold"]] * 2, [yi - 0.45, yi + 0.45], color="black", linewidth=1.5)
-    ax.set_yticks(y, [f["name"] for f in feats], fontsize=8)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("Hellinger distance to the reference (black ticks: threshold)")
-    ax.set_title(f"Drift scores ({answer['rows']} windows, status {answer['status']})")
-    ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
-
-
-def _confidence_png(reference: ProfileView, production: ProfileView, uncertain: float) -> bytes:
-    fig = _new_figure(7, 3)
-    ax = fig.subplots()
-    edges = np.linspace(0.0, 1.0 + 1e-9, 21)
-    width = np.diff(edges)
-    for view, color, label, offset in (
-        (reference, REF_COLOR, "reference", 0.0),
-        (production, PROD_COLOR, "production", 0.5),
-    ):
-        d = profiles.distribution(view, CONFIDENCE)
-        if d is None:
-            continue
-        share = d.pmf(edges)[1:-1]
-        ax.bar(
-            edges[:-1] + width * offset,
-            share,
-            width=width / 2,
-            align="edge",
-            color=color,
-            label=label,
-        )
-    ax.axvline(uncertain, color="black", linestyle="--", linewidth=1)
-    ax.text(uncertain, ax.get_ylim()[1] * 0.95, " uncertain below", fontsize=8, va="top")
-    ax.set_xlabel("confidence (largest softmax probability)")
-    ax.set_ylabel("share of windows")
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def _timeline_png(
-    files: Sequence[ProfileFile], views: Sequence[ProfileView], classes: Sequence[str]
-) -> bytes:
-    counts = [profiles.int_counts(v, PRED_CLASS) for v in views]
-    ids = sorted({k for c in counts for k in c})
-    fig = _new_figure(12, 5.5)
-    ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    x = np.arange(len(files))
-    bottom = np.zeros(len(files))
-    cmap = _colors(len(ids))
-    for color, k in zip(cmap, ids, strict=True):
-        h = np.array([c.get(k, 0) for c in counts], float)
-        name = classes[k] if 0 <= k < len(classes) else f"class {k}"
-        ax.bar(x, h, bottom=bottom, color=color, label=name, width=0.8)
-        bottom += h
-    ax.set_ylabel("windows")
-    ax.set_title("Predicted activities per profile file")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    conf = [profiles.distribution(v, CONFIDENCE) for v in views]
-    flip = [profiles.distribution(v, FLIP) for v in views]
-    ax2.plot(
-        x, [d.mean if d else np.nan for d in conf], "o-", color=REF_COLOR, label="mean confidence"
-    )
-    ax2.plot(x, [d.mean if d else np.nan for d in flip], "s-", color=DRIFT_COLOR, label="flip rate")
-    ax2.set_ylim(0, 1)
-    ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax2.grid(alpha=0.3)
-    labels = [f"{f.start:%m-%d %H:%M}\n{f.writer}" for f in files]
-    step = max(1, len(files) // 16)
-    ax2.set_xticks(x[::step], labels[::step], fontsize=7)
-    ax2.set_xlabel("profile file (start, UTC, and writer)")
-    return _png(fig)
-
-
-def _colors(n: int) -> list[Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab20" if n > 10 else "tab10"]
-    return [cmap(i % cmap.N) for i in range(n)]

@@ -8,10 +8,21 @@ names must never collide and must say which interval they cover::
 
 Files are written atomically (:func:`har.monitoring.profiles.write_view`) and
 never changed afterwards; any reader can merge any subset of them.
+
+While an interval is open its writer also keeps one *partial* file, the rows
+of the interval so far, overwritten in place every ``HAR_PROFILE_FLUSH_S``::
+
+    har-profile_20250324T075219.123456Z_partial_worker-1.4242.bin
+
+Its end is its modification time. At roll-over the writer writes the final
+file and then removes the partial; :func:`list_profiles` skips a partial whose
+final file exists, so a reader never counts a row twice. A partial left behind
+by a killed worker stays as the record of that interval's rows.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +32,12 @@ from har.errors import InputError
 
 PREFIX = "har-profile"
 SUFFIX = ".bin"
+PARTIAL = "partial"
 _TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-_NAME = re.compile(
-    rf"^{PREFIX}_(?P<start>\d{{8}}T\d{{6}}\.\d{{6}}Z)_(?P<end>\d{{8}}T\d{{6}}\.\d{{6}}Z)"
-    rf"_(?P<writer>[A-Za-z0-9.\-]+){re.escape(SUFFIX)}$"
-)
+_STAMP = r"\d{8}T\d{6}\.\d{6}Z"
+_WRITER = rf"_(?P<writer>[A-Za-z0-9.\-]+){re.escape(SUFFIX)}$"
+_NAME = re.compile(rf"^{PREFIX}_(?P<start>{_STAMP})_(?P<end>{_STAMP}){_WRITER}")
+_PARTIAL_NAME = re.compile(rf"^{PREFIX}_(?P<start>{_STAMP})_{PARTIAL}{_WRITER}")
 
 
 def _stamp(t: datetime) -> str:
@@ -46,12 +58,16 @@ def writer_name(worker_id: str | None, pid: int) -> str:
 
 @dataclass(frozen=True)
 class ProfileFile:
-    """One profile file and the UTC interval ``[start, end]`` its rows were logged in."""
+    """One profile file and the UTC interval ``[start, end]`` its rows were logged in.
+
+    ``partial``: the open interval's file (its ``end`` is the last write), see above.
+    """
 
     path: Path
     start: datetime
     end: datetime
     writer: str
+    partial: bool = False
 
     def overlaps(self, since: datetime | None, until: datetime | None) -> bool:
         """Whether the file's interval and ``[since, until]`` share more than an instant.
@@ -67,29 +83,56 @@ def profile_path(folder: Path, start: datetime, end: datetime, writer: str) -> P
     return Path(folder) / f"{PREFIX}_{_stamp(start)}_{_stamp(end)}_{writer}{SUFFIX}"
 
 
+def partial_path(folder: Path, start: datetime, writer: str) -> Path:
+    """The partial file of ``writer``'s interval opened at ``start``."""
+    return Path(folder) / f"{PREFIX}_{_stamp(start)}_{PARTIAL}_{writer}{SUFFIX}"
+
+
 def parse_name(path: Path) -> ProfileFile | None:
-    """The interval and writer encoded in a profile file's name, ``None`` for other files."""
-    m = _NAME.match(Path(path).name)
+    """The interval and writer of a profile file (final or partial), ``None`` for other files.
+
+    A partial's end is its modification time (``None`` if it has just been removed).
+    """
+    path = Path(path)
+    m = _NAME.match(path.name)
+    if m is not None:
+        return ProfileFile(path, _parse(m["start"]), _parse(m["end"]), m["writer"])
+    m = _PARTIAL_NAME.match(path.name)
     if m is None:
         return None
-    return ProfileFile(Path(path), _parse(m["start"]), _parse(m["end"]), m["writer"])
+    try:
+        end = datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+    except FileNotFoundError:
+        return None
+    return ProfileFile(path, _parse(m["start"]), end, m["writer"], partial=True)
 
 
 def list_profiles(
-    folder: Path, since: datetime | None = None, until: datetime | None = None
+    folder: Path,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    skip_partial_of: str | None = None,
 ) -> list[ProfileFile]:
     """Profile files in ``folder`` overlapping ``[since, until]``, oldest first.
 
-    A missing folder has no profiles. Temporary files of writes in progress are skipped.
+    Partial files are included unless their final file exists (same writer and
+    start) or they belong to ``skip_partial_of`` (a writer that adds its open
+    interval from memory). A missing folder has no profiles. Temporary files of
+    writes in progress are skipped.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [parse_name(p) for p in folder.glob(f"{PREFIX}_*{SUFFIX}")]
-    return sorted(
-        (f for f in found if f is not None and f.overlaps(since, until)),
-        key=lambda f: (f.start, f.end, f.writer),
-    )
+    found = [f for f in map(parse_name, folder.glob(f"{PREFIX}_*{SUFFIX}")) if f is not None]
+    final = {(f.writer, f.start) for f in found if not f.partial}
+    keep = [
+        f
+        for f in found
+        if f.overlaps(since, until)
+        and not (f.partial and ((f.writer, f.start) in final or f.writer == skip_partial_of))
+    ]
+    return sorted(keep, key=lambda f: (f.start, f.end, f.writer))
 
 
 _AGO = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[smhd])$")

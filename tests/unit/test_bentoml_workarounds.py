@@ -1,7 +1,8 @@
-"""Why each BentoML workaround in ``service.py`` is still needed on the pinned BentoML.
+"""Why each BentoML workaround (``har/bentoml_compat.py``, ``har/model_client.py``) is
+still needed on the pinned BentoML.
 
-Each test shows the upstream behaviour the workaround exists for. When an upgrade fixes
-it, the test fails: remove the workaround (and the test) then.
+Each ``upstream`` test shows the behaviour a workaround exists for. When an upgrade
+fixes it, that test fails: remove the workaround (and the test) then.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import aiohttp
 import pytest
 from bentoml._internal.server.http import traffic
 
+from har import bentoml_compat
+from har.model_client import model_ready
+
 
 def _pristine_traffic_module() -> Any:
-    """A fresh copy of BentoML's ``traffic`` module (``service.py`` patches the real one)."""
+    """A fresh copy of BentoML's ``traffic`` module (the patch changes the real one)."""
     spec = importlib.util.spec_from_file_location("_pristine_traffic", traffic.__file__)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -60,21 +64,10 @@ def test_upstream_timeout_middleware_still_leaks_a_timer_per_request() -> None:
     assert len(_pending_timers_after_one_request(pristine.TimeoutMiddleware)) == 1
 
 
-def test_patched_timeout_middleware_leaves_no_timer(service_module: Any) -> None:
+def test_patched_timeout_middleware_leaves_no_timer() -> None:
+    bentoml_compat.cancel_traffic_timers()
     assert traffic.TimeoutMiddleware._har_cancels_timer  # type: ignore[attr-defined]
     assert _pending_timers_after_one_request(traffic.TimeoutMiddleware) == []
-
-
-@pytest.fixture(scope="module")
-def service_module() -> Any:
-    """``service.py`` imported (applies the patches at import)."""
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
-    import service
-
-    return service
 
 
 def _client_to(url: str) -> Any:
@@ -83,54 +76,40 @@ def _client_to(url: str) -> Any:
     return AsyncClient(url, server_ready_timeout=0)
 
 
-def test_upstream_dependency_probe_raises_when_the_model_worker_is_gone(tmp_path: Path) -> None:
-    """BentoML's own dependency probe (``runner_probe``) calls ``is_ready(5)`` on the
-    model service: with its socket gone (worker killed, or still starting) that raises
-    instead of answering False, so ``/readyz`` would fail with a 500, not a 503. Hence
-    ``runner_probe={"enabled": False}`` and ``HARService.__is_ready__``."""
+class _Proxy:
+    """Like the API service's remote proxy of the model service: ``is_ready(timeout)``."""
 
-    async def probe() -> None:
-        client = _client_to(f"file://{tmp_path / 'gone.sock'}")
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def is_ready(self, timeout: float) -> bool:
+        client = _client_to(self.url)
         try:
-            await client.is_ready(5)
+            return bool(await client.is_ready(timeout))  # type: ignore[arg-type]
         finally:
             await client.close()
 
+
+def test_upstream_dependency_probe_raises_when_the_model_worker_is_gone(tmp_path: Path) -> None:
+    """BentoML's own dependency probe (``runner_probe``) calls ``is_ready(5)`` on the
+    model service: with its socket gone (worker killed, or not started yet) that raises
+    instead of answering False, so ``/readyz`` would fail with a 500, not a 503. Hence
+    ``runner_probe={"enabled": False}`` and :func:`har.model_client.model_ready`."""
+    proxy = _Proxy(f"file://{tmp_path / 'gone.sock'}")
     with pytest.raises(aiohttp.ClientConnectionError):
-        asyncio.run(probe())
+        asyncio.run(proxy.is_ready(5))
+    assert asyncio.run(model_ready(proxy)) is False
 
 
 def test_upstream_dependency_probe_raises_on_a_model_worker_that_does_not_answer() -> None:
-    """A model worker that accepts but never answers (busy starting): the probe's 5-s
+    """A model worker that accepts but never answers (busy starting): the probe's
     deadline raises a timeout instead of returning False (it only catches
-    ``ServerTimeoutError``)."""
+    ``ServerTimeoutError``); ``model_ready`` answers False within its deadline."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        port = listener.getsockname()[1]
-
-        async def probe() -> None:
-            client = _client_to(f"http://127.0.0.1:{port}")
-            try:
-                await client.is_ready(1)
-            finally:
-                await client.close()
-
+        proxy = _Proxy(f"http://127.0.0.1:{listener.getsockname()[1]}")
         with pytest.raises(asyncio.TimeoutError):
-            asyncio.run(probe())
-
-
-def test_our_readiness_probe_answers_false_for_a_gone_model_worker(
-    service_module: Any, tmp_path: Path
-) -> None:
-    class Dependency:
-        async def is_ready(self, timeout: int) -> bool:
-            client = _client_to(f"file://{tmp_path / 'gone.sock'}")
-            try:
-                return bool(await client.is_ready(timeout))
-            finally:
-                await client.close()
-
-    svc = object.__new__(service_module.HARService.inner)
-    svc.__dict__["model_service"] = Dependency()
-    assert asyncio.run(service_module.HARService.inner.__is_ready__(svc)) is False
+            asyncio.run(proxy.is_ready(1))
+        ready = asyncio.run(model_ready(proxy, probe_timeout_s=1, deadline_s=2))
+        assert ready is False

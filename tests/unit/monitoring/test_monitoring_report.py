@@ -16,19 +16,21 @@ import pytest
 from har.card import CANONICAL_CHANNELS
 from har.errors import InputError
 from har.monitoring import profiles, store
+from har.monitoring.drift import DriftConfig
 from har.monitoring.report import drift_report, render_report
 from har.settings import Settings
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "profiles"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
 REFERENCE = FIXTURES / "reference.bin"
-SETTINGS = Settings(drift_threshold=0.7, drift_min_rows=100)
+SETTINGS = Settings(drift_threshold=0.7, drift_min_rows=100, profile_interval_s=300)
+CONFIG = DriftConfig.from_settings(SETTINGS)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("report") / "sub" / "report.html"
-    assert render_report(FIXTURES, REFERENCE, out, settings=SETTINGS) == out
+    assert render_report(FIXTURES, REFERENCE, out, config=CONFIG, recent_s=300) == out
     return out.read_text(encoding="utf-8")
 
 
@@ -62,11 +64,25 @@ def test_report_has_one_figure_per_channel_and_the_summary_plots(full_report: st
 
 def test_report_is_self_contained_and_summarises_the_whole_interval(full_report: str) -> None:
     assert not re.search(r'(src|href)="(?!data:)', full_report), "external resource"
-    assert '<span class="badge ok">ok</span>' in full_report  # 1/4 of the rows in rad/s
     assert "<th>Windows profiled</th><td>576</td>" in full_report
     assert "worker-a.1000, worker-b.1001" in full_report
     for name in ("acc_x_mean", "gyro_z_max", "acc_mag_mean"):
         assert f"<td>{name}</td>" in full_report
+
+
+def test_whole_report_is_flagged_by_its_last_interval(full_report: str) -> None:
+    """A quarter of the rows in rad/s scores below threshold over the 20 minutes; the last
+    interval (all of them broken) is scored on its own and flags the report."""
+    assert '<span class="badge drift">drift</span>' in full_report
+    assert "<th>Recent part scored on its own</th><td>144 windows since 2025-03-24T08:15" in (
+        full_report
+    )
+    row = re.search(
+        r"<tr class=\"drifted\"><td>gyro_x_std</td><td class='num'>([0-9.]+)</td>"
+        r"<td class='num'>([0-9.]+)</td>",
+        full_report,
+    )
+    assert row is not None and float(row[1]) < 0.7 <= float(row[2])
 
 
 def test_drift_report_of_the_last_interval_shows_the_gyroscope_drift(tmp_path: Path) -> None:
@@ -83,9 +99,20 @@ def test_drift_report_of_the_last_interval_shows_the_gyroscope_drift(tmp_path: P
 
 def test_report_refuses_an_empty_interval_and_unreadable_times(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no profile files"):
-        render_report(FIXTURES, REFERENCE, tmp_path / "x.html", since="2030-01-01T00:00:00Z")
+        render_report(
+            FIXTURES,
+            REFERENCE,
+            tmp_path / "x.html",
+            since="2030-01-01T00:00:00Z",
+            config=CONFIG,
+            recent_s=300,
+        )
     with pytest.raises(InputError, match="ISO 8601"):
-        drift_report(FIXTURES, REFERENCE, tmp_path / "x.html", since="yesterday-ish")
+        drift_report(
+            FIXTURES, REFERENCE, tmp_path / "x.html", since="yesterday-ish", settings=SETTINGS
+        )
     with pytest.raises(InputError, match="reference profile not found"):
-        render_report(FIXTURES, tmp_path / "missing.bin", tmp_path / "x.html")
+        render_report(
+            FIXTURES, tmp_path / "missing.bin", tmp_path / "x.html", config=CONFIG, recent_s=300
+        )
     assert not (tmp_path / "x.html").exists()

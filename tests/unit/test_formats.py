@@ -1,0 +1,57 @@
+"""The HTTP JSON built from typed results: field names, order, rounding."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from har import formats
+from har.preprocessing import Windows
+from har.results import ActivitySegment, Predictions, RecordingResult, Timeline
+
+CLASSES = ["PEN", "ABD"]
+
+
+def test_predict_answer_names_classes_and_rounds_probabilities() -> None:
+    preds = Predictions.from_probs(np.array([[0.123456789, 0.876543211]]), CLASSES)
+    body = formats.predict_answer("m:1", preds)
+    assert body == {
+        "model": "m:1",
+        "predictions": [
+            {
+                "activity": "ABD",
+                "activity_id": 1,
+                "confidence": float(np.float32(0.876543211)),
+                "probabilities": {"PEN": 0.123457, "ABD": 0.876543},
+            }
+        ],
+    }
+    json.dumps(body)  # plain Python types only
+
+
+def test_recording_answer_lists_windows_segments_and_summary() -> None:
+    w = Windows(np.zeros((2, 200, 6), np.float32), np.array([0.0, 2.0004]), np.array([0, 0]), 50.0)
+    preds = Predictions.from_probs(np.array([[0.9, 0.1], [0.2, 0.8]]), CLASSES)
+    timeline = Timeline(
+        [
+            ActivitySegment(0.0, 4.0, "PEN", 0.9000004, 1),
+            ActivitySegment(2.0004, 6.0004, "ABD", 0.8, 1),
+        ],
+        {"ABD": 4.00049, "PEN": 2.0},
+    )
+    body = formats.recording_answer("m:1", RecordingResult(w, preds, timeline))
+    assert list(body) == ["model", "windows", "segments", "summary"]
+    assert body["windows"] == [
+        {"start": 0.0, "end": 4.0, "activity": "PEN", "confidence": 0.9},
+        {"start": 2.0, "end": 6.0, "activity": "ABD", "confidence": 0.8},
+    ]
+    assert body["segments"][1] == {
+        "start": 2.0,
+        "end": 6.0,
+        "activity": "ABD",
+        "confidence": 0.8,
+        "windows": 1,
+    }
+    assert body["summary"] == {"ABD": 4.0, "PEN": 2.0}
+    assert list(body["summary"]) == ["ABD", "PEN"]
