@@ -1,9 +1,10 @@
 """Kill cases (issue 10, items 7 and 8) against servers this module starts itself.
 
 A light closed-loop load (HTTP ``/predict`` and gRPC ``Predict``, one window each) runs
-through every fault; each answer is kept with the time it was sent. Recovery is the time
-from the signal until a request sent after it has been answered successfully; rows lost are the windows the
-clients saw answered minus the rows in the profile files on disk once the server ended.
+through every fault; each answer is kept with the times it was sent and answered.
+Recovery is the time from the signal until a request sent after it has been answered
+successfully; rows lost are the windows the clients saw answered minus the rows in the
+profile files on disk once the server ended.
 """
 
 from __future__ import annotations
@@ -124,10 +125,11 @@ def workers(server: Server) -> dict[str, psutil.Process]:
 
 
 def rows_on_disk(folder: Path) -> int:
-    """Rows in every profile file under ``folder`` (whylogs, ``har/monitoring/store.py``)."""
-    from har.monitoring import profiles
+    """Rows in the profile files in ``folder``, each row once (``har/monitoring/store.py``:
+    a partial file whose final file exists is skipped)."""
+    from har.monitoring import profiles, store
 
-    return sum(profiles.row_count(profiles.read_view(p)) for p in folder.glob("har-profile_*"))
+    return sum(profiles.row_count(profiles.read_view(f.path)) for f in store.list_profiles(folder))
 
 
 def _readyz(server: Server) -> int:
