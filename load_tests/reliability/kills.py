@@ -198,7 +198,7 @@ def kill_process_group(start: Callable[[], Server], profiles: Path) -> Result:
     r = Result("SIGKILL the server's process group")
     with start() as server:
         with Load(server).running() as load:
-            time.sleep(5)
+            time.sleep(15)  # rows of 15 s in memory: a flush every few seconds keeps most
             procs = workers(server)
             t_kill = time.monotonic()
             os.killpg(server.pid, signal.SIGKILL)
