@@ -8,7 +8,7 @@ GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
 MODEL_NAME := har-cnn-bilstm
 
-.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench image image-test clean
+.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench reliability image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -86,6 +86,10 @@ bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, mo
 
 observe: $(STAMP)  ## Prometheus + Alertmanager (local processes, shipped configs) for a running `make serve`; data in logs/observe/
 	$(BIN)/python deploy/observe.py --har localhost:$(HTTP_PORT) --dir logs/observe
+
+reliability: $(STAMP)  ## fuzz, malformed gRPC, resource bounds, kill cases vs real servers (~15 min); non-zero on any failure
+	$(BIN)/python -m har ensure-model
+	$(BIN)/python -m load_tests.reliability $(RELIABILITY_ARGS)
 
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

@@ -42,7 +42,14 @@ SERVICE_CONFIG: dict[str, Any] = {
 read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@bentoml.service(name="har-model", **SERVICE_CONFIG)
+@bentoml.service(
+    name="har-model",
+    # BentoML 1.4.31+ replaces the caller's aiohttp session after 100 calls or 300 s and
+    # closes the old one while calls still use it: ServerDisconnectedError under load
+    # (bentoml/BentoML#5540, #5544). The caller reads this callee-side setting; never recycle.
+    runner_connection={"max_requests": 10**9, "max_age": 1e9},  # max_age must be a float
+    **SERVICE_CONFIG,
+)
 class HARModel:
     """The Keras model behind one adaptively batched method (BentoML's successor to a runner)."""
 
