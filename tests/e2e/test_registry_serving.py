@@ -45,11 +45,13 @@ def _served(env: dict[str, str], tmp_path: Path) -> tuple[dict, str]:
     return model, "\n".join(info)
 
 
-def test_the_alias_holder_is_served_across_promote_and_rollback(tmp_path: Path) -> None:
+def test_the_alias_holder_is_served_across_promote_and_rollback(
+    bundled_tag: str, tmp_path: Path
+) -> None:
     import os
 
-    base = os.environ.get("BENTOML_HOME", str(Path.home() / "bentoml"))
-    home = home_sharing_store(tmp_path / "home", Path(base) / "models")
+    # the session's store (tests/conftest.py), which the bundled_tag fixture creates
+    home = home_sharing_store(tmp_path / "home", Path(os.environ["BENTOML_HOME"]) / "models")
     env = {
         **os.environ,
         "BENTOML_HOME": str(home),
