@@ -25,6 +25,7 @@ from har.coalescing import Coalescer
 from har.errors import InputError
 from har.http import BodySizeLimitMiddleware, client_error, read_upload
 from har.inference import CompiledModel, configure_tensorflow
+from har.openapi import DocumentedService
 from har.serving import Scorer
 from har.settings import get_settings
 
@@ -145,6 +146,7 @@ class HARModel:
     # while the model worker is still starting, and then blocks shutdown: __is_ready__
     # below probes with a hard deadline instead.
     runner_probe={"enabled": False},
+    service_class=DocumentedService,  # the docs page: har/openapi.py
 )
 @bentoml.asgi_app(read_api, path="/")
 class HARService:
