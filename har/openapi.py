@@ -229,7 +229,14 @@ class DocumentedService(bentoml.Service):  # type: ignore[misc]
 
     @property
     def openapi_spec(self) -> Any:
+        model_tag, card = _served(self._model_tag())
+        return document(super().openapi_spec, card, model_tag)
+
+    def _model_tag(self) -> str:
+        """The tag of the model a dependency serves (``Service.models``), else the setting's."""
+        for dep in self.dependencies.values():
+            for model in getattr(dep.on, "models", None) or []:
+                return str(model.tag)
         from har.settings import get_settings
 
-        model_tag, card = _served(get_settings().model_tag)
-        return document(super().openapi_spec, card, model_tag)
+        return get_settings().model_tag
