@@ -20,6 +20,7 @@ from har.card import CANONICAL_UNITS
 from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
 from har.inference import CompiledModel, configure_tensorflow
 from har.model_client import ModelClient, model_ready
+from har.openapi import DocumentedService
 from har.scorer import served_scorer
 from har.settings import get_settings
 from har.tls import GrpcTLS, grpc_server_credentials
@@ -84,6 +85,7 @@ class HARModel:
     name="har",
     http={"port": 3000},
     runner_probe={"enabled": False},  # __is_ready__ instead (why: har/model_client.py)
+    service_class=DocumentedService,  # the docs page: har/openapi.py
     **SERVICE_CONFIG,
 )
 @bentoml.asgi_app(read_api, path="/")
