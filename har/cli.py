@@ -93,6 +93,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         model_tag=args.model,
         units=Units.parse({"acc": args.acc_unit, "gyro": args.gyro_unit}),
         out=args.out,
+        smoothing=args.smoothing,
     )
     print(result)
     return 0
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.card import ACC_UNITS, GYRO_UNITS
     from har.settings import get_settings
+    from har.timeline import SMOOTHING_METHODS
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -188,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--acc-unit", default=ACC_UNITS[0], choices=ACC_UNITS)
     s.add_argument("--gyro-unit", default=GYRO_UNITS[0], choices=GYRO_UNITS)
     s.add_argument("--out", type=Path, help="write per-window predictions to this CSV")
+    s.add_argument(
+        "--smoothing",
+        choices=SMOOTHING_METHODS,
+        help=f"timeline smoothing (default HAR_SMOOTHING, now {get_settings().smoothing})",
+    )
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("data", help="materialise the labelled data set under data/raw/")
