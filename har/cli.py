@@ -143,14 +143,18 @@ def _cmd_drift_report(args: argparse.Namespace) -> int:
 
 def _cmd_timeline_eval(args: argparse.Namespace) -> int:
     from har.offline import load_for_scoring
+    from har.settings import get_settings
+    from har.timeline import TimelineOptions
     from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
 
-    _, card, model = load_for_scoring(args.model)
+    _, card, model = load_for_scoring(args.model, get_settings().model_tag)
     sessions = production_sessions(args.production)
     if not args.no_heldout:
         sessions += heldout_sessions()
-    options = {"switch_penalty": args.switch_penalty, "min_segment_s": args.min_segment_s}
-    print(markdown_table(compare(sessions, card, model, **options)))
+    options = TimelineOptions.from_settings(get_settings()).override(
+        switch_penalty=args.switch_penalty, min_segment_s=args.min_segment_s
+    )
+    print(markdown_table(compare(sessions, card, model, options=options)))
     return 0
 
 

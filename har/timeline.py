@@ -1,6 +1,6 @@
 """The activity timeline: per-window class probabilities -> segments that tile time.
 
-Pure NumPy; no model, no I/O. :func:`build_timeline` is what ``/predict_recording``,
+Pure NumPy; no model, no I/O, no settings read. :func:`build_timeline` is what ``/predict_recording``,
 ``python -m har predict`` and a closed ``StreamPredict`` call (via :func:`timeline_of`
 and :class:`TimelineBuilder`), so every surface draws the same diary.
 
@@ -21,10 +21,8 @@ the same label form a segment. Segments tile each stretch without overlapping:
   per activity (seconds).
 
 Smoothing changes only the labels the segments are built from; the windows keep
-their raw predictions. The method and its parameters are a :class:`TimelineOptions`
-(the service builds it from ``HAR_SMOOTHING``, ``HAR_SWITCH_PENALTY`` and
-``HAR_MIN_SEGMENT_S`` in :mod:`har.settings`; this module reads no settings itself).
-Methods:
+their raw predictions. Method and parameters: a :class:`TimelineOptions` (the
+service's from ``HAR_SMOOTHING`` etc. in :mod:`har.settings`). Methods:
 
 ``"none"``
     each window's label is its argmax (the raw timeline).
@@ -129,11 +127,7 @@ class Timeline:
 
 
 def check_smoothing(method: str) -> str:
-    """``method`` if it is one of :data:`SMOOTHING_METHODS`.
-
-    Raises:
-        InputError: (a ``ValueError``) any other value, naming the allowed ones.
-    """
+    """``method`` if one of :data:`SMOOTHING_METHODS`, else InputError naming them."""
     if method not in SMOOTHING_METHODS:
         allowed = ", ".join(repr(m) for m in SMOOTHING_METHODS)
         raise InputError(f"unknown smoothing {method!r}; use one of {allowed}")
@@ -147,11 +141,9 @@ class TimelineOptions:
     Attributes:
         smoothing: one of :data:`SMOOTHING_METHODS`.
         switch_penalty: nats an activity change costs in the Viterbi pass (>= 0).
-        min_segment_s: smoothed segments shorter than this (seconds) join a neighbour
-            (0: off).
+        min_segment_s: shorter smoothed segments (seconds) join a neighbour (0: off).
 
-    The defaults are those of ``HAR_SMOOTHING``, ``HAR_SWITCH_PENALTY`` and
-    ``HAR_MIN_SEGMENT_S`` (:class:`har.settings.Settings`).
+    Defaults: those of ``HAR_SMOOTHING``, ``HAR_SWITCH_PENALTY``, ``HAR_MIN_SEGMENT_S``.
     """
 
     smoothing: str = "viterbi"
@@ -175,12 +167,12 @@ class TimelineOptions:
         min_segment_s: float | None = None,
     ) -> TimelineOptions:
         """These options with every argument that is not ``None`` replaced."""
-        given = {
-            "smoothing": smoothing,
-            "switch_penalty": None if switch_penalty is None else float(switch_penalty),
-            "min_segment_s": None if min_segment_s is None else float(min_segment_s),
-        }
-        changed = {k: v for k, v in given.items() if v is not None}
+        given = zip(
+            ("smoothing", "switch_penalty", "min_segment_s"),
+            (smoothing, switch_penalty, min_segment_s),
+            strict=True,
+        )
+        changed = {k: v for k, v in given if v is not None}
         return replace(self, **changed) if changed else self
 
 
