@@ -13,11 +13,21 @@ from typing import Any
 import bentoml
 import numpy as np
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from har import bentoml_compat, grpc_service, lifecycle, registry
 from har.access import Access, BearerAuthMiddleware
 from har.card import CANONICAL_UNITS
-from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
+from har.http import (
+    SINCE,
+    SMOOTHING,
+    UNITS,
+    UNTIL,
+    UPLOAD,
+    WINDOWS,
+    BodySizeLimitMiddleware,
+    HttpApi,
+)
 from har.inference import CompiledModel, configure_tensorflow
 from har.model_client import ModelClient, model_ready
 from har.openapi import DocumentedService
@@ -148,13 +158,14 @@ class HARService:
         gyroscope: UPLOAD = [],  # noqa: B006
         acc_unit: str = CANONICAL_UNITS.acc,
         gyro_unit: str = CANONICAL_UNITS.gyro,
+        smoothing: SMOOTHING = settings.smoothing,
     ) -> dict[str, Any]:
         """Score a whole recording: a canonical CSV (`file`) or a Garmin pair
-        (`accelerometer` + `gyroscope`); returns windows, merged segments and seconds
+        (`accelerometer` + `gyroscope`); returns windows, segments (`smoothing`) and seconds
         per activity. Example: `curl -F file=@data/production/session_canonical_100hz.csv
         localhost:3000/predict_recording`."""
         uploads = (f[0] if f else None for f in (file, accelerometer, gyroscope))
-        return await self.api.predict_recording(*uploads, acc_unit, gyro_unit)
+        return await self.api.predict_recording(*uploads, acc_unit, gyro_unit, smoothing)
 
     @read_api.get("/model")
     def model(self) -> dict[str, Any]:
@@ -165,6 +176,11 @@ class HARService:
     async def drift(self, since: SINCE = None, until: UNTIL = None) -> Any:
         """Drift of what was served against the model's reference profile."""
         return await self.api.drift(since, until)
+
+    @read_api.get("/monitoring/report", response_class=HTMLResponse)
+    async def report(self, since: SINCE = None, until: UNTIL = None) -> Any:
+        """The drift report page (plots, as `python -m har drift-report`) of what was served."""
+        return await self.api.report(since, until)
 
 
 HARService.add_asgi_middleware(BearerAuthMiddleware, access=access)  # outermost: first

@@ -95,6 +95,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         model_tag=args.model,
         units=Units.parse({"acc": args.acc_unit, "gyro": args.gyro_unit}),
         out=args.out,
+        smoothing=args.smoothing,
     )
     print(result)
     return 0
@@ -144,14 +145,18 @@ def _cmd_drift_report(args: argparse.Namespace) -> int:
 
 def _cmd_timeline_eval(args: argparse.Namespace) -> int:
     from har.offline import load_for_scoring
+    from har.settings import get_settings
+    from har.timeline import TimelineOptions
     from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
 
-    _, card, model = load_for_scoring(args.model)
+    _, card, model = load_for_scoring(args.model, get_settings().model_tag)
     sessions = production_sessions(args.production)
     if not args.no_heldout:
         sessions += heldout_sessions()
-    options = {"switch_penalty": args.switch_penalty, "min_segment_s": args.min_segment_s}
-    print(markdown_table(compare(sessions, card, model, **options)))
+    options = TimelineOptions.from_settings(get_settings()).override(
+        switch_penalty=args.switch_penalty, min_segment_s=args.min_segment_s
+    )
+    print(markdown_table(compare(sessions, card, model, options=options)))
     return 0
 
 
@@ -159,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.card import ACC_UNITS, GYRO_UNITS
     from har.settings import get_settings
+    from har.timeline import SMOOTHING_METHODS
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--acc-unit", default=ACC_UNITS[0], choices=ACC_UNITS)
     s.add_argument("--gyro-unit", default=GYRO_UNITS[0], choices=GYRO_UNITS)
     s.add_argument("--out", type=Path, help="write per-window predictions to this CSV")
+    s.add_argument(
+        "--smoothing",
+        choices=SMOOTHING_METHODS,
+        help=f"timeline smoothing (default HAR_SMOOTHING, now {get_settings().smoothing})",
+    )
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("data", help="materialise the labelled data set under data/raw/")
