@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
-from serve_helpers import ROOT, bentoml_serve, free_port
+
+from tests.helpers.servers import ROOT, bentoml_serve, free_port
 
 G = 9.80665
 HELDOUT = ROOT / "tests" / "fixtures" / "heldout_windows.npz"

@@ -13,13 +13,14 @@ import urllib.request
 import grpc
 import numpy as np
 import pytest
-from conftest import USER_CLASSES
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from har import registry
 from har.preprocessing import Preprocessor
 from har.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.cards import USER_CLASSES
+from tests.helpers.paths import PRODUCTION
 from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
@@ -53,8 +54,8 @@ def reference(bundled_tag):
     return registry.load_model(bundled_tag)
 
 
-def test_http_predict_equals_keras(served, reference, heldout):
-    x = heldout["windows"][:16]
+def test_http_predict_equals_keras(served, reference, heldout_windows):
+    x = heldout_windows["windows"][:16]
     status, body = _post(f"{served.url}/predict", {"windows": x.tolist()})
     assert status == 200, body
     SERVED["windows"] += len(x)
@@ -67,8 +68,8 @@ def test_http_predict_equals_keras(served, reference, heldout):
     assert status == 400 and "shape" in json.dumps(body)
 
 
-def test_grpc_health_predict_and_model(served, reference, heldout):
-    x = heldout["windows"][:8]
+def test_grpc_health_predict_and_model(served, reference, heldout_windows):
+    x = heldout_windows["windows"][:8]
     with grpc.insecure_channel(served.grpc_target) as ch:
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
@@ -94,9 +95,7 @@ def test_grpc_health_predict_and_model(served, reference, heldout):
 
 
 def test_grpc_stream_across_chunk_boundaries(served, reference):
-    from conftest import ROOT
-
-    rec = read_csv_recording(ROOT / "data" / "production" / "session_canonical_100hz.csv")
+    rec = read_csv_recording(PRODUCTION / "session_canonical_100hz.csv")
     n = min(len(rec), 100 * 40)  # 40 s at 100 Hz
     t, v = rec.time[:n], rec.values[:n]
     offline = Preprocessor(reference.card).windows(t, v)

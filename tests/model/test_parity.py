@@ -10,7 +10,6 @@ tests prove the two paths give the same windows and the same scaled input.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +18,9 @@ from har.card import ModelCard, Units
 from har.preprocessing import Preprocessor
 from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
 from har.training import data as dataset
+from tests.helpers.paths import PRETRAINED, PRODUCTION
 
-ROOT = Path(__file__).resolve().parent.parent
-CARD = ROOT / "models" / "pretrained" / "card.json"
-PRODUCTION = ROOT / "data" / "production"
+CARD = PRETRAINED / "card.json"
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import USER_CLASSES, make_card
 
 from har import registry
 from har.card import ModelCard
 from har.errors import CardMismatchError, InputError
+from tests.helpers.cards import USER_CLASSES, make_card
 
 
 def _card_file(tmp_path, card: ModelCard, **changes):
@@ -53,14 +53,14 @@ def test_import_model_cli_prints_tag_last(user_model_files):
 )
 def test_card_that_does_not_fit_is_refused(user_model_files, tmp_path, changes, field):
     model_path, _ = user_model_files
-    card = _card_file(tmp_path, make_card(USER_CLASSES), **changes)
+    card = _card_file(tmp_path, make_card(USER_CLASSES, name="user-model"), **changes)
     with pytest.raises(CardMismatchError, match=field):
         registry.import_model(model_path, card)
 
 
 def test_cli_refusal_names_the_field(user_model_files, tmp_path):
     model_path, _ = user_model_files
-    card = _card_file(tmp_path, make_card(USER_CLASSES), classes=["a", "b", "c"])
+    card = _card_file(tmp_path, make_card(USER_CLASSES, name="user-model"), classes=["a", "b", "c"])
     out = subprocess.run(
         [sys.executable, "-m", "har", "import-model", str(model_path), "--card", str(card)],
         capture_output=True,
@@ -71,7 +71,7 @@ def test_cli_refusal_names_the_field(user_model_files, tmp_path):
 
 
 def test_invalid_card_fields_are_named(tmp_path):
-    good = make_card(["a", "b"]).model_dump(mode="json")
+    good = make_card(["a", "b"], name="user-model").model_dump(mode="json")
     for changes, word in [
         ({"channels": ["x"] * 6}, "channels"),
         ({"scaler": {"mean": [0] * 5, "scale": [1] * 5}}, "scaler"),
@@ -87,7 +87,7 @@ def test_model_without_softmax_is_refused(tmp_path):
 
     m = keras.Sequential([keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(2)])
     m.save(tmp_path / "m.keras")
-    card = _card_file(tmp_path, make_card(["a", "b"]))
+    card = _card_file(tmp_path, make_card(["a", "b"], name="user-model"))
     with pytest.raises(CardMismatchError, match="softmax"):
         registry.import_model(tmp_path / "m.keras", card)
 
@@ -100,7 +100,9 @@ def test_wrong_channel_count_is_refused(tmp_path):
     )
     m.save(tmp_path / "m.keras")
     with pytest.raises(CardMismatchError, match="'channels'"):
-        registry.import_model(tmp_path / "m.keras", _card_file(tmp_path, make_card(["a", "b"])))
+        registry.import_model(
+            tmp_path / "m.keras", _card_file(tmp_path, make_card(["a", "b"], name="user-model"))
+        )
 
 
 def test_unknown_tag_and_bad_files():
