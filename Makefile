@@ -33,6 +33,9 @@ test: $(STAMP)  ## lint and type-check, then the whole test suite
 test-fast: $(STAMP)  ## the quick loop: unit + in-process service tests (no e2e, no slow; under a minute)
 	$(BIN)/python -m pytest -q -m "not e2e and not slow" tests/unit tests/service
 
+docs-settings: $(STAMP)  ## regenerate README's settings table from har/settings.py
+	$(BIN)/python -m har settings-table --write
+
 lint: $(STAMP)  ## ruff lint + format check, mypy type check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/mypy

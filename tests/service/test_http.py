@@ -1,5 +1,5 @@
 """The HTTP service in-process (BentoML's ASGI app, model service as a local dependency):
-every endpoint and every client mistake of CONTRACT.md."""
+every endpoint, and every client mistake answered with a 4xx naming the problem."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ def test_user_architecture_with_11_classes():
     from har.training.architecture import build_model
 
     model = build_model(11)
-    assert 495_000 <= model.count_params() <= 503_000  # "about 499 K" (DOMAIN.md)
+    # "about 499 K" (har/training/architecture.py)
+    assert 495_000 <= model.count_params() <= 503_000
     assert tuple(model.input_shape) == (None, 200, 6)
     assert tuple(model.output_shape) == (None, 11)
     assert [type(layer).__name__ for layer in model.layers] == EXPECTED_LAYERS
