@@ -142,9 +142,10 @@ def _cmd_drift_report(args: argparse.Namespace) -> int:
 
 def _cmd_timeline_eval(args: argparse.Namespace) -> int:
     from har.offline import load_for_scoring
+    from har.settings import get_settings
     from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
 
-    _, card, model = load_for_scoring(args.model)
+    _, card, model = load_for_scoring(args.model, get_settings().model_tag)
     sessions = production_sessions(args.production)
     if not args.no_heldout:
         sessions += heldout_sessions()
