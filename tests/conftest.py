@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.helpers.cards import USER_CLASSES, make_card  # noqa: E402
-from tests.helpers.paths import HELDOUT_NPZ, TESTS  # noqa: E402
+from tests.helpers.paths import TESTS, read_heldout  # noqa: E402
 
 #: Folder under tests/ -> marker every test in it gets (``make test-fast`` deselects e2e).
 FOLDER_MARKERS = {"unit": "unit", "e2e": "e2e"}
@@ -70,5 +70,4 @@ def bundled_tag() -> str:
 def heldout_windows() -> dict[str, np.ndarray]:
     """Committed held-out windows of the bundled model (``tests/fixtures/heldout_windows.npz``):
     ``windows`` ``(N, 200, 6)`` float32 canonical units, ``labels``, ``subjects``."""
-    with np.load(HELDOUT_NPZ) as f:
-        return {k: f[k] for k in f.files}
+    return read_heldout()

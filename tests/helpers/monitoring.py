@@ -24,7 +24,7 @@ from har.monitoring import (
 )
 from har.settings import PRETRAINED_DIR, Settings
 from tests.helpers.cards import make_card
-from tests.helpers.paths import FIXTURES, HELDOUT_NPZ
+from tests.helpers.paths import FIXTURES, read_heldout
 
 FIXTURE_PROFILES = FIXTURES / "profiles"
 BUNDLED_REFERENCE = PRETRAINED_DIR / "reference_profile.bin"
@@ -108,5 +108,4 @@ def broken(kind: str, windows: np.ndarray) -> np.ndarray:
 
 def real_heldout() -> dict[str, np.ndarray]:
     """The committed held-out windows of real subjects (canonical units)."""
-    with np.load(HELDOUT_NPZ) as z:
-        return {k: z[k] for k in z.files}
+    return read_heldout()

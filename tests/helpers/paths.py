@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 #: The repository root (the folder holding ``pyproject.toml``).
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -13,3 +15,9 @@ FIXTURES = TESTS / "fixtures"
 HELDOUT_NPZ = FIXTURES / "heldout_windows.npz"
 PRODUCTION = ROOT / "data" / "production"
 PRETRAINED = ROOT / "models" / "pretrained"
+
+
+def read_heldout() -> dict[str, np.ndarray]:
+    """The arrays of :data:`HELDOUT_NPZ` by name (``windows``, ``labels``, ``subjects``)."""
+    with np.load(HELDOUT_NPZ) as f:
+        return {k: f[k] for k in f.files}
