@@ -21,6 +21,7 @@ def _card_file(tmp_path, card: ModelCard, **changes):
     return p
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_user_model_imports_and_loads(user_model_files):
     model_path, card_path = user_model_files
     tag = registry.import_model(model_path, card_path, name="user-model")
@@ -31,6 +32,7 @@ def test_user_model_imports_and_loads(user_model_files):
     assert 480_000 < loaded.model.count_params() < 520_000
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_import_model_cli_prints_tag_last(user_model_files):
     model_path, card_path = user_model_files
     out = subprocess.run(
@@ -58,6 +60,7 @@ def test_card_that_does_not_fit_is_refused(user_model_files, tmp_path, changes, 
         registry.import_model(model_path, card)
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_cli_refusal_names_the_field(user_model_files, tmp_path):
     model_path, _ = user_model_files
     card = _card_file(tmp_path, make_card(USER_CLASSES, name="user-model"), classes=["a", "b", "c"])
@@ -112,6 +115,7 @@ def test_unknown_tag_and_bad_files():
         registry.load_keras("/nonexistent.keras")
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_compiled_model_matches_keras(user_model_files):
     from har.inference import CompiledModel
 
@@ -123,6 +127,7 @@ def test_compiled_model_matches_keras(user_model_files):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_reference_data_becomes_the_stored_models_reference_profile(
     user_model_files, tmp_path, capsys
 ):
