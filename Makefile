@@ -8,7 +8,7 @@ GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
 MODEL_NAME := har-cnn-bilstm
 
-.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench reliability image image-test clean
+.PHONY: help setup serve test test-fast docs-settings lint typecheck format demo data train proto loadtest bench reliability image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,12 @@ test: $(STAMP)  ## lint and type-check, then the whole test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the quick loop: unit + in-process service tests (no e2e, no slow; under a minute)
+	$(BIN)/python -m pytest -q -m "not e2e and not slow" tests/unit tests/service
+
+docs-settings: $(STAMP)  ## regenerate README's settings table from har/settings.py
+	$(BIN)/python -m har settings-table --write
 
 lint: $(STAMP)  ## ruff lint + format check, mypy type check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -34,7 +34,8 @@ def cancel_traffic_timers() -> None:
 
     async def __call__(self: Any, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
@@ -56,8 +57,8 @@ def cancel_traffic_timers() -> None:
         finally:
             timer.cancel()
 
-    cls.__call__ = __call__
-    cls._har_cancels_timer = True
+    cls.__call__ = __call__  # type: ignore[method-assign]
+    cls._har_cancels_timer = True  # type: ignore[attr-defined]
 
 
 def freeze_startup_heap() -> None:

@@ -160,6 +160,16 @@ def _cmd_timeline_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_settings_table(args: argparse.Namespace) -> int:
+    from har.settings_docs import settings_table, write_readme
+
+    if args.write:
+        print("README.md: settings table " + ("rewritten" if write_readme() else "up to date"))
+    else:
+        print(settings_table(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.card import ACC_UNITS, GYRO_UNITS
@@ -244,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     from har.lifecycle.cli import add_commands
 
     add_commands(sub)  # register, promote, rollback, models
+
+    s = sub.add_parser("settings-table", help="the HAR_* settings as a markdown table")
+    s.add_argument("--write", action="store_true", help="rewrite README.md's table")
+    s.set_defaults(func=_cmd_settings_table)
     return p
 
 

@@ -45,7 +45,8 @@ class Coalescer:
 
     def _pump(self) -> None:
         while self._queue and self._inflight < self.max_inflight:
-            batch, rows = [], 0
+            batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+            rows = 0
             while self._queue and (not batch or rows + len(self._queue[0][0]) <= self.max_rows):
                 item = self._queue.pop(0)
                 if item[1].done():  # caller went away (cancelled)

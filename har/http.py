@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Query
 from pydantic import Field
@@ -80,7 +80,7 @@ class BodySizeLimitMiddleware:
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
                     raise _TooLarge(seen)
-            return msg
+            return cast(dict[str, Any], msg)
 
         async def tracking_send(msg: dict[str, Any]) -> None:
             nonlocal started

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,9 @@ def to_canonical(values: np.ndarray, units: Units) -> np.ndarray:
     if units.is_canonical:
         return np.array(values, copy=True)
     f = unit_factors(units)
-    return values * f.astype(values.dtype if values.dtype.kind == "f" else np.float64)
+    return cast(
+        np.ndarray, values * f.astype(values.dtype if values.dtype.kind == "f" else np.float64)
+    )
 
 
 def clean_samples(time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +132,7 @@ def resample_segment(time: np.ndarray, values: np.ndarray, rate_hz: float) -> np
         fine = time[0] + np.arange((n_out - 1) * k + 1) / (rate_hz * k)
         u = _interp(fine, time, values)
         y = resample_poly(u, 1, k, axis=0, padtype="line")
-        return y[:n_out]
+        return cast(np.ndarray, y[:n_out])
     grid = time[0] + np.arange(n_out) / rate_hz
     return _interp(grid, time, values)
 
@@ -175,7 +178,7 @@ class Windows:
 
     @property
     def end_s(self) -> np.ndarray:
-        return self.start_s + self.values.shape[1] / self.sample_rate_hz
+        return cast(np.ndarray, self.start_s + self.values.shape[1] / self.sample_rate_hz)
 
 
 def make_windows(segments: list[Segment], window: int, hop: int, rate_hz: float) -> Windows:
@@ -200,7 +203,8 @@ def make_windows(segments: list[Segment], window: int, hop: int, rate_hz: float)
 def scale(windows: np.ndarray, scaler: Scaler) -> np.ndarray:
     """Z-score ``(..., 6)`` canonical samples with the card's scaler (float32)."""
     mean, sd = scaler.arrays()
-    return ((np.asarray(windows, np.float32) - mean) / sd).astype(np.float32, copy=False)
+    scaled = (np.asarray(windows, np.float32) - mean) / sd
+    return cast(np.ndarray, scaled.astype(np.float32, copy=False))
 
 
 class Preprocessor:

@@ -19,7 +19,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 import pandas as pd
@@ -119,7 +119,7 @@ def _timestamps_to_seconds(col: pd.Series, name: str) -> tuple[np.ndarray, pd.Ti
 def _epoch_ns(dt: pd.Series) -> np.ndarray:
     """Integer nanoseconds since the Unix epoch, whatever the series' own time unit."""
     unit_free = dt.dt.tz_convert(None) if dt.dt.tz is not None else dt
-    return unit_free.astype("datetime64[ns]").astype("int64").to_numpy()
+    return cast(np.ndarray, unit_free.astype("datetime64[ns]").astype("int64").to_numpy())
 
 
 def read_csv_recording(source: Source, units: Units = CANONICAL_UNITS) -> Recording:

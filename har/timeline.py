@@ -397,4 +397,7 @@ class TimelineBuilder:
             cols = [np.empty(0), np.empty(0), np.empty(0, np.int64), np.empty((0, k))]
         else:
             cols = [np.concatenate([p[i] for p in self._parts]) for i in range(4)]
-        return build_timeline(*cols, self.classes, sample_period_s=self._period, **options)
+        start, end, stretch, probs = cols
+        return build_timeline(
+            start, end, stretch, probs, self.classes, sample_period_s=self._period, **options
+        )

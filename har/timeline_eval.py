@@ -88,7 +88,7 @@ def truth_at(times: np.ndarray, truth: Truth) -> np.ndarray:
 def _touching(starts: np.ndarray, ends: np.ndarray, tol: float = 1e-6) -> np.ndarray:
     """Times where one segment ends and the next starts (boundaries, not gaps)."""
     keep = np.abs(starts[1:] - ends[:-1]) <= tol
-    return ends[:-1][keep]
+    return np.asarray(ends[:-1][keep])
 
 
 def score(
@@ -169,7 +169,9 @@ def heldout_sessions(subjects: Sequence[int] | None = None) -> list[Labelled]:
     ds = load_watch_dataset()
     out = []
     for subject in subjects or HELDOUT_SUBJECTS:
-        times, values, truth = [], [], []
+        times: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        truth: list[tuple[float, float, str]] = []
         t0 = 0.0
         for r in ds.of_subjects([subject]):
             rec = r.recording

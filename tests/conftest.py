@@ -20,41 +20,27 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from har.card import ModelCard, Scaler  # noqa: E402
+from tests.helpers.cards import USER_CLASSES, make_card  # noqa: E402
+from tests.helpers.paths import ROOT, TESTS, read_heldout  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
+#: Folder under tests/ -> marker every test in it gets (``make test-fast`` deselects e2e).
+FOLDER_MARKERS = {"unit": "unit", "e2e": "e2e"}
 
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
-def make_card(classes: list[str], name: str = "user-model", window: int = 200) -> ModelCard:
-    """A card for a model with these classes (canonical units, plausible scaler)."""
-    return ModelCard(
-        name=name,
-        classes=classes,
-        window=window,
-        hop=window // 2,
-        sample_rate_hz=50,
-        scaler=Scaler(mean=[0, 0, 9.8, 0, 0, 0], scale=[3, 3, 3, 60, 60, 60]),
-    )
-
-
-USER_CLASSES = [
-    "ear_rubbing",
-    "forehead_rubbing",
-    "hair_pulling",
-    "hand_scratching",
-    "hand_tapping",
-    "knuckles_cracking",
-    "nail_biting",
-    "nape_rubbing",
-    "sitting",
-    "smoking",
-    "standing",
-]
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by its folder (tests/unit -> ``unit``, tests/e2e -> ``e2e``)."""
+    for item in items:
+        try:
+            folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        marker = FOLDER_MARKERS.get(folder)
+        if marker is not None:
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +54,7 @@ def user_model_files(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("user-model")
     model = build_model(len(USER_CLASSES))
     model.save(d / "model.keras")
-    make_card(USER_CLASSES).to_file(d / "card.json")
+    make_card(USER_CLASSES, name="user-model").to_file(d / "card.json")
     return d / "model.keras", d / "card.json"
 
 
@@ -97,7 +83,7 @@ def service_client(bundled_tag):
 
 
 @pytest.fixture(scope="session")
-def heldout() -> dict[str, np.ndarray]:
-    """Committed held-out windows (canonical units) with labels."""
-    with np.load(FIXTURES / "heldout_windows.npz") as f:
-        return {k: f[k] for k in f.files}
+def heldout_windows() -> dict[str, np.ndarray]:
+    """Committed held-out windows of the bundled model (``tests/fixtures/heldout_windows.npz``):
+    ``windows`` ``(N, 200, 6)`` float32 canonical units, ``labels``, ``subjects``."""
+    return read_heldout()

@@ -129,7 +129,8 @@ def class_mix_distance(reference: ProfileView, production: ProfileView) -> float
     keys = sorted(set(ref) | set(prod))
     if not keys or not ref or not prod:
         return None
-    return _num(hellinger_pmf([ref.get(k, 0) for k in keys], [prod.get(k, 0) for k in keys]))
+    p, q = np.array([ref.get(k, 0) for k in keys]), np.array([prod.get(k, 0) for k in keys])
+    return _num(hellinger_pmf(p, q))
 
 
 def summarise(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def _input_features(windows: np.ndarray, out: np.ndarray) -> None:
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Shannon entropy in nats of each row of ``(N, n_classes)`` probabilities → ``(N,)``."""
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=1)
+    return cast(np.ndarray, -(p * np.log(p)).sum(axis=1))
 
 
 class FlipTracker:

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
@@ -198,7 +198,7 @@ class RollingProfile:
     def to_bytes(self) -> bytes:
         """The profile so far in whylogs' binary format."""
         with _LOCK:
-            return self._profile.view().serialize()
+            return cast(bytes, self._profile.view().serialize())
 
     def snapshot(self) -> ProfileView:
         """An independent copy of the profile so far (later ``track`` calls do not change it)."""
@@ -224,7 +224,7 @@ def profile_rows(
 def serialize(view: ProfileView) -> bytes:
     """The profile as whylogs' binary format (``.bin``)."""
     with _LOCK:
-        return view.serialize()
+        return cast(bytes, view.serialize())
 
 
 def deserialize(data: bytes) -> ProfileView:

@@ -25,10 +25,10 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.helpers.servers import ROOT, bentoml_serve, free_port
+from tests.helpers.paths import ROOT, read_heldout
+from tests.helpers.servers import bentoml_serve, free_port
 
 G = 9.80665
-HELDOUT = ROOT / "tests" / "fixtures" / "heldout_windows.npz"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "har-service.json"
 #: Bound on seconds from the broken input to HarInputDrift in Alertmanager (1 s scrape
 #: and evaluation, drift every 2 s): generous for a loaded 2-core machine.
@@ -95,8 +95,7 @@ def test_broken_units_reach_alertmanager_and_every_panel_has_data(
     bundled_tag: str, tmp_path: Path
 ) -> None:
     obs = _observe()
-    with np.load(HELDOUT) as f:
-        windows = f["windows"].astype(np.float32)
+    windows = read_heldout()["windows"].astype(np.float32)
     healthy, broken = windows[:32], windows[32:332].copy()
     broken[:, :, :3] *= 1000.0 / G  # milli-g, declared as m/s² (the default units)
 

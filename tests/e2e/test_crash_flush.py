@@ -43,11 +43,11 @@ def _rows_on_disk(folder: Path) -> tuple[int, list[store.ProfileFile]]:
 
 
 def test_sigkill_of_the_server_loses_at_most_the_last_flush_interval(
-    bundled_tag, heldout, tmp_path
+    bundled_tag, heldout_windows, tmp_path
 ) -> None:
     folder = tmp_path / "profiles"
     env = {"HAR_PROFILE_FLUSH_S": str(FLUSH_S), "HAR_PROFILE_INTERVAL_S": "300"}
-    x = heldout["windows"][:16].tolist()
+    x = heldout_windows["windows"][:16].tolist()
     with bentoml_serve(env, log_dir=tmp_path, profile_dir=folder) as server:
         before = sum(_predict(server.url, x) for _ in range(5))
         time.sleep(FLUSH_S + 1)

@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from lifecycle_helpers import degraded_copy, small_eval, use_store
 
 from har import registry
 from har.cli import main
@@ -21,6 +20,7 @@ from har.lifecycle import aliases, store
 from har.lifecycle.resolve import bento_tag
 from har.lifecycle.served import served_registry_info, stored_model_labels
 from har.settings import get_settings
+from tests.helpers.lifecycle import degraded_copy, small_eval, use_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from har.monitoring import profiles, store
-from tests.helpers.servers import ROOT, bentoml_serve
+from tests.helpers.paths import read_heldout
+from tests.helpers.servers import bentoml_serve
 
-HELDOUT = ROOT / "tests" / "fixtures" / "heldout_windows.npz"
 #: Profiles reach the shared folder at each roll-over (HAR_PROFILE_INTERVAL_S).
 INTERVAL_S = 2
 
@@ -41,8 +41,7 @@ def test_drift_from_either_instance_counts_both_instances_windows(
 ) -> None:
     shared = tmp_path / "shared-profiles"
     env = {"HAR_PROFILE_DIR": str(shared), "HAR_PROFILE_INTERVAL_S": str(INTERVAL_S)}
-    with np.load(HELDOUT) as f:
-        windows = f["windows"].astype(np.float32)
+    windows = read_heldout()["windows"].astype(np.float32)
     n_a, n_b = 70, 45  # different counts: the sum tells which windows were counted
     with ExitStack() as stack:
         a = stack.enter_context(bentoml_serve(env, log_dir=tmp_path))

@@ -9,8 +9,6 @@ timeline").
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,8 +17,7 @@ from har.card import ModelCard
 from har.settings import get_settings
 from har.timeline import timeline_of
 from har.timeline_eval import pooled_accuracy, production_sessions, score, window_probabilities
-
-PRODUCTION = Path(__file__).resolve().parents[2] / "data" / "production"
+from tests.helpers.paths import PRODUCTION
 
 
 @pytest.fixture(scope="module")

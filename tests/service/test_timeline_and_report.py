@@ -86,9 +86,11 @@ def test_unknown_smoothing_is_a_400_naming_the_allowed_values(client):
     assert "'median'" in r.json()["error"] and "'viterbi', 'none'" in r.json()["error"]
 
 
-def test_report_serves_the_drift_page(client, heldout):
+def test_report_serves_the_drift_page(client, heldout_windows):
     assert (
-        client.post("/predict", json={"windows": heldout["windows"][:8].tolist()}).status_code
+        client.post(
+            "/predict", json={"windows": heldout_windows["windows"][:8].tolist()}
+        ).status_code
         == 200
     )
     r = client.get("/monitoring/report")

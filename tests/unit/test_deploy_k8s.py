@@ -13,7 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import ROOT
+
 K8S = ROOT / "deploy" / "k8s"
 #: Kubernetes versions the manifests must validate against (oldest supported .. newest).
 VERSIONS = ("1.30.0", "1.37.0")

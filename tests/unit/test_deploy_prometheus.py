@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from har.monitoring.metrics import exported_names
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROM = DEPLOY / "prometheus"
 RULES = PROM / "alert-rules.yml"

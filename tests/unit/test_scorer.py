@@ -7,20 +7,17 @@ import asyncio
 import numpy as np
 import pytest
 
-from har.card import ModelCard, Units
+from har.card import Units
 from har.errors import InputError
 from har.preprocessing import Preprocessor
 from har.recordings import Recording
 from har.scorer import THREAD_CHUNK_SAMPLES, Scorer
 from har.timeline import TimelineOptions, timeline_of
+from tests.helpers.cards import make_card
+from tests.helpers.signals import synthetic_recording
 
-CARD = ModelCard(
-    name="t",
-    classes=["a", "b", "c"],
-    window=20,
-    hop=10,
-    sample_rate_hz=10,
-    scaler={"mean": [0, 0, 9.8, 0, 0, 0], "scale": [2, 2, 2, 30, 30, 30]},
+CARD = make_card(
+    ["a", "b", "c"], name="t", window=20, sample_rate_hz=10, scale=(2, 2, 2, 30, 30, 30)
 )
 G_RAD = np.array([9.80665] * 3 + [180 / np.pi] * 3)  # g, rad/s -> canonical
 
@@ -41,9 +38,8 @@ class Recorder:
 
 
 def signal(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = 50.0 + np.arange(n) / 10
-    return t, rng.normal(0, [2, 2, 2, 30, 30, 30], (n, 6)) + np.array([0, 0, 9.8, 0, 0, 0])
+    """``n`` samples at the card's 10 Hz from t = 50 s."""
+    return synthetic_recording(10, n / 10, t0=50.0, seed=seed, gyro_gain=10)
 
 
 def run(coro):

@@ -4,9 +4,9 @@ bundled model's files, a degraded copy of it and a small evaluation subset."""
 from __future__ import annotations
 
 import pytest
-from lifecycle_helpers import degraded_copy, small_eval, use_store
 
 from har import registry
+from tests.helpers.lifecycle import degraded_copy, small_eval, use_store
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monitoring_support import (
+
+from har.monitoring import Monitor, profiles, store
+from har.monitoring.drift import DRIFT, INSUFFICIENT, OK, DriftConfig, evaluate
+from har.monitoring.features import feature_names, feature_rows
+from har.settings import Settings
+from tests.helpers.monitoring import (
     BUNDLED_REFERENCE,
     THRESHOLD,
     broken,
@@ -17,23 +22,7 @@ from monitoring_support import (
     observe_all,
     real_heldout,
     settings,
-    write_reference,
 )
-
-from har.monitoring import Monitor, profiles, store
-from har.monitoring.drift import DRIFT, INSUFFICIENT, OK, DriftConfig, evaluate
-from har.monitoring.features import feature_names, feature_rows
-from har.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def reference_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_reference(tmp_path_factory.mktemp("ref") / "reference_profile.bin")
-
-
-@pytest.fixture(scope="module")
-def heldout_synthetic() -> object:
-    return mp.synthetic(seed=2, n_recordings=30)
 
 
 @pytest.mark.parametrize(

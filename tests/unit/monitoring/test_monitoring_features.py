@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from monitoring_support import G
 
 from har.monitoring.features import FlipTracker, feature_names, feature_rows
+from tests.helpers.monitoring import G
 
 
 def test_feature_rows_are_the_documented_statistics() -> None:

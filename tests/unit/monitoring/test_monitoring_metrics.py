@@ -12,8 +12,9 @@ from pathlib import Path
 import yaml
 
 from har.monitoring.metrics import CONFIDENCE_BUCKETS, exported_names
+from tests.helpers.paths import ROOT
 
-ALERT_RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "alert-rules.yml"
+ALERT_RULES = ROOT / "deploy" / "prometheus" / "alert-rules.yml"
 
 
 def test_metrics_are_created_lazily_and_land_in_the_multiprocess_dir(tmp_path: Path) -> None:

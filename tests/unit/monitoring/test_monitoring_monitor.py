@@ -9,7 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from monitoring_support import (
+
+from har.errors import InputError
+from har.monitoring import Monitor, store
+from har.monitoring.drift import DRIFT, OK
+from tests.helpers.monitoring import (
     FIXTURE_PROFILES,
     THRESHOLD,
     broken,
@@ -18,22 +22,7 @@ from monitoring_support import (
     mp,
     sample,
     settings,
-    write_reference,
 )
-
-from har.errors import InputError
-from har.monitoring import Monitor, store
-from har.monitoring.drift import DRIFT, OK
-
-
-@pytest.fixture(scope="module")
-def reference_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_reference(tmp_path_factory.mktemp("ref") / "reference_profile.bin")
-
-
-@pytest.fixture(scope="module")
-def heldout_synthetic() -> object:
-    return mp.synthetic(seed=2, n_recordings=30)
 
 
 def test_drift_interval_selects_files_of_every_worker(tmp_path: Path) -> None:

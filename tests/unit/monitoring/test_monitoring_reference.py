@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from monitoring_support import mp
 
 from har.monitoring import (
     build_reference_profile,
@@ -14,6 +13,7 @@ from har.monitoring import (
     write_reference_profile,
 )
 from har.monitoring.features import FLIP
+from tests.helpers.monitoring import mp
 
 
 def test_reference_profile_round_trip(tmp_path: Path) -> None:

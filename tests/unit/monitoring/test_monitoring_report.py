@@ -19,8 +19,9 @@ from har.monitoring import profiles, store
 from har.monitoring.drift import DriftConfig
 from har.monitoring.report import drift_report, render_report
 from har.settings import Settings
+from tests.helpers.paths import FIXTURES as FIXTURE_DIR
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
+FIXTURES = FIXTURE_DIR / "profiles"
 REFERENCE = FIXTURES / "reference.bin"
 SETTINGS = Settings(drift_threshold=0.7, drift_min_rows=100, profile_interval_s=300)
 CONFIG = DriftConfig.from_settings(SETTINGS)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monitoring_support import card, files_rows, mp, sample, settings
 
 from har.monitoring import Monitor, profiles, store
+from tests.helpers.monitoring import card, files_rows, mp, sample, settings
 
 
 def _wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -9,8 +9,8 @@ import pytest
 from har.card import Units
 from har.errors import RecordingError
 from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
+from tests.helpers.paths import FIXTURES as FIX
 
-FIX = Path(__file__).parent / "fixtures"
 HEADER = "timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n"
 
 

@@ -9,15 +9,10 @@ from har.card import ModelCard
 from har.errors import InputError
 from har.preprocessing import Preprocessor, Windows, make_windows
 from har.streaming import FILTER_REACH, StreamWindower
+from tests.helpers.cards import make_card
+from tests.helpers.signals import synthetic_recording
 
-CARD = ModelCard(
-    name="test-har",
-    classes=["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"],
-    window=200,
-    hop=100,
-    sample_rate_hz=50,
-    scaler={"mean": [0.0, 0.0, 9.8, 0.0, 0.0, 0.0], "scale": [3.0] * 6},
-)
+CARD = make_card(["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"], scale=[3.0] * 6)
 CHUNKS = [1, 7, 64, 333, None]  # None: the whole recording in one chunk
 
 # Edge samples of segments, input faster than the model (see test_above_model_rate):
@@ -25,29 +20,7 @@ CHUNKS = [1, 7, 64, 333, None]  # None: the whole recording in one chunk
 EDGE_TOL = 2e-3
 
 
-def recording(
-    rate_hz: float,
-    seconds: float,
-    *,
-    t0: float = 100.0,
-    jitter_s: float = 0.0,
-    gaps: tuple[tuple[float, float], ...] = (),
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic IMU recording: ``(n,)`` seconds from ``t0`` and ``(n, 6)`` canonical values
-    (sines from 0.3 to 11 Hz, noise, gravity on acc_z); ``gaps`` are dropped ``(from, to)``
-    stretches in seconds after ``t0``."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate_hz)
-    rel = np.arange(n) / rate_hz
-    t = t0 + rel + rng.uniform(-jitter_s, jitter_s, n)
-    freqs = np.array([0.3, 1.3, 2.1, 3.7, 7.9, 11.0])
-    v = 3.0 * np.sin(2 * np.pi * np.outer(rel, freqs) + rng.uniform(0, 6, 6))
-    v += rng.normal(0, 0.5, (n, 6)) + np.array([0, 0, 9.8, 0, 0, 0])
-    keep = np.ones(n, bool)
-    for a, b in gaps:
-        keep &= (rel < a) | (rel >= b)
-    return t[keep], v[keep]
+recording = synthetic_recording
 
 
 def stream(

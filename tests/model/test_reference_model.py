@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +11,8 @@ import pytest
 from har.card import ModelCard
 from har.preprocessing import Preprocessor
 from har.training import data as dataset
-
-ROOT = Path(__file__).resolve().parent.parent
-PRETRAINED = ROOT / "models" / "pretrained"
-FIXTURE = Path(__file__).parent / "fixtures" / "heldout_windows.npz"
-PRODUCTION = ROOT / "data" / "production"
+from tests.helpers.paths import HELDOUT_NPZ as FIXTURE
+from tests.helpers.paths import PRETRAINED, PRODUCTION
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +28,8 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def heldout() -> dict[str, np.ndarray]:
-    with np.load(FIXTURE) as f:
-        return {k: f[k] for k in f.files}
-
-
-@pytest.fixture(scope="module")
-def predicted(model, card, heldout) -> np.ndarray:
-    x = Preprocessor(card).scale(heldout["windows"])
+def predicted(model, card, heldout_windows) -> np.ndarray:
+    x = Preprocessor(card).scale(heldout_windows["windows"])
     return np.asarray(model.predict(x, batch_size=128, verbose=0))
 
 
@@ -52,21 +42,21 @@ def test_card_describes_the_bundled_model(card, model):
     assert model.output_shape[-1] == len(card.classes)
 
 
-def test_fixture_is_the_one_the_card_was_scored_on(card, heldout):
+def test_fixture_is_the_one_the_card_was_scored_on(card, heldout_windows):
     h = card.metrics["heldout"]
     assert hashlib.sha256(FIXTURE.read_bytes()).hexdigest() == h["sha256"]
     assert FIXTURE.stat().st_size < 1024 * 1024
-    assert heldout["windows"].dtype == np.float32
-    assert heldout["windows"].shape == (h["n_windows"], card.window, card.n_channels)
-    assert sorted(np.unique(heldout["subjects"]).tolist()) == sorted(h["subjects"])
+    assert heldout_windows["windows"].dtype == np.float32
+    assert heldout_windows["windows"].shape == (h["n_windows"], card.window, card.n_channels)
+    assert sorted(np.unique(heldout_windows["subjects"]).tolist()) == sorted(h["subjects"])
     assert not set(h["subjects"]) & set(card.training["train_subjects"])
     assert set(h["subjects"]) == set(dataset.HELDOUT_SUBJECTS)
 
 
-def test_heldout_accuracy_matches_the_card(card, heldout, predicted):
+def test_heldout_accuracy_matches_the_card(card, heldout_windows, predicted):
     from sklearn.metrics import f1_score
 
-    y = heldout["labels"]
+    y = heldout_windows["labels"]
     pred = predicted.argmax(axis=1)
     acc = float((pred == y).mean())
     h = card.metrics["heldout"]
@@ -75,9 +65,14 @@ def test_heldout_accuracy_matches_the_card(card, heldout, predicted):
     assert acc > 0.8  # a retrained model that got much worse should not ship quietly
 
 
-def test_outputs_are_probabilities(predicted, card):
-    assert predicted.shape[1] == len(card.classes)
-    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, atol=1e-4)
+def test_heldout_confusion_matches_the_card(predicted, heldout_windows, card):
+    """The card's held-out confusion matrix (rows: true class, columns: predicted) is the
+    bundled model's on the committed windows, within one window per cell (float noise)."""
+    y, pred = heldout_windows["labels"], predicted.argmax(axis=1)
+    k = len(card.classes)
+    confusion = np.zeros((k, k), int)
+    np.add.at(confusion, (y, pred), 1)
+    assert np.abs(confusion - np.array(card.metrics["heldout"]["confusion"])).max() <= 1
 
 
 def test_card_reports_leave_subjects_out(card):

@@ -7,23 +7,24 @@ preprocessed windows; the server must stop cleanly on SIGTERM and flush monitori
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
 import grpc
 import numpy as np
 import pytest
-from conftest import USER_CLASSES
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from har import registry
 from har.preprocessing import Preprocessor
 from har.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.cards import USER_CLASSES
+from tests.helpers.paths import PRODUCTION
 from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
-SERVED = {"windows": 0}  # windows the `served` server answered, for the flush check
 
 
 def _post(url: str, payload: dict) -> tuple[int, dict]:
@@ -41,11 +42,14 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
 def served(bundled_tag, tmp_path_factory):
     logs = tmp_path_factory.mktemp("e2e")
     profiles = logs / "profiles"
-    env = {"HAR_PROFILE_DIR": str(profiles), "HAR_PROFILE_INTERVAL_S": "5"}
+    env = {
+        "HAR_PROFILE_DIR": str(profiles),
+        "HAR_PROFILE_INTERVAL_S": "5",
+        "HAR_DRIFT_MIN_ROWS": "100000",
+    }
     with bentoml_serve(env, log_dir=logs) as server:
         server.profiles = profiles
         yield server
-    assert server.proc.returncode is not None
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +57,10 @@ def reference(bundled_tag):
     return registry.load_model(bundled_tag)
 
 
-def test_http_predict_equals_keras(served, reference, heldout):
-    x = heldout["windows"][:16]
+def test_http_predict_equals_keras(served, reference, heldout_windows):
+    x = heldout_windows["windows"][:16]
     status, body = _post(f"{served.url}/predict", {"windows": x.tolist()})
     assert status == 200, body
-    SERVED["windows"] += len(x)
     want = np.asarray(reference.model(Preprocessor(reference.card).scale(x), training=False))
     got = np.array(
         [[p["probabilities"][c] for c in reference.card.classes] for p in body["predictions"]]
@@ -67,15 +70,14 @@ def test_http_predict_equals_keras(served, reference, heldout):
     assert status == 400 and "shape" in json.dumps(body)
 
 
-def test_grpc_health_predict_and_model(served, reference, heldout):
-    x = heldout["windows"][:8]
+def test_grpc_health_predict_and_model(served, reference, heldout_windows):
+    x = heldout_windows["windows"][:8]
     with grpc.insecure_channel(served.grpc_target) as ch:
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         stub = har_pb2_grpc.ActivityRecognitionStub(ch)
         req = har_pb2.PredictRequest(windows=[har_pb2.Window(values=w.ravel()) for w in x])
         resp = stub.Predict(req, timeout=30)
-        SERVED["windows"] += len(x)
         assert resp.model == reference.tag
         got = np.array([list(p.probabilities) for p in resp.predictions])
         want = np.asarray(reference.model(Preprocessor(reference.card).scale(x), training=False))
@@ -90,13 +92,10 @@ def test_grpc_health_predict_and_model(served, reference, heldout):
             stub.Predict(har_pb2.PredictRequest(windows=[har_pb2.Window(values=[1.0] * 7)]))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert stub.Predict(req, timeout=30).model == reference.tag  # still serving
-        SERVED["windows"] += len(x)
 
 
 def test_grpc_stream_across_chunk_boundaries(served, reference):
-    from conftest import ROOT
-
-    rec = read_csv_recording(ROOT / "data" / "production" / "session_canonical_100hz.csv")
+    rec = read_csv_recording(PRODUCTION / "session_canonical_100hz.csv")
     n = min(len(rec), 100 * 40)  # 40 s at 100 Hz
     t, v = rec.time[:n], rec.values[:n]
     offline = Preprocessor(reference.card).windows(t, v)
@@ -115,7 +114,6 @@ def test_grpc_stream_across_chunk_boundaries(served, reference):
     with grpc.insecure_channel(served.grpc_target) as ch:
         stub = har_pb2_grpc.ActivityRecognitionStub(ch)
         out = list(stub.StreamPredict(chunks(), timeout=60))
-    SERVED["windows"] += len(out)
     assert [o.index for o in out] == list(range(len(offline)))
     np.testing.assert_allclose([o.start for o in out], offline.start_s, atol=1e-6)
     got = np.array([list(o.prediction.probabilities) for o in out])
@@ -123,26 +121,51 @@ def test_grpc_stream_across_chunk_boundaries(served, reference):
     assert [o.prediction.activity_id for o in out] == list(want.argmax(1))
 
 
-def test_metrics_and_drift_endpoints(served):
+def _drift(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/monitoring/drift", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_metrics_and_drift_endpoints(served, heldout_windows):
+    """Windows served show up in /metrics and, once flushed, in /monitoring/drift's rows;
+    fewer rows than HAR_DRIFT_MIN_ROWS (set above any count here) give insufficient_data."""
+    x = heldout_windows["windows"][:12]
+    status, body = _post(f"{served.url}/predict", {"windows": x.tolist()})
+    assert status == 200, body
     with urllib.request.urlopen(f"{served.url}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert "har_predictions_total" in text
-    with urllib.request.urlopen(f"{served.url}/monitoring/drift", timeout=30) as r:
-        drift = json.loads(r.read())
-    assert drift["status"] in {"ok", "drift", "insufficient_data"}
-    assert drift["rows"] > 0
+    deadline = time.monotonic() + 60
+    while (drift := _drift(served.url))["rows"] < len(x):  # profiles flushed every 5 s
+        assert time.monotonic() < deadline, drift
+        time.sleep(1)
+    assert drift["status"] == "insufficient_data", drift
 
 
-def test_clean_shutdown_flushes_every_served_window(served):
-    """SIGTERM: the server exits 0 and the profiles hold one row per window served."""
+def test_clean_shutdown_flushes_every_served_window(bundled_tag, heldout_windows, tmp_path):
+    """SIGTERM: the server exits 0 and the profiles hold one row per window served (HTTP and
+    gRPC), with a profile interval far longer than the test (only the shutdown flushes)."""
     from har.monitoring import profiles, store
 
-    code = served.stop()
-    assert code == 0, served.log_tail()
-    files = store.list_profiles(served.profiles)
+    folder = tmp_path / "profiles"
+    env = {
+        "HAR_PROFILE_DIR": str(folder),
+        "HAR_PROFILE_INTERVAL_S": "3600",
+        "HAR_PROFILE_FLUSH_S": "0",
+    }
+    x = heldout_windows["windows"][:10]
+    with bentoml_serve(env, log_dir=tmp_path) as server:
+        status, body = _post(f"{server.url}/predict", {"windows": x.tolist()})
+        assert status == 200, body
+        with grpc.insecure_channel(server.grpc_target) as ch:
+            req = har_pb2.PredictRequest(windows=[har_pb2.Window(values=w.ravel()) for w in x[:7]])
+            resp = har_pb2_grpc.ActivityRecognitionStub(ch).Predict(req, timeout=30)
+            assert len(resp.predictions) == 7
+        code = server.stop()
+        assert code == 0, server.log_tail()
+    files = store.list_profiles(folder)
     rows = sum(profiles.row_count(profiles.read_view(f.path)) for f in files)
-    assert SERVED["windows"] > 0
-    assert rows == SERVED["windows"]
+    assert rows == 10 + 7
 
 
 def test_user_model_served_by_tag(user_model_files, tmp_path):

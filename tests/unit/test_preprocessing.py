@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from har.card import ModelCard, Scaler, Units
+from har.card import ModelCard, Units
 from har.errors import InputError, RecordingError
 from har.preprocessing import (
     Preprocessor,
@@ -14,17 +14,11 @@ from har.preprocessing import (
     to_canonical,
     unit_factors,
 )
+from tests.helpers.cards import make_card
 
 
 def _card(window: int = 200, hop: int = 100, rate: float = 50.0) -> ModelCard:
-    return ModelCard(
-        name="t",
-        classes=["a", "b"],
-        window=window,
-        hop=hop,
-        sample_rate_hz=rate,
-        scaler=Scaler(mean=[0, 0, 9.8, 0, 0, 0], scale=[2, 2, 2, 30, 30, 30]),
-    )
+    return make_card(window=window, hop=hop, sample_rate_hz=rate, scale=(2, 2, 2, 30, 30, 30))
 
 
 def _sine(rate: float, seconds: float, freq: float) -> tuple[np.ndarray, np.ndarray]:

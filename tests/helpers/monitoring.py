@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 from prometheus_client import REGISTRY
 
-from har.card import ModelCard, Scaler
+from har.card import ModelCard
 from har.monitoring import (
     Monitor,
     build_reference_profile,
@@ -23,10 +23,10 @@ from har.monitoring import (
     write_reference_profile,
 )
 from har.settings import PRETRAINED_DIR, Settings
+from tests.helpers.cards import make_card
+from tests.helpers.paths import FIXTURES, read_heldout
 
-TESTS = Path(__file__).resolve().parents[2]
-FIXTURE_PROFILES = TESTS / "fixtures" / "profiles"
-HELDOUT_NPZ = TESTS / "fixtures" / "heldout_windows.npz"
+FIXTURE_PROFILES = FIXTURES / "profiles"
 BUNDLED_REFERENCE = PRETRAINED_DIR / "reference_profile.bin"
 #: The threshold the drift tests hold the service to (see har.monitoring.drift).
 THRESHOLD = 0.7
@@ -49,14 +49,7 @@ mp = _load_make_profiles()
 
 
 def card() -> ModelCard:
-    return ModelCard(
-        name="test-har",
-        classes=list(mp.CLASSES),
-        window=200,
-        hop=100,
-        sample_rate_hz=50.0,
-        scaler=Scaler(mean=[0.0] * 6, scale=[1.0] * 6),
-    )
+    return make_card(mp.CLASSES, mean=[0.0] * 6, scale=[1.0] * 6)
 
 
 def settings(tmp_path: Path, **kw: object) -> Settings:
@@ -115,5 +108,4 @@ def broken(kind: str, windows: np.ndarray) -> np.ndarray:
 
 def real_heldout() -> dict[str, np.ndarray]:
     """The committed held-out windows of real subjects (canonical units)."""
-    with np.load(HELDOUT_NPZ) as z:
-        return {k: z[k] for k in z.files}
+    return read_heldout()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,9 +11,8 @@ import pytest
 from har.recordings import read_csv_recording, read_garmin_pair
 from har.training import data as dataset
 from har.training import demo_data
+from tests.helpers.paths import PRODUCTION
 
-ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ROOT / "data" / "production"
 CLASSES = ("PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW")
 
 

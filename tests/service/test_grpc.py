@@ -31,17 +31,12 @@ from har.preprocessing import Preprocessor
 from har.scorer import THREAD_CHUNK_SAMPLES, Scorer
 from har.timeline import TimelineOptions, timeline_of
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.cards import make_card
+from tests.helpers.paths import ROOT
+from tests.helpers.signals import synthetic_recording
 
-ROOT = Path(__file__).resolve().parent.parent
 TAG = "test-har:fake"
-CARD = ModelCard(
-    name="test-har",
-    classes=["PEN", "ABD", "FEL", "IR"],
-    window=40,
-    hop=20,
-    sample_rate_hz=50,
-    scaler={"mean": [0.0, 0.0, 9.8, 0.0, 0.0, 0.0], "scale": [3.0, 3.0, 3.0, 40.0, 40.0, 40.0]},
-)
+CARD = make_card(["PEN", "ABD", "FEL", "IR"], window=40, scale=(3, 3, 3, 40, 40, 40))
 GRAVITY = np.array([0.0, 0.0, 9.8, 0.0, 0.0, 0.0])  # on acc_z, m/s²
 _W = np.random.default_rng(7).normal(size=(12, len(CARD.classes))).astype(np.float32)
 
@@ -80,7 +75,6 @@ def serve(scenario: Scenario, scorer: Scorer | None = None) -> None:
         handle = await start_grpc_server(
             scorer or Scorer(CARD, TAG, fake_infer), "127.0.0.1", 0, max_message_bytes=8 << 20
         )
-        assert handle.port > 0
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
                 await scenario(channel)
@@ -106,12 +100,8 @@ def request(w: np.ndarray, **units: str) -> har_pb2.PredictRequest:
 
 def recording(rate_hz: float, seconds: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Unix-time stamps and ``(n, 6)`` canonical values, rounded to float32 as on the wire."""
-    rng = np.random.default_rng(seed)
-    n = int(rate_hz * seconds)
-    rel = np.arange(n) / rate_hz
-    v = 3 * np.sin(2 * np.pi * np.outer(rel, [0.4, 1.1, 2.3, 0.7, 3.1, 5.0]))
-    v = v * [1, 1, 1, 20, 20, 20] + rng.normal(0, 0.3, (n, 6)) + GRAVITY
-    return 1_700_000_000.0 + rel, v.astype(np.float32).astype(np.float64)
+    t0 = 1_700_000_000.0
+    return synthetic_recording(rate_hz, seconds, t0=t0, seed=seed, gyro_gain=20, float32=True)
 
 
 def chunks(

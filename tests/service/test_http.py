@@ -1,5 +1,5 @@
 """The HTTP service in-process (BentoML's ASGI app, model service as a local dependency):
-every endpoint and every client mistake of CONTRACT.md."""
+every endpoint, and every client mistake answered with a 4xx naming the problem."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from har.preprocessing import Preprocessor
-
-PROD = ROOT / "data" / "production"
+from tests.helpers.paths import PRODUCTION, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +25,8 @@ def keras_ref(bundled_tag):
     return loaded
 
 
-def test_predict_matches_keras_on_heldout_windows(client, keras_ref, heldout):
-    x = heldout["windows"][:24]
+def test_predict_matches_keras_on_heldout_windows(client, keras_ref, heldout_windows):
+    x = heldout_windows["windows"][:24]
     r = client.post("/predict", json={"windows": x.tolist()})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -44,8 +42,8 @@ def test_predict_matches_keras_on_heldout_windows(client, keras_ref, heldout):
     np.testing.assert_allclose([p["confidence"] for p in preds], want.max(1), atol=1e-5)
 
 
-def test_predict_converts_declared_units(client, heldout):
-    x = heldout["windows"][:4].astype(np.float64)
+def test_predict_converts_declared_units(client, heldout_windows):
+    x = heldout_windows["windows"][:4].astype(np.float64)
     canonical = client.post("/predict", json={"windows": x.tolist()}).json()["predictions"]
     other = x.copy()
     other[..., :3] /= 9.80665e-3  # m/s² -> milli-g
@@ -98,12 +96,12 @@ def test_predict_not_json(client):
     assert 400 <= r.status_code < 500
 
 
-def test_oversized_body_is_refused_and_service_keeps_serving(client, heldout):
+def test_oversized_body_is_refused_and_service_keeps_serving(client, heldout_windows):
     big = b'{"windows": [' + b" " * (9 * 1024 * 1024) + b"]}"
     r = client.post("/predict", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert "too large" in r.json()["error"]
-    ok = client.post("/predict", json={"windows": heldout["windows"][:1].tolist()})
+    ok = client.post("/predict", json={"windows": heldout_windows["windows"][:1].tolist()})
     assert ok.status_code == 200
 
 
@@ -118,7 +116,7 @@ def test_model_endpoint(client, keras_ref):
 
 
 def test_predict_recording_canonical_csv(client):
-    path = PROD / "session_canonical_100hz.csv"
+    path = PRODUCTION / "session_canonical_100hz.csv"
     with path.open("rb") as f:
         r = client.post("/predict_recording", files={"file": ("session.csv", f, "text/csv")})
     assert r.status_code == 200, r.text
@@ -137,7 +135,7 @@ def test_predict_recording_matches_batch_scoring(client, keras_ref):
     from har.settings import get_settings
     from har.timeline import TimelineOptions
 
-    path = PROD / "session_canonical_100hz.csv"
+    path = PRODUCTION / "session_canonical_100hz.csv"
     s = get_settings()
     rec = read_recording(path, align_tolerance_s=s.align_tolerance_s)
     offline = score_recording(
@@ -163,8 +161,8 @@ def test_predict_recording_matches_batch_scoring(client, keras_ref):
 
 
 def test_predict_recording_garmin_pair(client):
-    acc = PROD / "session-accelerometer_data.csv"
-    gyro = PROD / "session-gyroscope_data.csv"
+    acc = PRODUCTION / "session-accelerometer_data.csv"
+    gyro = PRODUCTION / "session-gyroscope_data.csv"
     with acc.open("rb") as a, gyro.open("rb") as g:
         r = client.post("/predict_recording", files={"accelerometer": a, "gyroscope": g})
     assert r.status_code == 200, r.text

@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import USER_CLASSES, make_card
 
 from har import registry
 from har.card import ModelCard
 from har.errors import CardMismatchError, InputError
+from tests.helpers.cards import USER_CLASSES, make_card
 
 
 def _card_file(tmp_path, card: ModelCard, **changes):
@@ -21,6 +21,7 @@ def _card_file(tmp_path, card: ModelCard, **changes):
     return p
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_user_model_imports_and_loads(user_model_files):
     model_path, card_path = user_model_files
     tag = registry.import_model(model_path, card_path, name="user-model")
@@ -31,6 +32,7 @@ def test_user_model_imports_and_loads(user_model_files):
     assert 480_000 < loaded.model.count_params() < 520_000
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_import_model_cli_prints_tag_last(user_model_files):
     model_path, card_path = user_model_files
     out = subprocess.run(
@@ -53,14 +55,15 @@ def test_import_model_cli_prints_tag_last(user_model_files):
 )
 def test_card_that_does_not_fit_is_refused(user_model_files, tmp_path, changes, field):
     model_path, _ = user_model_files
-    card = _card_file(tmp_path, make_card(USER_CLASSES), **changes)
+    card = _card_file(tmp_path, make_card(USER_CLASSES, name="user-model"), **changes)
     with pytest.raises(CardMismatchError, match=field):
         registry.import_model(model_path, card)
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_cli_refusal_names_the_field(user_model_files, tmp_path):
     model_path, _ = user_model_files
-    card = _card_file(tmp_path, make_card(USER_CLASSES), classes=["a", "b", "c"])
+    card = _card_file(tmp_path, make_card(USER_CLASSES, name="user-model"), classes=["a", "b", "c"])
     out = subprocess.run(
         [sys.executable, "-m", "har", "import-model", str(model_path), "--card", str(card)],
         capture_output=True,
@@ -71,7 +74,7 @@ def test_cli_refusal_names_the_field(user_model_files, tmp_path):
 
 
 def test_invalid_card_fields_are_named(tmp_path):
-    good = make_card(["a", "b"]).model_dump(mode="json")
+    good = make_card(["a", "b"], name="user-model").model_dump(mode="json")
     for changes, word in [
         ({"channels": ["x"] * 6}, "channels"),
         ({"scaler": {"mean": [0] * 5, "scale": [1] * 5}}, "scaler"),
@@ -87,7 +90,7 @@ def test_model_without_softmax_is_refused(tmp_path):
 
     m = keras.Sequential([keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(2)])
     m.save(tmp_path / "m.keras")
-    card = _card_file(tmp_path, make_card(["a", "b"]))
+    card = _card_file(tmp_path, make_card(["a", "b"], name="user-model"))
     with pytest.raises(CardMismatchError, match="softmax"):
         registry.import_model(tmp_path / "m.keras", card)
 
@@ -100,7 +103,9 @@ def test_wrong_channel_count_is_refused(tmp_path):
     )
     m.save(tmp_path / "m.keras")
     with pytest.raises(CardMismatchError, match="'channels'"):
-        registry.import_model(tmp_path / "m.keras", _card_file(tmp_path, make_card(["a", "b"])))
+        registry.import_model(
+            tmp_path / "m.keras", _card_file(tmp_path, make_card(["a", "b"], name="user-model"))
+        )
 
 
 def test_unknown_tag_and_bad_files():
@@ -110,6 +115,7 @@ def test_unknown_tag_and_bad_files():
         registry.load_keras("/nonexistent.keras")
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_compiled_model_matches_keras(user_model_files):
     from har.inference import CompiledModel
 
@@ -121,6 +127,7 @@ def test_compiled_model_matches_keras(user_model_files):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.slow  # 17-38 s on the shared machine (Keras model, CLI subprocess)
 def test_reference_data_becomes_the_stored_models_reference_profile(
     user_model_files, tmp_path, capsys
 ):
