@@ -224,7 +224,7 @@ def _served(tag: str) -> tuple[str, ModelCard]:
     return resolved, ModelCard.from_file(folder / registry.CARD_FILE)
 
 
-class DocumentedService(bentoml.Service):  # type: ignore[misc]
+class DocumentedService(bentoml.Service):
     """A BentoML service whose docs page describes this project (see the module docstring)."""
 
     @property

@@ -172,7 +172,7 @@ class TimelineOptions:
             (smoothing, switch_penalty, min_segment_s),
             strict=True,
         )
-        changed = {k: v for k, v in given if v is not None}
+        changed: dict[str, Any] = {k: v for k, v in given if v is not None}
         return replace(self, **changed) if changed else self
 
 

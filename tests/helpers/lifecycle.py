@@ -1,4 +1,4 @@
-"""Helpers of the model-lifecycle tests (tests/unit/lifecycle, tests/e2e/test_mlflow_server.py):
+"""Helpers of the model-lifecycle tests (tests/unit/lifecycle, tests/e2e/test_mlflow_server.py, tests/e2e/test_registry_serving.py):
 a settings object on a given MLflow store, a degraded copy of the bundled model and a
 small stratified evaluation subset of the committed held-out windows."""
 
@@ -11,7 +11,7 @@ import numpy as np
 from har import registry
 from har.settings import Settings, get_settings
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HELDOUT = FIXTURES / "heldout_windows.npz"
 
 
