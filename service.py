@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from har import bentoml_compat, grpc_service, registry
 from har.card import CANONICAL_UNITS
 from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
+from har.http_input import predict_input
 from har.inference import CompiledModel, configure_tensorflow
 from har.model_client import ModelClient, model_ready
 from har.scorer import served_scorer
@@ -112,9 +113,11 @@ class HARService:
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.close)
 
-    @bentoml.api(route="/predict")
+    @bentoml.api(route="/predict", input_spec=predict_input(WINDOWS, UNITS))  # parsed once
     async def predict(self, windows: WINDOWS, units: UNITS = CANONICAL_UNITS) -> dict[str, Any]:
-        """Classify windows: one prediction per window, in request order."""
+        """Classify windows: one prediction per window, in request order. The body may
+        also be a NumPy `.npy` array `(N, 200, 6)` sent as `Content-Type: application/x-npy`,
+        units in the query string (`?acc_unit=g&gyro_unit=rad/s`)."""
         return await self.api.predict(windows, units)
 
     @bentoml.api(route="/predict_recording")
