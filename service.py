@@ -26,6 +26,8 @@ from har.settings import get_settings
 bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
 
 settings = get_settings()
+if not settings.tracing:
+    bentoml_compat.disable_request_tracing()
 #: Shared by both services: one worker each, generous timeout and concurrency, no access log.
 SERVICE_CONFIG: dict[str, Any] = {
     "workers": 1,

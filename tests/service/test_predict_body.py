@@ -83,3 +83,11 @@ def test_openapi_keeps_the_json_schema_and_example(client):
     assert np.asarray(example).shape == (1, 200, 6)
     assert "windows" in schema["required"]
     assert "units" in schema["properties"]
+
+
+def test_no_tracing_middleware_unless_asked(client, heldout):
+    # HAR_TRACING is off in the tests: BentoML's OpenTelemetry middleware, whose span id
+    # is the X-BentoML-Request-ID header, is not in the request path
+    r = client.post("/predict", json={"windows": heldout["windows"][:1].tolist()})
+    assert r.status_code == 200
+    assert "x-bentoml-request-id" not in r.headers
