@@ -44,7 +44,11 @@ class HARModel:
     bento_model = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        configure_tensorflow(intra_op_threads=1, inter_op_threads=1)
+        configure_tensorflow(
+            intra_op_threads=settings.tf_intra_op_threads,
+            inter_op_threads=1,
+            xla_cache_dir=settings.xla_cache_dir,
+        )
         model = registry.load_model(str(self.bento_model.tag)).model
         self.compiled = CompiledModel(
             model, xla=settings.xla, max_batch_size=settings.max_batch_size
