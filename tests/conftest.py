@@ -85,3 +85,18 @@ def heldout() -> dict[str, np.ndarray]:
     """Committed held-out windows (canonical units) with labels."""
     with np.load(FIXTURES / "heldout_windows.npz") as f:
         return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def service_client(bundled_tag):
+    """One in-process HTTP client of ``service.HARService`` for the whole session (BentoML
+    registers its Prometheus metrics per ASGI app: a second app in one process fails)."""
+    import sys
+
+    from starlette.testclient import TestClient
+
+    sys.path.insert(0, str(ROOT))
+    import service
+
+    with TestClient(service.HARService.to_asgi()) as c:
+        yield c

@@ -15,16 +15,8 @@ PROD = ROOT / "data" / "production"
 
 
 @pytest.fixture(scope="module")
-def client(bundled_tag):
-    import sys
-
-    from starlette.testclient import TestClient
-
-    sys.path.insert(0, str(ROOT))
-    import service
-
-    with TestClient(service.HARService.to_asgi()) as c:
-        yield c
+def client(service_client):
+    return service_client
 
 
 @pytest.fixture(scope="module")

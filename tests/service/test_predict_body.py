@@ -5,24 +5,16 @@ documents the JSON schema with its runnable example."""
 from __future__ import annotations
 
 import io
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 NPY = {"content-type": "application/x-npy"}
 
 
 @pytest.fixture(scope="module")
-def client(bundled_tag):
-    from starlette.testclient import TestClient
-
-    sys.path.insert(0, str(ROOT))
-    import service
-
-    with TestClient(service.HARService.to_asgi()) as c:
-        yield c
+def client(service_client):
+    return service_client
 
 
 def _npy(arr: np.ndarray) -> bytes:
