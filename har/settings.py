@@ -6,11 +6,12 @@ with pydantic's message naming the variable.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Root of the source tree (the folder holding ``pyproject.toml``).
@@ -18,6 +19,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The bundled reference model and its card.
 PRETRAINED_DIR = PROJECT_ROOT / "models" / "pretrained"
 DEFAULT_MODEL_NAME = "har-cnn-bilstm"
+#: The embedded MLflow store (SQLite) and its artifacts, git-ignored.
+MLRUNS_DIR = PROJECT_ROOT / "mlruns"
+#: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (groups: name, alias, version).
+MODEL_URI_PATTERN = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 
 
 class Settings(BaseSettings):
@@ -117,6 +122,61 @@ class Settings(BaseSettings):
         ge=0,
         description="Smoothed segments shorter than this (seconds) join a neighbour (0: off).",
     )
+
+    # access
+    api_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated bearer tokens. Set (or HAR_API_TOKENS_FILE): every HTTP "
+        "endpoint but the probes and the docs page, and every gRPC method but health, needs "
+        "`Authorization: Bearer <token>`. Empty: no access control.",
+    )
+    api_tokens_file: Path | None = Field(
+        None,
+        description="File of bearer tokens, one per line (blank lines and # comments "
+        "ignored), merged with HAR_API_TOKENS.",
+    )
+    metrics_auth: bool = Field(
+        False, description="With tokens set, /metrics needs a token too (default: open)."
+    )
+    grpc_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain of the gRPC server: set with HAR_GRPC_TLS_KEY, "
+        "gRPC speaks TLS only.",
+    )
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of HAR_GRPC_TLS_CERT.")
+    grpc_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA certificates: gRPC clients must present a certificate one of "
+        "them signed (mutual TLS). Needs HAR_GRPC_TLS_CERT.",
+    )
+
+    # lifecycle
+    mlflow_tracking_uri: str = Field(
+        f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}",
+        description="MLflow tracking and registry URI: a database URI (embedded, artifacts in "
+        "an 'artifacts' folder beside the file) or an MLflow server (http://HOST:PORT).",
+    )
+    mlflow_experiment: str = Field("har", description="MLflow experiment of the runs logged.")
+    model_uri: str | None = Field(
+        None,
+        description="Registry model to serve: models:/NAME@ALIAS or models:/NAME/VERSION "
+        "(wins over model_tag; resolved by `python -m har ensure-model`).",
+    )
+    gate_accuracy_tolerance: float = Field(
+        0.01, ge=0, le=1, description="Promotion gate: accepted accuracy drop vs the holder."
+    )
+    gate_macro_f1_tolerance: float = Field(
+        0.01, ge=0, le=1, description="Promotion gate: accepted macro-F1 drop vs the holder."
+    )
+
+    @field_validator("model_uri")
+    @classmethod
+    def _registry_uri(cls, v: str | None) -> str | None:
+        if not v:  # an empty HAR_MODEL_URI means "not set"
+            return None
+        if not MODEL_URI_PATTERN.fullmatch(v):
+            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
+        return v
 
 
 @lru_cache(maxsize=1)

@@ -81,16 +81,10 @@ def bundled_tag() -> str:
 
 
 @pytest.fixture(scope="session")
-def heldout() -> dict[str, np.ndarray]:
-    """Committed held-out windows (canonical units) with labels."""
-    with np.load(FIXTURES / "heldout_windows.npz") as f:
-        return {k: f[k] for k in f.files}
-
-
-@pytest.fixture(scope="session")
 def service_client(bundled_tag):
-    """One in-process HTTP client of ``service.HARService`` for the whole session (BentoML
-    registers its Prometheus metrics per ASGI app: a second app in one process fails)."""
+    """The API service in-process (BentoML's ASGI app, the model service as a local
+    dependency). One per test session: BentoML registers its Prometheus metrics once
+    per process, so a second in-process app fails."""
     import sys
 
     from starlette.testclient import TestClient
@@ -100,3 +94,10 @@ def service_client(bundled_tag):
 
     with TestClient(service.HARService.to_asgi()) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def heldout() -> dict[str, np.ndarray]:
+    """Committed held-out windows (canonical units) with labels."""
+    with np.load(FIXTURES / "heldout_windows.npz") as f:
+        return {k: f[k] for k in f.files}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_helpers import ROOT, bentoml_serve
 
 from har.monitoring import profiles, store
+from tests.helpers.servers import ROOT, bentoml_serve
 
 HELDOUT = ROOT / "tests" / "fixtures" / "heldout_windows.npz"
 #: Profiles reach the shared folder at each roll-over (HAR_PROFILE_INTERVAL_S).

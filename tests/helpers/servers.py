@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,23 +67,31 @@ class Server(Process):
     """A running ``bentoml serve``: its HTTP and gRPC addresses on 127.0.0.1."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], http_port: int, grpc_port: int, log: Path
+        self,
+        proc: subprocess.Popen[bytes],
+        http_port: int,
+        grpc_port: int,
+        log: Path,
+        scheme: str = "http",
     ) -> None:
         super().__init__(proc, log)
         self.http_port = http_port
         self.grpc_port = grpc_port
+        self.scheme = scheme
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
 
-def wait_ready(process: Process, url: str, timeout: float) -> None:
-    """Poll ``url`` every 0.5 s until it answers 200.
+def wait_ready(
+    process: Process, url: str, timeout: float, context: ssl.SSLContext | None = None
+) -> None:
+    """Poll ``url`` every 0.5 s until it answers 200 (``context``: for an https ``url``).
 
     Raises:
         RuntimeError: the process exited first (its log tail is in the message).
@@ -95,7 +104,7 @@ def wait_ready(process: Process, url: str, timeout: float) -> None:
                 f"{process.log.name}: exited with {process.proc.returncode} before {url} "
                 f"answered:\n{process.log_tail()}"
             )
-        with suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
+        with suppress(OSError), urllib.request.urlopen(url, timeout=2, context=context) as r:
             if r.status == 200:
                 return
         if time.monotonic() > deadline:
@@ -157,6 +166,8 @@ def bentoml_serve(
     timeout: float = 240.0,
     home: Path | None = None,
     profile_dir: Path | None = None,
+    args: Sequence[str] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Iterator[Server]:
     """Run ``bentoml serve service:HARService`` on free ports until ``/readyz`` answers 200.
 
@@ -167,6 +178,8 @@ def bentoml_serve(
         home: ``BENTOML_HOME`` of the server (see :func:`home_sharing_store`); default:
             this process's.
         profile_dir: ``HAR_PROFILE_DIR`` of the server; default: from ``env`` / this process.
+        args: more ``bentoml serve`` options (e.g. ``--ssl-certfile``, ``--ssl-keyfile``).
+        ssl_context: the server speaks HTTPS: ``url`` and the readiness probe use it.
     """
     http_port, grpc_port = free_port(), free_port()
     full_env = {**os.environ, "HAR_GRPC_PORT": str(grpc_port), **(env or {})}
@@ -175,11 +188,12 @@ def bentoml_serve(
     if profile_dir is not None:
         full_env["HAR_PROFILE_DIR"] = str(profile_dir)
     bentoml = str(Path(sys.executable).parent / "bentoml")
-    cmd = [bentoml, "serve", SERVICE, "--port", str(http_port)]
+    cmd = [bentoml, "serve", SERVICE, "--port", str(http_port), *args]
     process = spawn(cmd, log_dir / f"serve-{http_port}.log", full_env)
-    server = Server(process.proc, http_port, grpc_port, process.log)
+    scheme = "https" if ssl_context is not None else "http"
+    server = Server(process.proc, http_port, grpc_port, process.log, scheme)
     try:
-        wait_ready(server, f"{server.url}/readyz", timeout)
+        wait_ready(server, f"{server.url}/readyz", timeout, ssl_context)
         yield server
     finally:
         server.stop()
