@@ -28,6 +28,7 @@ from har.http import (
     BodySizeLimitMiddleware,
     HttpApi,
 )
+from har.http_input import predict_input
 from har.inference import CompiledModel, configure_tensorflow
 from har.model_client import ModelClient, model_ready
 from har.openapi import DocumentedService
@@ -42,6 +43,8 @@ bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
 settings = get_settings().model_copy(
     update={"model_tag": lifecycle.ensure_served_model(get_settings()), "model_uri": None}
 )
+if not settings.tracing:
+    bentoml_compat.disable_request_tracing()
 access = Access.from_settings(settings)  # bearer tokens (off unless HAR_API_TOKENS*)
 grpc_tls = GrpcTLS.from_settings(settings)  # gRPC TLS (off unless HAR_GRPC_TLS_*)
 #: Shared by both services: one worker each, generous timeout and concurrency, no access log.
@@ -67,7 +70,11 @@ class HARModel:
     bento_model = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        configure_tensorflow(intra_op_threads=1, inter_op_threads=1)
+        configure_tensorflow(
+            intra_op_threads=settings.tf_intra_op_threads,
+            inter_op_threads=1,
+            xla_cache_dir=settings.xla_cache_dir,
+        )
         model = registry.load_model(str(self.bento_model.tag)).model
         self.compiled = CompiledModel(
             model, xla=settings.xla, max_batch_size=settings.max_batch_size
@@ -145,9 +152,11 @@ class HARService:
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.close)
 
-    @bentoml.api(route="/predict")
+    @bentoml.api(route="/predict", input_spec=predict_input(WINDOWS, UNITS))  # parsed once
     async def predict(self, windows: WINDOWS, units: UNITS = CANONICAL_UNITS) -> dict[str, Any]:
-        """Classify windows: one prediction per window, in request order."""
+        """Classify windows: one prediction per window, in request order. The body may
+        also be a NumPy `.npy` array `(N, 200, 6)` sent as `Content-Type: application/x-npy`,
+        units in the query string (`?acc_unit=g&gyro_unit=rad/s`)."""
         return await self.api.predict(windows, units)
 
     @bentoml.api(route="/predict_recording")

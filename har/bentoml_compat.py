@@ -1,9 +1,10 @@
 """Workarounds for BentoML behaviour (1.4.30 to 1.4.40) that costs memory and throughput.
 
-``service.py`` calls :func:`cancel_traffic_timers` when it is imported, so the patch
-is in place in every worker process BentoML starts, and :func:`freeze_startup_heap`
-as each worker's last start-up step. The figures in their docstrings were measured
-on 2 cores with ``load_tests/benchmark.py``. Re-check both when BentoML is upgraded
+``service.py`` calls :func:`cancel_traffic_timers` (and, unless tracing is on,
+:func:`disable_request_tracing`) when it is imported, so the patches are in place in
+every worker process BentoML starts, and :func:`freeze_startup_heap` as each worker's
+last start-up step. The figures in their docstrings were measured on 2 cores with
+``load_tests/benchmark.py``. Re-check them when BentoML is upgraded
 (tests/unit/test_bentoml_workarounds.py fails once the timer leak is fixed upstream).
 """
 
@@ -73,3 +74,30 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+class _NoTracing:
+    """An ASGI pass-through in place of OpenTelemetry's ``OpenTelemetryMiddleware``."""
+
+    def __init__(self, app: Any, **_: Any) -> None:
+        self.app = app
+
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        return self.app(scope, receive, send)
+
+
+def disable_request_tracing() -> None:
+    """Keep BentoML from wrapping every HTTP request in OpenTelemetry spans.
+
+    BentoML 1.4 installs ``OpenTelemetryMiddleware`` in every service's ASGI app
+    whatever its ``tracing`` configuration says; with the default sample rate (0) the
+    spans are never recorded nor exported, yet each request still creates a server span
+    and one child span per ``receive``/``send`` message and attaches their contexts.
+    BentoML imports the class when it builds the app, so replacing the module attribute
+    before that removes them. Without it BentoML sends no ``X-BentoML-Request-ID``
+    header (the span's id). Call at import, in every worker (``service.py`` does unless
+    ``HAR_TRACING=1``). Idempotent.
+    """
+    from opentelemetry.instrumentation import asgi
+
+    asgi.OpenTelemetryMiddleware = _NoTracing  # type: ignore[misc,assignment]

@@ -160,18 +160,30 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
     # translation helpers
 
     def _windows(self, windows: Sequence[har_pb2.Window]) -> np.ndarray:
-        """``Window`` messages as ``(N, window, 6)`` float32 (units as sent)."""
+        """``Window`` messages (``values`` or little-endian float32 ``packed``) as
+        ``(N, window, 6)`` float32 (units as sent)."""
         card = self.scorer.card
         need = card.window * card.n_channels
         out = np.empty((len(windows), need), np.float32)
         for i, w in enumerate(windows):
-            if len(w.values) != need:
-                raise InputError(
-                    f"window {i} has {len(w.values)} values; each window needs {need}: "
-                    f"{card.window} samples x {card.n_channels} channels "
-                    f"{card.channels}, time-major"
-                )
-            out[i] = w.values
+            if w.packed:
+                if len(w.values):
+                    raise InputError(f"window {i} sets both 'values' and 'packed'; send one")
+                got = len(w.packed) / 4
+                if got == need:
+                    out[i] = np.frombuffer(w.packed, "<f4")
+                    continue
+                what = f"{len(w.packed)} packed bytes ({got:g} float32)"
+            else:
+                got, what = len(w.values), f"{len(w.values)} values"
+                if got == need:
+                    out[i] = w.values
+                    continue
+            raise InputError(
+                f"window {i} has {what}; each window needs {need}: "
+                f"{card.window} samples x {card.n_channels} channels "
+                f"{card.channels}, time-major"
+            )
         return out.reshape(len(windows), card.window, card.n_channels)
 
     def _window_messages(self, result: StreamResult) -> list[har_pb2.WindowPrediction]:

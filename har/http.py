@@ -147,8 +147,16 @@ class HttpApi:
         self.align_tolerance_s = align_tolerance_s
         self.registry = registry
 
-    async def predict(self, windows: object, units: Units) -> Any:
-        """``POST /predict``: one prediction per window, in request order."""
+    async def predict(self, windows: object, units: Units | InputError) -> Any:
+        """``POST /predict``: one prediction per window, in request order.
+
+        ``windows`` and ``units`` come parsed (``har/http_input.py``), or as the
+        :class:`~har.errors.InputError` their parsing met: answered with a 400.
+        """
+        for parsed in (windows, units):
+            if isinstance(parsed, InputError):
+                return client_error(parsed)
+        assert isinstance(units, Units)
         try:
             return formats.predict_answer(
                 self.scorer.tag, await self.scorer.predict(windows, units)

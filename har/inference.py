@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,24 @@ import numpy as np
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
-def configure_tensorflow(intra_op_threads: int = 1, inter_op_threads: int = 1) -> None:
+def configure_tensorflow(
+    intra_op_threads: int = 1, inter_op_threads: int = 1, xla_cache_dir: Path | None = None
+) -> None:
     """Limit TensorFlow's thread pools (must run before TensorFlow executes anything).
 
     On 2 cores, one intra-op and one inter-op thread per model process leaves the
     other core to the HTTP/gRPC process instead of fighting over both.
+    ``xla_cache_dir``: XLA's persistent compilation cache (TensorFlow's
+    ``--tf_xla_persistent_cache_directory``), created if missing; call before
+    TensorFlow is imported for it to take effect.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if xla_cache_dir is not None:
+        Path(xla_cache_dir).mkdir(parents=True, exist_ok=True)
+        flag = f"--tf_xla_persistent_cache_directory={Path(xla_cache_dir).resolve()}"
+        flags = os.environ.get("TF_XLA_FLAGS", "")
+        if "tf_xla_persistent_cache_directory" not in flags:
+            os.environ["TF_XLA_FLAGS"] = f"{flags} {flag}".strip()
     import tensorflow as tf
 
     try:

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
         "that are merged into one call (0: one call per request).",
     )
     xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
+    tf_intra_op_threads: int = Field(
+        1, ge=1, le=64, description="TensorFlow intra-op threads of the model worker."
+    )
+    xla_cache_dir: Path | None = Field(
+        None,
+        description="Folder for XLA's persistent compilation cache (unset: off). The model "
+        "worker then loads the compiled batch sizes at start instead of compiling them "
+        "again. Compiled code is specific to the CPU: keep the folder per machine or pod "
+        "(an emptyDir), never baked into an image.",
+    )
+    tracing: bool = Field(
+        False,
+        description="BentoML's OpenTelemetry request spans (and its X-BentoML-Request-ID "
+        "header). Off: its tracing middleware is not installed, which saves CPU on every "
+        "request; turn on together with BentoML's `tracing` configuration (exporter, "
+        "sample_rate) to export spans.",
+    )
     max_windows_per_request: int = Field(4096, ge=1, description="Windows in one /predict.")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes)."

@@ -31,6 +31,8 @@ def _default(field: FieldInfo) -> str:
         return "(unset)"
     else:
         text = str(value)
+    # defaults under the project folder read the same on every machine
+    text = text.replace(PROJECT_ROOT.as_posix(), "<project>")
     return f"`{text}`" if text else "(empty)"
 
 

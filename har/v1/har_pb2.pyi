@@ -23,10 +23,12 @@ class PredictRequest(_message.Message):
     def __init__(self, windows: _Optional[_Iterable[_Union[Window, _Mapping]]] = ..., units: _Optional[_Union[Units, _Mapping]] = ...) -> None: ...
 
 class Window(_message.Message):
-    __slots__ = ("values",)
+    __slots__ = ("values", "packed")
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+    packed: bytes
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., packed: _Optional[bytes] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model", "predictions")
