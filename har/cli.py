@@ -67,6 +67,12 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
 def _cmd_ensure_model(args: argparse.Namespace) -> int:
     from har import registry
 
+    if args.shadow:  # the shadow's tag (empty line: no shadow), see har/shadow
+        from har.settings import get_settings
+        from har.shadow import resolve_shadow_tag
+
+        print(resolve_shadow_tag(get_settings()) or "")
+        return 0
     print(registry.ensure_bundled_model())
     return 0
 
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_import_model)
 
     s = sub.add_parser("ensure-model", help="import the bundled model unless already stored")
+    s.add_argument(
+        "--shadow",
+        action="store_true",
+        help="print the shadow model's stored tag instead (HAR_SHADOW_MODEL_URI/_TAG; empty: none)",
+    )
     s.set_defaults(func=_cmd_ensure_model)
 
     s = sub.add_parser("reference", help="attach a reference profile to a stored model")
