@@ -103,6 +103,7 @@ def test_the_served_model_as_shadow_agrees_on_every_window(
 @pytest.mark.slow
 def test_a_degraded_shadow_disagrees_with_counts(degraded_tag: str, tmp_path: Path) -> None:
     a, log, served = _serve_and_compare({"HAR_SHADOW_MODEL_TAG": degraded_tag}, tmp_path)
+    assert len(served) == sum(REQUESTS)  # every client got its answer
     assert a["status"] == "ok", (a, log)
     assert a["model"] == degraded_tag and a["model"] != a["primary_model"]
     assert a["windows"] == sum(REQUESTS) and a["dropped"] == 0, a
