@@ -22,7 +22,9 @@ setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
 serve: $(STAMP)  ## serve the model: HTTP on :3000, gRPC on :50051
 	$(BIN)/python -m har ensure-model
-	HAR_GRPC_PORT=$(GRPC_PORT) $(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
+	shadow="$$($(BIN)/python -m har ensure-model --shadow)" && \
+	HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= HAR_GRPC_PORT=$(GRPC_PORT) \
+		$(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
 
 test: $(STAMP)  ## lint and type-check, then the whole test suite
 	$(BIN)/ruff check .

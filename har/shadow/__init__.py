@@ -59,7 +59,7 @@ def resolve_shadow_tag(settings: Settings) -> str | None:
             from har.lifecycle.resolve import import_registered
         except ImportError:
             raise InputError(URI_NEEDS_LIFECYCLE) from None
-        return import_registered(settings.shadow_model_uri, settings)
+        return str(import_registered(settings.shadow_model_uri, settings))
     if settings.shadow_model_tag:
         from har import registry
 
@@ -101,7 +101,8 @@ def rescaler(primary: ModelCard, shadow: ModelCard) -> Callable[[np.ndarray], np
     gain, offset = sp / ss, (mp - ms) / ss
 
     def prepare(x: np.ndarray) -> np.ndarray:
-        return (x * gain + offset).astype(np.float32, copy=False)
+        out: np.ndarray = (x * gain + offset).astype(np.float32, copy=False)
+        return out
 
     return prepare
 
