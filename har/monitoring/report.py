@@ -13,6 +13,7 @@ every plot an inline PNG (:mod:`har.monitoring.report_plots`):
   profiles' KLL sketches;
 * reference vs production confidence histogram;
 * predicted-activity mix, mean confidence and flip rate per profile file over time.
+* in the service, with a shadow model (har/shadow): its agreement with the served model.
 """
 
 from __future__ import annotations
