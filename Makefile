@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 HTTP_PORT ?= 3000
 GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
+MODEL_NAME := har-cnn-bilstm
 
-.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench image image-test clean
+.PHONY: help setup serve test lint typecheck format demo data train proto loadtest bench reliability image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,10 +21,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
-serve: $(STAMP)  ## serve the model: HTTP on :3000, gRPC on :50051
-	$(BIN)/python -m har ensure-model
+# `ensure-model` prints the tag to serve (HAR_MODEL_URI=models:/NAME@ALIAS resolved to one
+# registry version, else HAR_MODEL_TAG or the bundled model); every process of the server
+# then serves exactly that tag, whatever the registry's alias does meanwhile.
+serve: $(STAMP)  ## serve the model (HAR_MODEL_URI or the bundled one): HTTP :3000, gRPC :50051
+	tag="$$($(BIN)/python -m har ensure-model)" && echo "serving $$tag" && \
 	shadow="$$($(BIN)/python -m har ensure-model --shadow)" && \
-	HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= HAR_GRPC_PORT=$(GRPC_PORT) \
+	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= \
+	HAR_GRPC_PORT=$(GRPC_PORT) \
 		$(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
 
 test: $(STAMP)  ## lint and type-check, then the whole test suite
@@ -48,15 +53,24 @@ demo: $(STAMP)  ## score the committed production recording offline
 data: $(STAMP)  ## materialise the labelled data set under data/raw/
 	$(BIN)/python -m har data
 
-train: $(STAMP)  ## retrain + evaluate the bundled reference model (~15 min on 2 cores)
+train: $(STAMP)  ## retrain + evaluate the bundled model (~15 min on 2 cores), log + register it in MLflow
 	$(BIN)/python -m har train-reference
+	$(BIN)/python -m har register models/pretrained/har-cnn-bilstm.keras \
+		--card models/pretrained/card.json --training-run
 
 proto: $(STAMP)  ## regenerate the gRPC stubs from har/v1/har.proto
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. har/v1/har.proto
 
-image: $(STAMP)  ## build the Bento and its container image (docker if a daemon answers, else podman)
-	$(BIN)/python -m har ensure-model
-	bash container/build-image.sh
+# The Bento carries the tag `ensure-model` prints (bentofile.yaml's model entry replaced,
+# HAR_MODEL_TAG set in the image), in a copy of the build file under .image/.
+image: $(STAMP)  ## build the Bento + container image of the model to serve (docker or podman)
+	tag="$$($(BIN)/python -m har ensure-model)" && echo "image of $$tag" && mkdir -p .image && \
+	sed -e "s|^  - $(MODEL_NAME):latest$$|  - $$tag|" \
+		-e "s|^envs:$$|envs:\n  - name: HAR_MODEL_TAG\n    value: \"$$tag\"|" \
+		bentofile.yaml > .image/bentofile.yaml && \
+	grep -q -- "- $$tag$$" .image/bentofile.yaml && \
+	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_BENTOFILE=.image/bentofile.yaml \
+		bash container/build-image.sh
 
 image-test: $(STAMP)  ## run the image, smoke-test HTTP + gRPC, check it does not run as root
 	bash container/image-test.sh
@@ -74,6 +88,10 @@ bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, mo
 
 observe: $(STAMP)  ## Prometheus + Alertmanager (local processes, shipped configs) for a running `make serve`; data in logs/observe/
 	$(BIN)/python deploy/observe.py --har localhost:$(HTTP_PORT) --dir logs/observe
+
+reliability: $(STAMP)  ## fuzz, malformed gRPC, resource bounds, kill cases vs real servers (~15 min); non-zero on any failure
+	$(BIN)/python -m har ensure-model
+	$(BIN)/python -m load_tests.reliability $(RELIABILITY_ARGS)
 
 clean:  ## remove the virtual environment and generated files
 	rm -rf $(VENV) logs reports load_tests/reports .image

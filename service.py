@@ -13,26 +13,41 @@ from typing import Any
 import bentoml
 import numpy as np
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
-from har import bentoml_compat, grpc_service, registry
+from har import bentoml_compat, grpc_service, lifecycle, registry
 from har.access import Access, BearerAuthMiddleware
 from har.card import CANONICAL_UNITS
-from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
+from har.http import (
+    SINCE,
+    SMOOTHING,
+    UNITS,
+    UNTIL,
+    UPLOAD,
+    WINDOWS,
+    BodySizeLimitMiddleware,
+    HttpApi,
+)
 from har.inference import CompiledModel, configure_tensorflow
 from har.model_client import ModelClient, model_ready, retrying
+from har.openapi import DocumentedService
 from har.scorer import served_scorer
 from har.settings import get_settings
 from har.shadow import attach as attach_shadow
 from har.shadow import http_answer as shadow_answer
-from har.shadow import served_shadow_tag
+from har.shadow import resolve_shadow_tag
 from har.tls import GrpcTLS, grpc_server_credentials
 
 bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
 
-settings = get_settings()
+# the model this service is configured for (HAR_MODEL_URI, else HAR_MODEL_TAG), found or
+# stored now, so a plain `bentoml serve` works too; every worker serves this one tag
+settings = get_settings().model_copy(
+    update={"model_tag": lifecycle.ensure_served_model(get_settings()), "model_uri": None}
+)
 access = Access.from_settings(settings)  # bearer tokens (off unless HAR_API_TOKENS*)
 grpc_tls = GrpcTLS.from_settings(settings)  # gRPC TLS (off unless HAR_GRPC_TLS_*)
-shadow_tag = served_shadow_tag(settings)  # a shadow model (off unless HAR_SHADOW_MODEL_TAG)
+shadow_tag = resolve_shadow_tag(settings)  # a shadow (off unless HAR_SHADOW_MODEL_TAG/_URI)
 #: Shared by both services: one worker each, generous timeout and concurrency, no access log.
 SERVICE_CONFIG: dict[str, Any] = {
     "workers": 1,
@@ -42,7 +57,14 @@ SERVICE_CONFIG: dict[str, Any] = {
 read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@bentoml.service(name="har-model", **SERVICE_CONFIG)
+@bentoml.service(
+    name="har-model",
+    # BentoML 1.4.31+ replaces the caller's aiohttp session after 100 calls or 300 s and
+    # closes the old one while calls still use it: ServerDisconnectedError under load
+    # (bentoml/BentoML#5540, #5544). The caller reads this callee-side setting; never recycle.
+    runner_connection={"max_requests": 10**9, "max_age": 1e9},  # max_age must be a float
+    **SERVICE_CONFIG,
+)
 class HARModel:
     """The Keras model behind one adaptively batched method (BentoML's successor to a runner)."""
 
@@ -75,7 +97,7 @@ class HARModel:
 
 if shadow_tag:
 
-    @bentoml.service(name="har-shadow", **SERVICE_CONFIG)
+    @bentoml.service(name="har-shadow", **HARModel.config)  # the same config as HARModel
     class HARShadow(HARModel.inner):  # type: ignore[misc,name-defined]
         """The shadow model: HARModel's methods and batching on another stored model."""
 
@@ -86,6 +108,7 @@ if shadow_tag:
     name="har",
     http={"port": 3000},
     runner_probe={"enabled": False},  # __is_ready__ instead (why: har/model_client.py)
+    service_class=DocumentedService,  # the docs page: har/openapi.py
     **SERVICE_CONFIG,
 )
 @bentoml.asgi_app(read_api, path="/")
@@ -108,7 +131,11 @@ class HARService:
         shadow_infer = retrying(lambda x: self.shadow_service.to_async.predict_proba(x))
         self.shadow = attach_shadow(self.scorer, settings, shadow_tag, shadow_infer)
         self.monitor: Any = self.scorer.monitor
-        self.api = HttpApi(self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s)
+        origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))
+        lifecycle.publish_model_info(self.scorer.tag, origin)
+        self.api = HttpApi(
+            self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
+        )
         self.grpc_server: Any = None
 
     async def __is_ready__(self) -> bool:
@@ -150,13 +177,14 @@ class HARService:
         gyroscope: UPLOAD = [],  # noqa: B006
         acc_unit: str = CANONICAL_UNITS.acc,
         gyro_unit: str = CANONICAL_UNITS.gyro,
+        smoothing: SMOOTHING = settings.smoothing,
     ) -> dict[str, Any]:
         """Score a whole recording: a canonical CSV (`file`) or a Garmin pair
-        (`accelerometer` + `gyroscope`); returns windows, merged segments and seconds
+        (`accelerometer` + `gyroscope`); returns windows, segments (`smoothing`) and seconds
         per activity. Example: `curl -F file=@data/production/session_canonical_100hz.csv
         localhost:3000/predict_recording`."""
         uploads = (f[0] if f else None for f in (file, accelerometer, gyroscope))
-        return await self.api.predict_recording(*uploads, acc_unit, gyro_unit)
+        return await self.api.predict_recording(*uploads, acc_unit, gyro_unit, smoothing)
 
     @read_api.get("/model")
     def model(self) -> dict[str, Any]:
@@ -167,6 +195,11 @@ class HARService:
     async def drift(self, since: SINCE = None, until: UNTIL = None) -> Any:
         """Drift of what was served against the model's reference profile."""
         return await self.api.drift(since, until)
+
+    @read_api.get("/monitoring/report", response_class=HTMLResponse)
+    async def report(self, since: SINCE = None, until: UNTIL = None) -> Any:
+        """The drift report page (plots, as `python -m har drift-report`) of what was served."""
+        return await self.api.report(since, until)
 
     @read_api.get("/monitoring/shadow")
     def shadow_comparison(self, since: SINCE = None, until: UNTIL = None) -> Any:

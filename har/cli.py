@@ -9,6 +9,7 @@ Commands:
     reference        attach a reference profile (for drift) to a stored model
     drift-report     render served profiles against the reference as an HTML page
     timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
+    register, promote, rollback, models   the MLflow model lifecycle (har/lifecycle/cli.py)
 """
 
 from __future__ import annotations
@@ -65,15 +66,15 @@ def _reference_from_data(model_path: Path, card_path: Path, data: Path) -> Path:
 
 
 def _cmd_ensure_model(args: argparse.Namespace) -> int:
-    from har import registry
+    from har.lifecycle import ensure_served_model
+    from har.settings import get_settings
 
     if args.shadow:  # the shadow's tag (empty line: no shadow), see har/shadow
-        from har.settings import get_settings
         from har.shadow import resolve_shadow_tag
 
         print(resolve_shadow_tag(get_settings()) or "")
         return 0
-    print(registry.ensure_bundled_model())
+    print(ensure_served_model(get_settings()))
     return 0
 
 
@@ -99,6 +100,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         model_tag=args.model,
         units=Units.parse({"acc": args.acc_unit, "gyro": args.gyro_unit}),
         out=args.out,
+        smoothing=args.smoothing,
     )
     print(result)
     return 0
@@ -148,14 +150,18 @@ def _cmd_drift_report(args: argparse.Namespace) -> int:
 
 def _cmd_timeline_eval(args: argparse.Namespace) -> int:
     from har.offline import load_for_scoring
+    from har.settings import get_settings
+    from har.timeline import TimelineOptions
     from har.timeline_eval import compare, heldout_sessions, markdown_table, production_sessions
 
-    _, card, model = load_for_scoring(args.model)
+    _, card, model = load_for_scoring(args.model, get_settings().model_tag)
     sessions = production_sessions(args.production)
     if not args.no_heldout:
         sessions += heldout_sessions()
-    options = {"switch_penalty": args.switch_penalty, "min_segment_s": args.min_segment_s}
-    print(markdown_table(compare(sessions, card, model, **options)))
+    options = TimelineOptions.from_settings(get_settings()).override(
+        switch_penalty=args.switch_penalty, min_segment_s=args.min_segment_s
+    )
+    print(markdown_table(compare(sessions, card, model, options=options)))
     return 0
 
 
@@ -163,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.card import ACC_UNITS, GYRO_UNITS
     from har.settings import get_settings
+    from har.timeline import SMOOTHING_METHODS
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -199,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--acc-unit", default=ACC_UNITS[0], choices=ACC_UNITS)
     s.add_argument("--gyro-unit", default=GYRO_UNITS[0], choices=GYRO_UNITS)
     s.add_argument("--out", type=Path, help="write per-window predictions to this CSV")
+    s.add_argument(
+        "--smoothing",
+        choices=SMOOTHING_METHODS,
+        help=f"timeline smoothing (default HAR_SMOOTHING, now {get_settings().smoothing})",
+    )
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("data", help="materialise the labelled data set under data/raw/")
@@ -238,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--switch-penalty", type=float, help="default HAR_SWITCH_PENALTY")
     s.add_argument("--min-segment-s", type=float, help="default HAR_MIN_SEGMENT_S")
     s.set_defaults(func=_cmd_timeline_eval)
+
+    from har.lifecycle.cli import add_commands
+
+    add_commands(sub)  # register, promote, rollback, models
     return p
 
 

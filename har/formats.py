@@ -41,9 +41,11 @@ def predict_answer(tag: str, preds: Predictions) -> JSON:
 
 
 def recording_answer(tag: str, result: RecordingResult) -> JSON:
-    """``POST /predict_recording``: ``{"model", "windows", "segments", "summary"}``.
+    """``POST /predict_recording``: ``{"model", "windows", "segments", "summary", "smoothing"}``.
 
-    Times are seconds from the recording's first sample; ``summary`` is seconds per
+    Times are seconds from the recording's first sample. ``windows`` carry each
+    window's raw prediction; ``segments`` tile time (:mod:`har.timeline`: no overlap,
+    never across a gap) after the ``smoothing`` named; ``summary`` is seconds per
     activity, largest first.
     """
     w, preds = result.windows, result.predictions
@@ -63,18 +65,14 @@ def recording_answer(tag: str, result: RecordingResult) -> JSON:
             strict=True,
         )
     ]
-    segments = [
-        {
-            "start": round(s.start, 3),
-            "end": round(s.end, 3),
-            "activity": s.activity,
-            "confidence": round(s.confidence, 6),
-            "windows": s.windows,
-        }
-        for s in result.timeline.segments
-    ]
-    summary = {k: round(v, 3) for k, v in result.timeline.summary.items()}
-    return {"model": tag, "windows": windows, "segments": segments, "summary": summary}
+    timeline = result.timeline
+    return {
+        "model": tag,
+        "windows": windows,
+        "segments": timeline.as_dicts(),
+        "summary": timeline.summary,
+        "smoothing": timeline.smoothing,
+    }
 
 
 def model_answer(tag: str, card: ModelCard) -> JSON:

@@ -20,6 +20,7 @@ and becomes ``INTERNAL``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -35,6 +36,7 @@ from har.card import Units
 from har.errors import InputError
 from har.results import Predictions, StreamResult
 from har.scorer import Scorer
+from har.timeline import Timeline, check_smoothing
 from har.v1 import har_pb2, har_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,26 @@ def prediction_messages(preds: Predictions) -> list[har_pb2.Prediction]:
             preds.class_ids.tolist(), preds.confidence.tolist(), preds.probs.tolist(), strict=True
         )
     ]
+
+
+def summary_message(timeline: Timeline, windows: int) -> har_pb2.StreamSummary:
+    """The ``StreamSummary`` of a stream's timeline (``windows``: how many it had)."""
+    return har_pb2.StreamSummary(
+        smoothing=timeline.smoothing,
+        segments=[
+            har_pb2.TimelineSegment(
+                start=s.start,
+                end=s.end,
+                activity=s.activity,
+                activity_id=s.activity_id,
+                confidence=s.confidence,
+                windows=s.windows,
+            )
+            for s in timeline.segments
+        ],
+        totals=[har_pb2.ActivityTime(activity=a, seconds=t) for a, t in timeline.summary.items()],
+        windows=windows,
+    )
 
 
 class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
@@ -106,17 +128,26 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
 
         Each chunk carries ``n`` timestamps (seconds, increasing across the stream) and
         ``n x 6`` values in the units set on the first chunk. When the client closes its
-        side, windows held back for the anti-alias filter's look-ahead are flushed.
+        side, windows held back for the anti-alias filter's look-ahead are flushed; then,
+        if a chunk asked for it (``summary``), one message with the stream's timeline
+        (``StreamSummary``, smoothed as the last non-empty ``smoothing`` says).
         """
         session = self.scorer.stream("grpc")  # the key groups its windows in monitoring
+        want_summary, smoothing = False, ""
         try:
             async for chunk in request_iterator:
                 units = units_from_proto(chunk.units) if chunk.HasField("units") else None
+                want_summary |= chunk.summary
+                smoothing = check_smoothing(chunk.smoothing) if chunk.smoothing else smoothing
                 result = await session.push(chunk.timestamps, chunk.values, units)
                 for message in self._window_messages(result):
                     yield message
             for message in self._window_messages(await session.close()):
                 yield message
+            if want_summary:  # O(windows x classes): off the event loop
+                timeline = await asyncio.to_thread(session.timeline, smoothing)
+                summary = summary_message(timeline, session.windows)
+                yield har_pb2.WindowPrediction(model=self.scorer.tag, summary=summary)
         except Exception as exc:
             await _abort(context, "StreamPredict", exc)
 
@@ -278,5 +309,6 @@ __all__ = [
     "prediction_messages",
     "start_grpc_server",
     "stop_grpc_server",
+    "summary_message",
     "units_from_proto",
 ]

@@ -29,6 +29,15 @@ WINDOWS = Annotated[
     ),
 ]
 UNITS = Annotated[Units, Field(description="Units of the values (default m/s2 and deg/s).")]
+SMOOTHING = Annotated[
+    str,
+    Field(
+        description="Timeline smoothing: 'viterbi' (segments from a hidden-Markov pass with "
+        "a switching penalty) or 'none' (each window's own prediction); windows keep their "
+        "raw predictions either way. Default: HAR_SMOOTHING.",
+        examples=["viterbi", "none"],
+    ),
+]
 #: An optional upload is a list of at most one file: BentoML 1.4 cannot express
 #: ``Path | None`` upload fields (its file schema breaks ``typing.Union``).
 UPLOAD = Annotated[list[Path], Field(max_length=1)]
@@ -121,12 +130,22 @@ class HttpApi:
         scorer: the transport-agnostic core.
         monitor: the scorer's ``har.monitoring.Monitor`` (``None``: monitoring is off).
         align_tolerance_s: Garmin accelerometer/gyroscope pairing tolerance (seconds).
+        registry: where the served model came from in the MLflow registry
+            (``har.lifecycle.served_registry_info``; ``None``: not from the registry).
     """
 
-    def __init__(self, scorer: Scorer, monitor: Any | None, *, align_tolerance_s: float) -> None:
+    def __init__(
+        self,
+        scorer: Scorer,
+        monitor: Any | None,
+        *,
+        align_tolerance_s: float,
+        registry: dict[str, str] | None = None,
+    ) -> None:
         self.scorer = scorer
         self.monitor = monitor
         self.align_tolerance_s = align_tolerance_s
+        self.registry = registry
 
     async def predict(self, windows: object, units: Units) -> Any:
         """``POST /predict``: one prediction per window, in request order."""
@@ -144,8 +163,10 @@ class HttpApi:
         gyroscope: Path | None,
         acc_unit: str,
         gyro_unit: str,
+        smoothing: str | None = None,
     ) -> Any:
-        """``POST /predict_recording``: windows, segments and seconds per activity."""
+        """``POST /predict_recording``: windows, segments and seconds per activity
+        (``smoothing``: the timeline's method, default the scorer's)."""
         try:
             rec = await asyncio.to_thread(
                 read_upload,
@@ -156,18 +177,34 @@ class HttpApi:
                 gyro_unit,
                 tolerance_s=self.align_tolerance_s,
             )
-            result = await self.scorer.predict_recording(rec)
+            result = await self.scorer.predict_recording(rec, smoothing)
         except InputError as exc:
             return client_error(exc)
         return formats.recording_answer(self.scorer.tag, result)
 
     def model(self) -> formats.JSON:
-        """``GET /model``: the served model's tag and card."""
-        return formats.model_answer(self.scorer.tag, self.scorer.card)
+        """``GET /model``: the served model's tag and card (and its registry origin)."""
+        answer = formats.model_answer(self.scorer.tag, self.scorer.card)
+        if self.registry is not None:
+            answer["registry"] = self.registry
+        return answer
 
     async def drift(self, since: str | None, until: str | None) -> Any:
-        """``GET /monitoring/drift``: ``monitor.drift`` over the ISO 8601 interval (in a
-        thread); 404 when monitoring is off, 400 for an unreadable interval."""
+        """``GET /monitoring/drift``: ``monitor.drift`` over the ISO 8601 interval."""
+        return await self._monitoring("drift", since, until)
+
+    async def report(self, since: str | None, until: str | None) -> Any:
+        """``GET /monitoring/report``: the drift report page (``monitor.report_html``,
+        cached by the monitor) over the ISO 8601 interval."""
+        from starlette.responses import HTMLResponse
+
+        answer = await self._monitoring("report_html", since, until)
+        return HTMLResponse(answer) if isinstance(answer, str) else answer
+
+    async def _monitoring(self, method: str, since: str | None, until: str | None) -> Any:
+        """``monitor.<method>(start, end)`` in a thread, or the 4xx answer: 404 when
+        monitoring is off or the monitor cannot answer (no reference profile), 400 for
+        an unreadable interval."""
         if self.monitor is None:
             return client_error("monitoring is disabled (HAR_MONITORING=0)", 404)
         from har.monitoring import parse_interval
@@ -176,7 +213,10 @@ class HttpApi:
             start, end = parse_interval(since, until)
         except InputError as exc:
             return client_error(exc)
-        return await asyncio.to_thread(self.monitor.drift, start, end)
+        try:
+            return await asyncio.to_thread(getattr(self.monitor, method), start, end)
+        except InputError as exc:
+            return client_error(exc, 404)
 
 
 class _TooLarge(Exception):

@@ -8,13 +8,15 @@ unbatched method. BentoML 1.4.30's batching would split a large input into
 ``max_batch_size`` jobs, but they keep the input's enqueue time, so a long recording
 outlives ``max_latency_ms`` and is cancelled (503): hence two methods.
 :func:`model_ready` is the API service's readiness probe: BentoML's own dependency
-probe (``runner_probe``) can hang a ``/readyz`` for the whole traffic timeout while
-the model worker is still starting, and then blocks shutdown.
+probe (``runner_probe``) raises instead of answering False when the model worker is
+gone or does not answer within 5 s (``/readyz`` 500, not 503; on 1.4.30 it could hang
+for the whole traffic timeout): tests/unit/test_bentoml_workarounds.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiohttp
@@ -23,8 +25,12 @@ import numpy as np
 from har.coalescing import Coalescer
 from har.inference import Infer
 
+logger = logging.getLogger(__name__)
+
 #: Errors of BentoML's client worth one retry: it may reuse a pooled connection that
 #: the model worker has just closed (idle keep-alive); inference has no side effects.
+#: With ``runner_connection`` on the model service (service.py) it should not fire:
+#: each retry is logged at WARNING, so it can be counted.
 RETRYABLE: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectionError,
     aiohttp.ServerDisconnectedError,
@@ -37,7 +43,8 @@ def retrying(fn: Infer, retry_on: tuple[type[BaseException], ...] = RETRYABLE) -
     async def call(x: np.ndarray) -> np.ndarray:
         try:
             return await fn(x)
-        except retry_on:
+        except retry_on as exc:
+            logger.warning("model call retried once after %s", type(exc).__name__)
             return await fn(x)
 
     return call

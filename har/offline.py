@@ -22,6 +22,7 @@ from har.inference import CompiledModel
 from har.recordings import Recording, read_csv_recording, read_garmin_pair
 from har.scorer import Scorer
 from har.settings import Settings
+from har.timeline import TimelineOptions
 
 
 def load_for_scoring(model_tag: str | None, default_tag: str) -> tuple[str, ModelCard, Any]:
@@ -53,16 +54,28 @@ def read_recording(
 
 
 def score_recording(
-    rec: Recording, tag: str, card: ModelCard, model: Any, *, max_fill: int
+    rec: Recording,
+    tag: str,
+    card: ModelCard,
+    model: Any,
+    *,
+    max_fill: int,
+    timeline: TimelineOptions | None = None,
+    smoothing: str | None = None,
 ) -> dict[str, Any]:
-    """The ``/predict_recording`` answer for a recording, computed in-process."""
+    """The ``/predict_recording`` answer for a recording, computed in-process.
+
+    Args:
+        timeline: the default timeline options (the service's come from its settings).
+        smoothing: this recording's method, as the endpoint's ``smoothing`` field.
+    """
     compiled = CompiledModel(model, xla=False, max_batch_size=256)
 
     async def infer(x: np.ndarray) -> np.ndarray:
         return compiled(x)
 
-    scorer = Scorer(card, tag, infer, max_fill=max_fill)
-    return formats.recording_answer(tag, asyncio.run(scorer.predict_recording(rec)))
+    scorer = Scorer(card, tag, infer, max_fill=max_fill, timeline=timeline)
+    return formats.recording_answer(tag, asyncio.run(scorer.predict_recording(rec, smoothing)))
 
 
 def format_timeline(result: dict[str, Any]) -> str:
@@ -70,7 +83,8 @@ def format_timeline(result: dict[str, Any]) -> str:
     w = pd.DataFrame(result["windows"])
     s = pd.DataFrame(result["segments"])
     lines = [f"model: {result['model']}", "", f"windows ({len(w)}):", w.to_string(index=False)]
-    lines += ["", f"timeline ({len(s)} segments):", s.to_string(index=False), "", "summary (s):"]
+    title = f"timeline ({len(s)} segments, smoothing {result['smoothing']}):"
+    lines += ["", title, s.to_string(index=False), "", "summary (s):"]
     lines += [f"  {k:>12}: {v:8.1f}" for k, v in result["summary"].items()]
     return "\n".join(lines)
 
@@ -83,16 +97,26 @@ def score_file(
     model_tag: str | None = None,
     units: Units = CANONICAL_UNITS,
     out: Path | None = None,
+    smoothing: str | None = None,
 ) -> str:
     """Score a recording file; optionally write per-window predictions to ``out`` (CSV).
 
     Args:
-        settings: supplies the default model tag, the Garmin alignment tolerance and
-            the longest gap that is interpolated.
+        settings: supplies the default model tag, the Garmin alignment tolerance,
+            the longest gap that is interpolated and the timeline options.
+        smoothing: the timeline's method (default: ``settings.smoothing``).
     """
     tag, card, model = load_for_scoring(model_tag, settings.model_tag)
     rec = read_recording(recording, gyroscope, units, align_tolerance_s=settings.align_tolerance_s)
-    result = score_recording(rec, tag, card, model, max_fill=settings.max_fill_samples)
+    result = score_recording(
+        rec,
+        tag,
+        card,
+        model,
+        max_fill=settings.max_fill_samples,
+        timeline=TimelineOptions.from_settings(settings),
+        smoothing=smoothing,
+    )
     if out is not None:
         pd.DataFrame(result["windows"]).to_csv(out, index=False)
     return format_timeline(result)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from har.preprocessing import Windows
+from har.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -47,33 +48,6 @@ class Predictions:
 
 
 @dataclass(frozen=True)
-class ActivitySegment:
-    """Consecutive windows with one activity and no gap between them.
-
-    Attributes:
-        start: start of its first window, seconds from the recording's first sample.
-        end: end of its last window (seconds).
-        activity: the class name.
-        confidence: mean confidence of its windows.
-        windows: number of windows.
-    """
-
-    start: float
-    end: float
-    activity: str
-    confidence: float
-    windows: int
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """Segments in time order and seconds per activity (largest first)."""
-
-    segments: list[ActivitySegment]
-    summary: dict[str, float]
-
-
-@dataclass(frozen=True)
 class RecordingResult:
     """A scored recording.
 
@@ -81,7 +55,7 @@ class RecordingResult:
         windows: its windows (``start_s``/``end_s`` in seconds from the first sample,
             ``segment`` the gap-free stretch each came from, canonical ``values``).
         predictions: one per window.
-        timeline: the windows merged into activity segments.
+        timeline: the activity segments drawn from the windows (:mod:`har.timeline`).
     """
 
     windows: Windows
@@ -105,53 +79,3 @@ class StreamResult:
 
     def __len__(self) -> int:
         return len(self.windows)
-
-
-def build_timeline(
-    start_s: np.ndarray,
-    end_s: np.ndarray,
-    gap_ids: np.ndarray,
-    probs: np.ndarray,
-    classes: Sequence[str],
-    *,
-    hop_s: float,
-    window_s: float,
-) -> Timeline:
-    """Merge per-window predictions into segments and seconds per activity.
-
-    Consecutive windows with the same activity and no gap between them (same
-    ``gap_ids``) form one segment (``start`` of its first window, ``end`` of its last,
-    mean confidence). In ``summary`` each window is credited with the ``hop_s``
-    seconds it adds to the timeline (``window_s`` when it ends a gap-free stretch),
-    so overlapping windows are not counted twice.
-
-    Args:
-        start_s, end_s: ``(N,)`` window start and end, seconds (``N >= 1``).
-        gap_ids: ``(N,)`` index of the gap-free stretch of each window.
-        probs: ``(N, n_classes)`` probabilities.
-        classes: class names of the columns of ``probs``.
-    """
-    ids = probs.argmax(axis=1)
-    conf = probs[np.arange(len(ids)), ids].astype(np.float64)
-    # a new segment starts where the activity changes or a gap separates windows
-    contiguous = np.concatenate([[False], gap_ids[1:] == gap_ids[:-1]])
-    new = ~(contiguous & np.concatenate([[False], ids[1:] == ids[:-1]]))
-    seg_id = np.cumsum(new) - 1
-    segments = []
-    for k in range(int(seg_id[-1]) + 1 if len(ids) else 0):
-        idx = np.flatnonzero(seg_id == k)
-        segments.append(
-            ActivitySegment(
-                start=float(start_s[idx[0]]),
-                end=float(end_s[idx[-1]]),
-                activity=classes[int(ids[idx[0]])],
-                confidence=float(conf[idx].mean()),
-                windows=len(idx),
-            )
-        )
-    last_of_stretch = np.concatenate([~contiguous[1:], [True]])
-    credit = np.where(last_of_stretch, window_s, hop_s)
-    summary: dict[str, float] = {}
-    for i, sec in zip(ids.tolist(), credit.tolist(), strict=True):
-        summary[classes[i]] = summary.get(classes[i], 0.0) + sec
-    return Timeline(segments, dict(sorted(summary.items(), key=lambda kv: -kv[1])))

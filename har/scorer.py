@@ -22,9 +22,10 @@ from har.errors import InputError
 from har.inference import Infer
 from har.preprocessing import Preprocessor, Windows
 from har.recordings import Recording
-from har.results import Predictions, RecordingResult, StreamResult, build_timeline
+from har.results import Predictions, RecordingResult, StreamResult
 from har.settings import Settings
 from har.streaming import StreamWindower
+from har.timeline import Timeline, TimelineBuilder, TimelineOptions, timeline_of
 
 #: Stream chunks with more samples than this are converted and windowed in a worker
 #: thread, so that one huge chunk does not stall the event loop the HTTP API shares.
@@ -52,6 +53,8 @@ class Scorer:
         max_windows: most windows accepted in one request (a recording: 16 times that;
             a stream chunk: that many hops of time).
         max_fill: gaps of at most this many samples are interpolated, longer ones split.
+        timeline: how recordings' and streams' timelines are smoothed by default
+            (the service's: ``TimelineOptions.from_settings(settings)``).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Scorer:
         monitor: Observer | None = None,
         max_windows: int = 4096,
         max_fill: int = 2,
+        timeline: TimelineOptions | None = None,
     ) -> None:
         self.card = card
         self.tag = tag
@@ -70,6 +74,7 @@ class Scorer:
         self.monitor = monitor
         self.max_windows = max_windows
         self.max_fill = max_fill
+        self.timeline = timeline or TimelineOptions()
         self.pre = Preprocessor(card, max_fill=max_fill)
 
     async def score(self, canonical: np.ndarray, *, sequence_key: str | None = None) -> Predictions:
@@ -102,24 +107,26 @@ class Scorer:
         """One prediction per client window, in request order."""
         return await self.score(self.check_windows(windows, units))
 
-    async def predict_recording(self, rec: Recording) -> RecordingResult:
-        """Windows of a whole recording, their predictions and the activity timeline."""
+    async def predict_recording(
+        self, rec: Recording, smoothing: str | None = None
+    ) -> RecordingResult:
+        """Windows of a whole recording, their predictions and the activity timeline.
+
+        Args:
+            smoothing: the timeline's method for this recording (default, or "": the
+                scorer's ``timeline.smoothing``); the windows keep their raw predictions.
+
+        Raises:
+            InputError: an unknown ``smoothing``, an unusable or too long recording.
+        """
+        options = self.timeline.override(smoothing or None)
         w = self.pre.windows(rec.time, rec.values)
         most = self.max_windows * RECORDING_WINDOWS_FACTOR
         if len(w) > most:
             raise InputError(f"recording too long: {len(w)} windows (at most {most})")
         # a fresh key per recording: its windows are consecutive, unrelated to any other
         preds = await self.score(w.values, sequence_key=f"rec-{uuid.uuid4().hex}")
-        card = self.card
-        timeline = build_timeline(
-            w.start_s,
-            w.end_s,
-            w.segment,
-            preds.probs,
-            card.classes,
-            hop_s=card.hop / card.sample_rate_hz,
-            window_s=card.window / card.sample_rate_hz,
-        )
+        timeline = timeline_of(w, preds.probs, self.card.classes, options=options)
         return RecordingResult(w, preds, timeline)
 
     def stream(self, name: str = "stream") -> StreamSession:
@@ -132,7 +139,8 @@ class StreamSession:
 
     Units may be set on the first chunk only (default canonical). Windows are cut by a
     :class:`~har.streaming.StreamWindower` (same windows as the offline path) and
-    scored as they complete; errors name the chunk (numbered from 0). Made by
+    scored as they complete; errors name the chunk (numbered from 0). Every scored
+    window is kept for :meth:`timeline` (``K + 3`` numbers each). Made by
     :meth:`Scorer.stream`.
     """
 
@@ -143,6 +151,7 @@ class StreamSession:
         self.chunks = 0  # chunks received
         self.windows = 0  # windows scored
         self._windower: StreamWindower | None = None
+        self._timeline = TimelineBuilder(scorer.card.classes)
 
     async def push(
         self, timestamps: Sequence[float], values: Sequence[float], units: Units | None = None
@@ -171,6 +180,18 @@ class StreamSession:
     async def close(self) -> StreamResult:
         """The stream has ended: the windows held back for the filter's look-ahead, scored."""
         return await self._score(self._window().flush())
+
+    def timeline(self, smoothing: str | None = None) -> Timeline:
+        """The activity timeline of every window scored so far (call after :meth:`close`).
+
+        Args:
+            smoothing: the method (default, or "": the scorer's ``timeline.smoothing``).
+
+        Raises:
+            InputError: an unknown ``smoothing``.
+        """
+        options = self.scorer.timeline.override(smoothing or None)
+        return self._timeline.build(options=options)
 
     def _set_units(self, n: int, units: Units) -> None:
         if n == 0:
@@ -215,6 +236,7 @@ class StreamSession:
             return StreamResult(first, new, empty)
         preds = await self.scorer.score(new.values, sequence_key=self.key)
         self.windows += len(new)
+        self._timeline.add(new, preds.probs)
         return StreamResult(first, new, preds)
 
 
@@ -222,7 +244,7 @@ def served_scorer(settings: Settings, infer: Infer, *, worker_id: str) -> Scorer
     """The API service's scorer: the stored model ``settings.model_tag`` (its card and
     tag), monitored by a started ``har.monitoring.Monitor`` (``worker_id`` names the
     worker's profiles) unless ``settings.monitoring`` is off, with the request limits
-    of ``settings``."""
+    and timeline options of ``settings``."""
     from har import registry
 
     tag, stored = registry.stored_model(settings.model_tag)
@@ -241,4 +263,5 @@ def served_scorer(settings: Settings, infer: Infer, *, worker_id: str) -> Scorer
         monitor=monitor,
         max_windows=settings.max_windows_per_request,
         max_fill=settings.max_fill_samples,
+        timeline=TimelineOptions.from_settings(settings),
     )

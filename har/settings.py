@@ -6,6 +6,7 @@ with pydantic's message naming the variable.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The bundled reference model and its card.
 PRETRAINED_DIR = PROJECT_ROOT / "models" / "pretrained"
 DEFAULT_MODEL_NAME = "har-cnn-bilstm"
+#: The embedded MLflow store (SQLite) and its artifacts, git-ignored.
+MLRUNS_DIR = PROJECT_ROOT / "mlruns"
+#: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (groups: name, alias, version).
+MODEL_URI_PATTERN = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 
 
 class Settings(BaseSettings):
@@ -128,6 +133,34 @@ class Settings(BaseSettings):
         "them signed (mutual TLS). Needs HAR_GRPC_TLS_CERT.",
     )
 
+    # lifecycle
+    mlflow_tracking_uri: str = Field(
+        f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}",
+        description="MLflow tracking and registry URI: a database URI (embedded, artifacts in "
+        "an 'artifacts' folder beside the file) or an MLflow server (http://HOST:PORT).",
+    )
+    mlflow_experiment: str = Field("har", description="MLflow experiment of the runs logged.")
+    model_uri: str | None = Field(
+        None,
+        description="Registry model to serve: models:/NAME@ALIAS or models:/NAME/VERSION "
+        "(wins over model_tag; resolved by `python -m har ensure-model`).",
+    )
+    gate_accuracy_tolerance: float = Field(
+        0.01, ge=0, le=1, description="Promotion gate: accepted accuracy drop vs the holder."
+    )
+    gate_macro_f1_tolerance: float = Field(
+        0.01, ge=0, le=1, description="Promotion gate: accepted macro-F1 drop vs the holder."
+    )
+
+    @field_validator("model_uri")
+    @classmethod
+    def _registry_uri(cls, v: str | None) -> str | None:
+        if not v:  # an empty HAR_MODEL_URI means "not set"
+            return None
+        if not MODEL_URI_PATTERN.fullmatch(v):
+            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
+        return v
+
     # shadow model (har/shadow): scored on the served windows, off the response path
     shadow_model_tag: str | None = Field(
         None, description="BentoML tag of a shadow model scored on the same windows."
@@ -158,7 +191,7 @@ class Settings(BaseSettings):
     @field_validator("shadow_model_uri")
     @classmethod
     def _registry_uri_form(cls, v: str | None) -> str | None:
-        if v and not v.startswith("models:/"):
+        if v and not MODEL_URI_PATTERN.fullmatch(v):
             raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
         return v
 

@@ -1,6 +1,6 @@
 """The activity timeline: per-window class probabilities -> segments that tile time.
 
-Pure NumPy; no model, no I/O. :func:`build_timeline` is what ``/predict_recording``,
+Pure NumPy; no model, no I/O, no settings read. :func:`build_timeline` is what ``/predict_recording``,
 ``python -m har predict`` and a closed ``StreamPredict`` call (via :func:`timeline_of`
 and :class:`TimelineBuilder`), so every surface draws the same diary.
 
@@ -21,7 +21,8 @@ the same label form a segment. Segments tile each stretch without overlapping:
   per activity (seconds).
 
 Smoothing changes only the labels the segments are built from; the windows keep
-their raw predictions. Methods (``HAR_SMOOTHING`` in :mod:`har.settings`):
+their raw predictions. Method and parameters: a :class:`TimelineOptions` (the
+service's from ``HAR_SMOOTHING`` etc. in :mod:`har.settings`). Methods:
 
 ``"none"``
     each window's label is its argmax (the raw timeline).
@@ -46,12 +47,16 @@ Cost: ``O(N K)`` for ``N`` windows and ``K`` classes, one small NumPy step per w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from har.preprocessing import Windows
+from har.errors import InputError
+
+if TYPE_CHECKING:
+    from har.preprocessing import Windows
+    from har.settings import Settings
 
 SMOOTHING_METHODS: tuple[str, ...] = ("viterbi", "none")
 #: Probabilities are floored here before the log: a window the model is sure about
@@ -121,11 +126,54 @@ class Timeline:
         return [s.as_dict() for s in self.segments]
 
 
-def _settings_defaults() -> tuple[str, float, float]:
-    from har.settings import get_settings
+def check_smoothing(method: str) -> str:
+    """``method`` if one of :data:`SMOOTHING_METHODS`, else InputError naming them."""
+    if method not in SMOOTHING_METHODS:
+        allowed = ", ".join(repr(m) for m in SMOOTHING_METHODS)
+        raise InputError(f"unknown smoothing {method!r}; use one of {allowed}")
+    return method
 
-    s = get_settings()
-    return s.smoothing, s.switch_penalty, s.min_segment_s
+
+@dataclass(frozen=True)
+class TimelineOptions:
+    """How window labels are smoothed before segments are drawn (module docstring).
+
+    Attributes:
+        smoothing: one of :data:`SMOOTHING_METHODS`.
+        switch_penalty: nats an activity change costs in the Viterbi pass (>= 0).
+        min_segment_s: shorter smoothed segments (seconds) join a neighbour (0: off).
+
+    Defaults: those of ``HAR_SMOOTHING``, ``HAR_SWITCH_PENALTY``, ``HAR_MIN_SEGMENT_S``.
+    """
+
+    smoothing: str = "viterbi"
+    switch_penalty: float = 6.0
+    min_segment_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_smoothing(self.smoothing)
+        if self.switch_penalty < 0 or self.min_segment_s < 0:
+            raise ValueError(f"switch_penalty and min_segment_s must be >= 0: {self}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TimelineOptions:
+        """The options of ``settings`` (``smoothing``, ``switch_penalty``, ``min_segment_s``)."""
+        return cls(settings.smoothing, settings.switch_penalty, settings.min_segment_s)
+
+    def override(
+        self,
+        smoothing: str | None = None,
+        switch_penalty: float | None = None,
+        min_segment_s: float | None = None,
+    ) -> TimelineOptions:
+        """These options with every argument that is not ``None`` replaced."""
+        given = zip(
+            ("smoothing", "switch_penalty", "min_segment_s"),
+            (smoothing, switch_penalty, min_segment_s),
+            strict=True,
+        )
+        changed = {k: v for k, v in given if v is not None}
+        return replace(self, **changed) if changed else self
 
 
 def build_timeline(
@@ -137,6 +185,7 @@ def build_timeline(
     *,
     sample_period_s: float = 0.0,
     stretch_end_s: np.ndarray | None = None,
+    options: TimelineOptions | None = None,
     smoothing: str | None = None,
     switch_penalty: float | None = None,
     min_segment_s: float | None = None,
@@ -154,12 +203,13 @@ def build_timeline(
             ``sample_period_s`` after its last sample, so segments end at that sample.
         stretch_end_s: optional ``(N,)`` time of the last sample of each window's
             stretch (the samples after the last window are then in the last segment).
-        smoothing, switch_penalty, min_segment_s: override ``HAR_SMOOTHING``,
-            ``HAR_SWITCH_PENALTY`` (nats) and ``HAR_MIN_SEGMENT_S`` (seconds); see the
-            module docstring.
+        options: the method and its parameters (default: ``TimelineOptions()``).
+        smoothing, switch_penalty, min_segment_s: override those fields of ``options``
+            when not ``None`` (see :meth:`TimelineOptions.override`).
 
     Raises:
-        ValueError: mismatched shapes, windows out of time order, an unknown method.
+        ValueError: mismatched shapes, windows out of time order; an unknown method
+            (an :class:`~har.errors.InputError`, a ``ValueError``).
     """
     start = np.asarray(start_s, np.float64)
     end = np.asarray(end_s, np.float64)
@@ -175,12 +225,8 @@ def build_timeline(
         raise ValueError(f"probs has {p.shape[1]} columns for {len(classes)} classes")
     if n > 1 and (np.any(np.diff(start) < 0) or np.any(end < start)):
         raise ValueError("windows must be in time order with end_s >= start_s")
-    method, penalty, min_s = _settings_defaults()
-    method = method if smoothing is None else smoothing
-    penalty = penalty if switch_penalty is None else float(switch_penalty)
-    min_s = min_s if min_segment_s is None else float(min_segment_s)
-    if method not in SMOOTHING_METHODS:
-        raise ValueError(f"unknown smoothing {method!r}; use one of {list(SMOOTHING_METHODS)}")
+    opts = (options or TimelineOptions()).override(smoothing, switch_penalty, min_segment_s)
+    method, penalty, min_s = opts.smoothing, opts.switch_penalty, opts.min_segment_s
     if n == 0:
         return Timeline((), np.empty(0, np.int64), method)
     first = np.concatenate([[True], group[1:] != group[:-1]])

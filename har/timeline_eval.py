@@ -211,7 +211,8 @@ def compare(
     """``(recording, method, Score)`` rows: raw and smoothed timelines of every session.
 
     ``smoothed`` options pass to :func:`har.timeline.build_timeline` for the smoothed
-    row (default: the settings).
+    row (``options=TimelineOptions.from_settings(settings)`` for the service's; default:
+    ``TimelineOptions()``, the settings' defaults).
     """
     rows = []
     for s in sessions:

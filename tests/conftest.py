@@ -81,6 +81,22 @@ def bundled_tag() -> str:
 
 
 @pytest.fixture(scope="session")
+def service_client(bundled_tag):
+    """The API service in-process (BentoML's ASGI app, the model service as a local
+    dependency). One per test session: BentoML registers its Prometheus metrics once
+    per process, so a second in-process app fails."""
+    import sys
+
+    from starlette.testclient import TestClient
+
+    sys.path.insert(0, str(ROOT))
+    import service
+
+    with TestClient(service.HARService.to_asgi()) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
 def heldout() -> dict[str, np.ndarray]:
     """Committed held-out windows (canonical units) with labels."""
     with np.load(FIXTURES / "heldout_windows.npz") as f:

@@ -29,6 +29,7 @@ from har.card import ModelCard
 from har.grpc_service import SERVICE_NAME, start_grpc_server, stop_grpc_server
 from har.preprocessing import Preprocessor
 from har.scorer import THREAD_CHUNK_SAMPLES, Scorer
+from har.timeline import TimelineOptions, timeline_of
 from har.v1 import har_pb2, har_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,6 +221,7 @@ def test_stream_predict_matches_offline_windows(rate_hz: int, seconds: int, seed
         units = har_pb2.Units(acc="g", gyro="rad/s")
         got = [m async for m in stub.StreamPredict(iter(chunks(t, sent, seed, units)))]
         assert [m.index for m in got] == list(range(len(offline)))
+        assert not any(m.HasField("summary") for m in got)  # only when asked for
         assert {m.model for m in got} == {TAG}
         np.testing.assert_allclose([m.start for m in got], offline.start_s, atol=1e-9)
         np.testing.assert_allclose([m.end for m in got], offline.end_s, atol=1e-9)
@@ -232,6 +234,65 @@ def test_stream_predict_matches_offline_windows(rate_hz: int, seconds: int, seed
     assert sum(n for n, _ in monitor.calls) == len(offline)
     keys = {k for _, k in monitor.calls}
     assert len(keys) == 1 and next(iter(keys)).startswith("grpc-")
+
+
+def _with_gap(rate_hz: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """40 s, a 5 s gap, 20 s: two gap-free stretches."""
+    t, v = recording(rate_hz, 60)
+    keep = (t - t[0] < 40) | (t - t[0] >= 45)
+    return t[keep], v[keep]
+
+
+@pytest.mark.parametrize("smoothing", ["none", "viterbi"])
+def test_stream_summary_is_the_offline_timeline_when_asked_for(smoothing: str) -> None:
+    t, v = _with_gap()
+    offline = Preprocessor(CARD).windows(t, v)
+    probs = fake_probs(Preprocessor(CARD).scale(offline.values))
+    want = timeline_of(offline, probs, CARD.classes, smoothing=smoothing)
+    raw = timeline_of(offline, probs, CARD.classes, smoothing="none")
+    msgs = chunks(t, v, seed=3)
+    msgs[0].summary = True  # asked for on the first chunk, smoothing on a later one
+    msgs[2].smoothing = smoothing
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        got = await _collect(
+            har_pb2_grpc.ActivityRecognitionStub(channel).StreamPredict(iter(msgs))
+        )
+        *windows_, last = got
+        assert [m.index for m in windows_] == list(range(len(offline)))
+        assert not any(m.HasField("summary") for m in windows_)
+        assert last.HasField("summary") and not last.HasField("prediction")
+        s = last.summary
+        assert (s.smoothing, s.windows, last.model) == (smoothing, len(offline), TAG)
+        segs = [(x.start, x.end, x.activity, x.activity_id, x.windows) for x in s.segments]
+        assert segs == [
+            (pytest.approx(x.start), pytest.approx(x.end), x.activity, x.activity_id, x.windows)
+            for x in want.segments
+        ]
+        assert [x.confidence for x in s.segments] == pytest.approx(
+            [x.confidence for x in want.segments], abs=1e-5
+        )
+        # tiles time, never across the gap: no segment holds time from 40 to 45 s
+        assert all(a.end <= b.start for a, b in zip(s.segments[:-1], s.segments[1:], strict=True))
+        assert not any(x.start < 40.0 < x.end or x.start < 44.9 < x.end for x in s.segments)
+        assert {a.activity: a.seconds for a in s.totals} == pytest.approx(want.summary, abs=1e-3)
+        assert len(s.segments) <= len(raw.segments)
+
+    serve(scenario)
+
+
+def test_stream_summary_defaults_to_the_scorers_smoothing_and_refuses_unknown() -> None:
+    t, v = _with_gap()
+    msgs = chunks(t, v, seed=None)
+    msgs[0].summary = True
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        stub = har_pb2_grpc.ActivityRecognitionStub(channel)
+        assert (await _collect(stub.StreamPredict(iter(msgs))))[-1].summary.smoothing == "none"
+        bad = [har_pb2.SensorChunk(summary=True, smoothing="median")]
+        await expect_invalid(_collect(stub.StreamPredict(iter(bad))), "'viterbi', 'none'")
+
+    serve(scenario, Scorer(CARD, TAG, fake_infer, timeline=TimelineOptions(smoothing="none")))
 
 
 def _chunk(t0: float, n: int, **kw: object) -> har_pb2.SensorChunk:

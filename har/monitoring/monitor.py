@@ -311,7 +311,7 @@ class Monitor:
             if key in self._reports:
                 return self._reports[key][1]
             answer, production, parts = self._evaluate(since, store.as_utc(until) or now_utc())
-            shadow = self.shadow_answer(since, until) if self.shadow_answer else None
+            shadow = self.shadow_answer(since, store.as_utc(until)) if self.shadow_answer else None
             page = report.render_page(reference, production, parts, answer, self.config, shadow)
             if self.report_cache_s > 0:
                 self._reports[key] = (now + self.report_cache_s, page)

@@ -1,7 +1,8 @@
 """A shadow model: a second model scored on the served windows, off the response path.
 
 ``HAR_SHADOW_MODEL_TAG`` (a BentoML tag) or ``HAR_SHADOW_MODEL_URI`` (a registry URI,
-resolved to a tag by ``python -m har ensure-model --shadow``) makes ``service.py``
+resolved to a stored tag by :func:`resolve_shadow_tag`, as ``HAR_MODEL_URI`` is for the
+served model; ``python -m har ensure-model --shadow`` prints it) makes ``service.py``
 start a second model service. :func:`attach` wraps the API worker's model call: after
 the served model has answered, the same scaled windows and its probabilities go to a
 bounded :class:`~har.shadow.queue.ShadowQueue`, and the client gets its answer at once.
@@ -36,7 +37,6 @@ __all__ = [
     "attach",
     "http_answer",
     "resolve_shadow_tag",
-    "served_shadow_tag",
 ]
 
 URI_NEEDS_LIFECYCLE = (
@@ -65,21 +65,6 @@ def resolve_shadow_tag(settings: Settings) -> str | None:
 
         return registry.stored_model(settings.shadow_model_tag)[0]
     return None
-
-
-def served_shadow_tag(settings: Settings) -> str | None:
-    """The shadow tag the service starts with: ``HAR_SHADOW_MODEL_TAG`` resolved in the store.
-
-    A bare ``HAR_SHADOW_MODEL_URI`` is refused here: every worker would ask the registry
-    on its own (and an alias may move meanwhile), so ``make serve`` resolves it once.
-    """
-    if settings.shadow_model_uri and not settings.shadow_model_tag:
-        raise InputError(
-            f"HAR_SHADOW_MODEL_URI={settings.shadow_model_uri} is resolved before serving: run "
-            "`python -m har ensure-model --shadow` and serve with HAR_SHADOW_MODEL_TAG set to "
-            "the tag it prints (make serve does both)"
-        )
-    return resolve_shadow_tag(settings.model_copy(update={"shadow_model_uri": None}))
 
 
 def rescaler(primary: ModelCard, shadow: ModelCard) -> Callable[[np.ndarray], np.ndarray] | None:

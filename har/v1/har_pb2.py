@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10har/v1/har.proto\x12\x06har.v1\"\"\n\x05Units\x12\x0b\n\x03\x61\x63\x63\x18\x01 \x01(\t\x12\x0c\n\x04gyro\x18\x02 \x01(\t\"O\n\x0ePredictRequest\x12\x1f\n\x07windows\x18\x01 \x03(\x0b\x32\x0e.har.v1.Window\x12\x1c\n\x05units\x18\x02 \x01(\x0b\x32\r.har.v1.Units\"\x18\n\x06Window\x12\x0e\n\x06values\x18\x01 \x03(\x02\"I\n\x0fPredictResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x12.har.v1.Prediction\"^\n\nPrediction\x12\x10\n\x08\x61\x63tivity\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tivity_id\x18\x02 \x01(\r\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\"O\n\x0bSensorChunk\x12\x12\n\ntimestamps\x18\x01 \x03(\x01\x12\x0e\n\x06values\x18\x02 \x03(\x02\x12\x1c\n\x05units\x18\x03 \x01(\x0b\x32\r.har.v1.Units\"t\n\x10WindowPrediction\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12&\n\nprediction\x18\x04 \x01(\x0b\x32\x12.har.v1.Prediction\x12\r\n\x05model\x18\x05 \x01(\t\"\x11\n\x0fGetModelRequest\"\x83\x01\n\tModelInfo\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12\x0e\n\x06window\x18\x03 \x01(\r\x12\x0b\n\x03hop\x18\x04 \x01(\r\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\x01\x12\x10\n\x08\x63hannels\x18\x06 \x03(\t\x12\x11\n\tcard_json\x18\x07 \x01(\t2\xcd\x01\n\x13\x41\x63tivityRecognition\x12:\n\x07Predict\x12\x16.har.v1.PredictRequest\x1a\x17.har.v1.PredictResponse\x12\x42\n\rStreamPredict\x12\x13.har.v1.SensorChunk\x1a\x18.har.v1.WindowPrediction(\x01\x30\x01\x12\x36\n\x08GetModel\x12\x17.har.v1.GetModelRequest\x1a\x11.har.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10har/v1/har.proto\x12\x06har.v1\"\"\n\x05Units\x12\x0b\n\x03\x61\x63\x63\x18\x01 \x01(\t\x12\x0c\n\x04gyro\x18\x02 \x01(\t\"O\n\x0ePredictRequest\x12\x1f\n\x07windows\x18\x01 \x03(\x0b\x32\x0e.har.v1.Window\x12\x1c\n\x05units\x18\x02 \x01(\x0b\x32\r.har.v1.Units\"\x18\n\x06Window\x12\x0e\n\x06values\x18\x01 \x03(\x02\"I\n\x0fPredictResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x12.har.v1.Prediction\"^\n\nPrediction\x12\x10\n\x08\x61\x63tivity\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tivity_id\x18\x02 \x01(\r\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\"s\n\x0bSensorChunk\x12\x12\n\ntimestamps\x18\x01 \x03(\x01\x12\x0e\n\x06values\x18\x02 \x03(\x02\x12\x1c\n\x05units\x18\x03 \x01(\x0b\x32\r.har.v1.Units\x12\x0f\n\x07summary\x18\x04 \x01(\x08\x12\x11\n\tsmoothing\x18\x05 \x01(\t\"\x9c\x01\n\x10WindowPrediction\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12&\n\nprediction\x18\x04 \x01(\x0b\x32\x12.har.v1.Prediction\x12\r\n\x05model\x18\x05 \x01(\t\x12&\n\x07summary\x18\x06 \x01(\x0b\x32\x15.har.v1.StreamSummary\"\x84\x01\n\rStreamSummary\x12\x11\n\tsmoothing\x18\x01 \x01(\t\x12)\n\x08segments\x18\x02 \x03(\x0b\x32\x17.har.v1.TimelineSegment\x12$\n\x06totals\x18\x03 \x03(\x0b\x32\x14.har.v1.ActivityTime\x12\x0f\n\x07windows\x18\x04 \x01(\x04\"y\n\x0fTimelineSegment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x10\n\x08\x61\x63tivity\x18\x03 \x01(\t\x12\x13\n\x0b\x61\x63tivity_id\x18\x04 \x01(\r\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x0f\n\x07windows\x18\x06 \x01(\r\"1\n\x0c\x41\x63tivityTime\x12\x10\n\x08\x61\x63tivity\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\x11\n\x0fGetModelRequest\"\x83\x01\n\tModelInfo\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12\x0e\n\x06window\x18\x03 \x01(\r\x12\x0b\n\x03hop\x18\x04 \x01(\r\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\x01\x12\x10\n\x08\x63hannels\x18\x06 \x03(\t\x12\x11\n\tcard_json\x18\x07 \x01(\t2\xcd\x01\n\x13\x41\x63tivityRecognition\x12:\n\x07Predict\x12\x16.har.v1.PredictRequest\x1a\x17.har.v1.PredictResponse\x12\x42\n\rStreamPredict\x12\x13.har.v1.SensorChunk\x1a\x18.har.v1.WindowPrediction(\x01\x30\x01\x12\x36\n\x08GetModel\x12\x17.har.v1.GetModelRequest\x1a\x11.har.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,13 +42,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTION']._serialized_start=246
   _globals['_PREDICTION']._serialized_end=340
   _globals['_SENSORCHUNK']._serialized_start=342
-  _globals['_SENSORCHUNK']._serialized_end=421
-  _globals['_WINDOWPREDICTION']._serialized_start=423
-  _globals['_WINDOWPREDICTION']._serialized_end=539
-  _globals['_GETMODELREQUEST']._serialized_start=541
-  _globals['_GETMODELREQUEST']._serialized_end=558
-  _globals['_MODELINFO']._serialized_start=561
-  _globals['_MODELINFO']._serialized_end=692
-  _globals['_ACTIVITYRECOGNITION']._serialized_start=695
-  _globals['_ACTIVITYRECOGNITION']._serialized_end=900
+  _globals['_SENSORCHUNK']._serialized_end=457
+  _globals['_WINDOWPREDICTION']._serialized_start=460
+  _globals['_WINDOWPREDICTION']._serialized_end=616
+  _globals['_STREAMSUMMARY']._serialized_start=619
+  _globals['_STREAMSUMMARY']._serialized_end=751
+  _globals['_TIMELINESEGMENT']._serialized_start=753
+  _globals['_TIMELINESEGMENT']._serialized_end=874
+  _globals['_ACTIVITYTIME']._serialized_start=876
+  _globals['_ACTIVITYTIME']._serialized_end=925
+  _globals['_GETMODELREQUEST']._serialized_start=927
+  _globals['_GETMODELREQUEST']._serialized_end=944
+  _globals['_MODELINFO']._serialized_start=947
+  _globals['_MODELINFO']._serialized_end=1078
+  _globals['_ACTIVITYRECOGNITION']._serialized_start=1081
+  _globals['_ACTIVITYRECOGNITION']._serialized_end=1286
 # @@protoc_insertion_point(module_scope)

@@ -49,28 +49,70 @@ class Prediction(_message.Message):
     def __init__(self, activity: _Optional[str] = ..., activity_id: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SensorChunk(_message.Message):
-    __slots__ = ("timestamps", "values", "units")
+    __slots__ = ("timestamps", "values", "units", "summary", "smoothing")
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
     timestamps: _containers.RepeatedScalarFieldContainer[float]
     values: _containers.RepeatedScalarFieldContainer[float]
     units: Units
-    def __init__(self, timestamps: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ..., units: _Optional[_Union[Units, _Mapping]] = ...) -> None: ...
+    summary: bool
+    smoothing: str
+    def __init__(self, timestamps: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ..., units: _Optional[_Union[Units, _Mapping]] = ..., summary: _Optional[bool] = ..., smoothing: _Optional[str] = ...) -> None: ...
 
 class WindowPrediction(_message.Message):
-    __slots__ = ("index", "start", "end", "prediction", "model")
+    __slots__ = ("index", "start", "end", "prediction", "model", "summary")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     index: int
     start: float
     end: float
     prediction: Prediction
     model: str
-    def __init__(self, index: _Optional[int] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+    summary: StreamSummary
+    def __init__(self, index: _Optional[int] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., model: _Optional[str] = ..., summary: _Optional[_Union[StreamSummary, _Mapping]] = ...) -> None: ...
+
+class StreamSummary(_message.Message):
+    __slots__ = ("smoothing", "segments", "totals", "windows")
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    smoothing: str
+    segments: _containers.RepeatedCompositeFieldContainer[TimelineSegment]
+    totals: _containers.RepeatedCompositeFieldContainer[ActivityTime]
+    windows: int
+    def __init__(self, smoothing: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[TimelineSegment, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[ActivityTime, _Mapping]]] = ..., windows: _Optional[int] = ...) -> None: ...
+
+class TimelineSegment(_message.Message):
+    __slots__ = ("start", "end", "activity", "activity_id", "confidence", "windows")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    start: float
+    end: float
+    activity: str
+    activity_id: int
+    confidence: float
+    windows: int
+    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., activity: _Optional[str] = ..., activity_id: _Optional[int] = ..., confidence: _Optional[float] = ..., windows: _Optional[int] = ...) -> None: ...
+
+class ActivityTime(_message.Message):
+    __slots__ = ("activity", "seconds")
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    activity: str
+    seconds: float
+    def __init__(self, activity: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ()

@@ -71,6 +71,10 @@ class ActivityRecognitionServicer:
         look-ahead). When the client closes its side, windows still held back are
         flushed and the call ends. A chunk may span at most as many hops of time as one
         Predict may carry windows (the service's max windows per request).
+        A client that sets SensorChunk.summary also gets, after those windows, one last
+        message carrying only WindowPrediction.summary: the stream's activity timeline
+        (smoothed as SensorChunk.smoothing says). Clients that do not ask get no such
+        message, exactly as before.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

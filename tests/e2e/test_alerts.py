@@ -180,7 +180,8 @@ def test_broken_units_reach_alertmanager_and_every_panel_has_data(
                 got = _query(prom, query)
                 return bool(got) and float(got[0]["value"][1]) == 2
 
-            _wait("a new model-worker pid on /metrics", two_pids, 120, every=2)
+            # restart = a fresh worker start (XLA warm-up included): ~25 s alone, minutes on a loaded machine
+            _wait("a new model-worker pid on /metrics", two_pids, 300, every=2)
         finally:
             obs.stop(prom_proc, am_proc)
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from har import formats
 from har.preprocessing import Windows
-from har.results import ActivitySegment, Predictions, RecordingResult, Timeline
+from har.results import Predictions, RecordingResult
+from har.timeline import timeline_of
 
 CLASSES = ["PEN", "ABD"]
 
@@ -30,28 +31,23 @@ def test_predict_answer_names_classes_and_rounds_probabilities() -> None:
     json.dumps(body)  # plain Python types only
 
 
-def test_recording_answer_lists_windows_segments_and_summary() -> None:
+def test_recording_answer_lists_windows_segments_summary_and_smoothing() -> None:
     w = Windows(np.zeros((2, 200, 6), np.float32), np.array([0.0, 2.0004]), np.array([0, 0]), 50.0)
     preds = Predictions.from_probs(np.array([[0.9, 0.1], [0.2, 0.8]]), CLASSES)
-    timeline = Timeline(
-        [
-            ActivitySegment(0.0, 4.0, "PEN", 0.9000004, 1),
-            ActivitySegment(2.0004, 6.0004, "ABD", 0.8, 1),
-        ],
-        {"ABD": 4.00049, "PEN": 2.0},
-    )
+    timeline = timeline_of(w, preds.probs, CLASSES, smoothing="none")
     body = formats.recording_answer("m:1", RecordingResult(w, preds, timeline))
-    assert list(body) == ["model", "windows", "segments", "summary"]
+    assert list(body) == ["model", "windows", "segments", "summary", "smoothing"]
+    assert body["smoothing"] == "none"
     assert body["windows"] == [
         {"start": 0.0, "end": 4.0, "activity": "PEN", "confidence": 0.9},
         {"start": 2.0, "end": 6.0, "activity": "ABD", "confidence": 0.8},
     ]
-    assert body["segments"][1] == {
-        "start": 2.0,
-        "end": 6.0,
-        "activity": "ABD",
-        "confidence": 0.8,
-        "windows": 1,
-    }
-    assert body["summary"] == {"ABD": 4.0, "PEN": 2.0}
-    assert list(body["summary"]) == ["ABD", "PEN"]
+    # segments tile time: the boundary is the middle of the windows' overlap (2-4 s),
+    # the last segment ends at the last window's last sample (one 50 Hz period early)
+    assert body["segments"] == [
+        {"start": 0.0, "end": 3.0, "activity": "PEN", "confidence": 0.9, "windows": 1},
+        {"start": 3.0, "end": 5.98, "activity": "ABD", "confidence": 0.8, "windows": 1},
+    ]
+    assert body["summary"] == {"PEN": 3.0, "ABD": 2.98}
+    assert list(body["summary"]) == ["PEN", "ABD"]  # most seconds first
+    json.dumps(body)  # plain Python types only

@@ -67,11 +67,16 @@ def test_concurrent_small_calls_are_coalesced_and_answered_in_order() -> None:
 
 
 @pytest.mark.parametrize("route", [1, 9], ids=["batched", "unbatched"])
-def test_a_dropped_connection_is_retried_once(route: int) -> None:
+def test_a_dropped_connection_is_retried_once(route: int, caplog) -> None:
     model = FakeModel(fail_first=[aiohttp.ServerDisconnectedError()])
-    out = asyncio.run(model.client(coalesce_inflight=2)(rows(route)))
+    with caplog.at_level("WARNING", logger="har.model_client"):
+        out = asyncio.run(model.client(coalesce_inflight=2)(rows(route)))
     np.testing.assert_array_equal(out, rows(route)[:, 0, :2])
     assert len(model.calls) == 2
+    # counted: each retry is one WARNING (load_tests/reliability/mixed.py counts them)
+    assert [r.getMessage() for r in caplog.records] == [
+        "model call retried once after ServerDisconnectedError"
+    ]
 
 
 def test_a_second_connection_error_or_any_other_error_propagates() -> None:

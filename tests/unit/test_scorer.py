@@ -12,6 +12,7 @@ from har.errors import InputError
 from har.preprocessing import Preprocessor
 from har.recordings import Recording
 from har.scorer import THREAD_CHUNK_SAMPLES, Scorer
+from har.timeline import TimelineOptions, timeline_of
 
 CARD = ModelCard(
     name="t",
@@ -76,6 +77,25 @@ def test_predict_recording_gives_windows_predictions_and_a_timeline() -> None:
         run(Scorer(CARD, "t:1", fake_infer, max_windows=1).predict_recording(Recording(t, v)))
 
 
+def test_recording_timeline_options_come_from_the_scorer_and_the_request() -> None:
+    t, v = signal(600, seed=4)
+    rec = Recording(t - t[0], v)
+    scorer = Scorer(CARD, "t:1", fake_infer, timeline=TimelineOptions(smoothing="none"))
+    raw = run(scorer.predict_recording(rec))
+    probs = raw.predictions.probs
+    assert (
+        raw.timeline.segments
+        == timeline_of(raw.windows, probs, CARD.classes, smoothing="none").segments
+    )
+    for asked in ("", None):  # empty or absent: the scorer's
+        assert run(scorer.predict_recording(rec, asked)).timeline.smoothing == "none"
+    smooth = run(scorer.predict_recording(rec, "viterbi"))
+    assert smooth.timeline.smoothing == "viterbi"
+    np.testing.assert_array_equal(smooth.predictions.probs, probs)  # raw windows either way
+    with pytest.raises(InputError, match="unknown smoothing 'median'; use one of 'viterbi'"):
+        run(scorer.predict_recording(rec, "median"))
+
+
 def _stream(scorer: Scorer, t, v, sizes, units=None):
     async def main():
         session = scorer.stream("test")
@@ -106,6 +126,10 @@ def test_a_stream_gives_the_offline_windows_numbered_across_chunks() -> None:
         probs, run(fake_infer(Preprocessor(CARD).scale(offline.values))), atol=1e-5
     )
     assert session.windows == len(offline) and session.chunks == 4
+    # the stream's timeline is the offline one of the same windows and probabilities
+    want = timeline_of(offline, probs, CARD.classes)
+    assert session.timeline().segments == want.segments and want.smoothing == "viterbi"
+    assert session.timeline("none").smoothing == "none"
     assert {k for _, k in monitor.seen} == {session.key} and session.key.startswith("test-")
 
 

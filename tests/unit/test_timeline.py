@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from har.errors import InputError
 from har.preprocessing import Windows
-from har.settings import get_settings
-from har.timeline import PROB_FLOOR, TimelineBuilder, build_timeline, timeline_of, viterbi
+from har.settings import Settings
+from har.timeline import (
+    PROB_FLOOR,
+    TimelineBuilder,
+    TimelineOptions,
+    build_timeline,
+    timeline_of,
+    viterbi,
+)
 
 CLASSES = ["A", "B", "C"]
 WIN_S, HOP_S, DT = 4.0, 2.0, 0.02  # 200 samples at 50 Hz, hop 100
@@ -171,25 +179,32 @@ def test_confidence_is_the_mean_probability_of_the_segment_activity():
     }
 
 
-def test_defaults_come_from_settings(monkeypatch):
+def test_options_come_from_the_caller_and_their_defaults_are_the_settings():
     labels = "AAAAABAAAAA"
-    monkeypatch.setenv("HAR_SMOOTHING", "none")
-    get_settings.cache_clear()
-    try:
-        tl, _ = build(labels)
-        assert tl.smoothing == "none" and len(tl.segments) == 3
-    finally:
-        monkeypatch.delenv("HAR_SMOOTHING")
-        get_settings.cache_clear()
-    tl, _ = build(labels)
-    assert tl.smoothing == get_settings().smoothing == "viterbi"
-    assert len(tl.segments) == 1
+    raw = TimelineOptions.from_settings(Settings(smoothing="none"))
+    tl, _ = build(labels, options=raw)
+    assert tl.smoothing == "none" and len(tl.segments) == 3
+    tl, _ = build(labels, options=raw, smoothing="viterbi")  # a keyword overrides options
+    assert tl.smoothing == "viterbi" and len(tl.segments) == 1
+    tl, _ = build(labels)  # no options: the defaults, the same as HAR_* unset
+    assert tl.smoothing == "viterbi" and len(tl.segments) == 1
+    fields = Settings.model_fields
+    assert TimelineOptions() == TimelineOptions(
+        fields["smoothing"].default,
+        fields["switch_penalty"].default,
+        fields["min_segment_s"].default,
+    )
+    assert raw.override() is raw and raw.override(min_segment_s=4).min_segment_s == 4.0
 
 
 def test_bad_input_is_refused():
     s, e, g, p = windows("AAB")
-    with pytest.raises(ValueError, match="unknown smoothing"):
+    with pytest.raises(
+        InputError, match="unknown smoothing 'median'; use one of 'viterbi', 'none'"
+    ):
         build_timeline(s, e, g, p, CLASSES, smoothing="median")
+    with pytest.raises(ValueError, match=">= 0"):
+        TimelineOptions(switch_penalty=-1.0)
     with pytest.raises(ValueError, match="columns"):
         build_timeline(s, e, g, p[:, :2], CLASSES)
     with pytest.raises(ValueError, match="time order"):

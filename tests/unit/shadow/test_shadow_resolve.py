@@ -9,25 +9,23 @@ from pydantic import ValidationError
 
 from har.errors import InputError
 from har.settings import Settings
-from har.shadow import resolve_shadow_tag, served_shadow_tag
+from har.shadow import resolve_shadow_tag
 
 
 def test_no_shadow_by_default_and_an_empty_tag_means_none() -> None:
     assert resolve_shadow_tag(Settings()) is None
-    assert served_shadow_tag(Settings(shadow_model_tag="", shadow_model_uri="")) is None
+    assert resolve_shadow_tag(Settings(shadow_model_tag="", shadow_model_uri="")) is None
 
 
 def test_a_stored_tag_is_resolved_and_an_unknown_one_is_refused(bundled_tag: str) -> None:
     name = bundled_tag.split(":")[0]
-    assert served_shadow_tag(Settings(shadow_model_tag=f"{name}:latest")) == bundled_tag
+    assert resolve_shadow_tag(Settings(shadow_model_tag=f"{name}:latest")) == bundled_tag
     with pytest.raises(InputError, match="import-model"):
-        served_shadow_tag(Settings(shadow_model_tag="no-such-model:latest"))
+        resolve_shadow_tag(Settings(shadow_model_tag="no-such-model:latest"))
 
 
-def test_a_registry_uri_is_resolved_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registry_uri_needs_the_lifecycle_code(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings(shadow_model_uri="models:/har@challenger")
-    with pytest.raises(InputError, match="ensure-model --shadow"):
-        served_shadow_tag(s)
     monkeypatch.setitem(sys.modules, "har.lifecycle.resolve", None)  # lifecycle not installed
     with pytest.raises(InputError, match="needs the lifecycle extra"):
         resolve_shadow_tag(s)

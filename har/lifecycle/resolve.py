@@ -1,0 +1,129 @@
+"""From a registry URI to a model in the BentoML store, and the served model's tag.
+
+``import_registered("models:/NAME@ALIAS")`` resolves the alias to a version and stores
+exactly that version as ``<name>:mlflow-v<version>-<sha256[:12]>``: the same version
+always gives the same tag, and a second import finds it instead of copying again. The
+stored model's labels say where it came from (``mlflow_name``, ``mlflow_version``,
+``mlflow_run_id``, ``mlflow_alias``, ``mlflow_uri``, ``sha256``).
+
+MLflow is imported only when a registry URI is given: the serving image, which runs
+a model that is already stored, does not carry it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from har import registry
+from har.errors import InputError
+from har.settings import DEFAULT_MODEL_NAME, Settings
+
+LABEL_KEYS = ("mlflow_uri", "mlflow_name", "mlflow_version", "mlflow_alias", "mlflow_run_id")
+
+
+def bento_tag(name: str, version: str, sha256: str) -> str:
+    """BentoML tag of a registry version, e.g. ``har-cnn-bilstm:mlflow-v3-1f2e3d4c5b6a``
+    (names are lower-cased and anything BentoML does not accept becomes ``-``)."""
+    safe = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")[:63] or "model"
+    return f"{safe}:mlflow-v{version}-{sha256[:12]}"
+
+
+def import_registered(uri: str, settings: Settings) -> str:
+    """Store the version ``uri`` names (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)
+    in the BentoML model store unless it is there already; return its tag.
+
+    Raises:
+        InputError: the URI is malformed, the name/alias/version is not in the registry,
+            or the downloaded file does not match the version's recorded sha256.
+    """
+    import bentoml
+
+    from har.lifecycle import store
+    from har.lifecycle.register import sha256_of
+
+    ref = store.parse_model_uri(uri)
+    c = store.client(settings)
+    mv = store.version_of(c, ref)
+    sha = mv.tags.get(store.SHA_TAG) or ""
+    labels = {
+        "source": "mlflow",
+        "mlflow_uri": uri,
+        "mlflow_name": ref.name,
+        "mlflow_version": str(mv.version),
+        "mlflow_alias": ref.alias or "",
+        "mlflow_run_id": mv.run_id or "",
+        "sha256": sha,
+    }
+    with tempfile.TemporaryDirectory(prefix="har-resolve-") as tmp:
+        folder = None
+        if not sha:  # registered by other means: hash what is downloaded
+            folder = store.download_version(c, mv, Path(tmp))
+            sha = labels["sha256"] = sha256_of(folder / registry.MODEL_FILE)
+        tag = bento_tag(ref.name, str(mv.version), sha)
+        try:
+            _relabel(bentoml.models.get(tag), labels)
+            return tag
+        except bentoml.exceptions.NotFound:
+            pass
+        folder = folder or store.download_version(c, mv, Path(tmp))
+        if sha256_of(folder / registry.MODEL_FILE) != sha:
+            raise InputError(
+                f"{uri}: the downloaded model.keras does not match version {mv.version}'s "
+                f"sha256 {sha[:12]}…"
+            )
+        ref_file = folder / registry.REFERENCE_FILE
+        try:
+            return registry.import_model(
+                folder / registry.MODEL_FILE,
+                folder / registry.CARD_FILE,
+                name=tag,
+                reference_profile=ref_file if ref_file.is_file() else None,
+                labels=labels,
+            )
+        except bentoml.exceptions.BentoMLException:
+            # another process (a second worker starting) stored it meanwhile
+            return str(bentoml.models.get(tag).tag)
+
+
+def _relabel(model: Any, labels: dict[str, str]) -> None:
+    """Record on a stored model the URI and alias it was resolved through last.
+
+    BentoML 1.4 has no call to change a stored model's labels; they live in its
+    ``model.yaml``, which is rewritten with only ``labels`` changed.
+    """
+    import yaml
+
+    if {k: model.info.labels.get(k) for k in labels} == labels:
+        return
+    path = Path(model.path) / "model.yaml"
+    info = yaml.safe_load(path.read_text())
+    info["labels"] = {**(info.get("labels") or {}), **labels}
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(info, sort_keys=False))
+    tmp.replace(path)
+
+
+def ensure_served_model(settings: Settings) -> str:
+    """The tag the service should serve, stored if it can be.
+
+    ``settings.model_uri`` set: that registry version, imported if needed. Otherwise
+    ``settings.model_tag`` if stored; the bundled reference model is stored on demand
+    when the default name is asked for. Anything else is an ``InputError`` saying in
+    one line which command stores it.
+    """
+    if settings.model_uri:
+        return import_registered(settings.model_uri, settings)
+    try:
+        return registry.stored_model(settings.model_tag)[0]
+    except InputError:
+        name, _, version = settings.model_tag.partition(":")
+        if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
+            return registry.ensure_bundled_model()
+        raise InputError(
+            f"model {settings.model_tag!r} is not in the BentoML model store: run "
+            "`python -m har ensure-model` (bundled model, or HAR_MODEL_URI=models:/NAME@ALIAS) "
+            "or `python -m har import-model MODEL.keras --card CARD.json`"
+        ) from None

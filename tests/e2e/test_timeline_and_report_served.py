@@ -1,0 +1,107 @@
+"""A real `bentoml serve`: the demo recording's timeline over HTTP (smoothed by default,
+raw on request), the smoothed summary of a closed gRPC stream, and the drift report page
+served by `/monitoring/report`."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from har.recordings import read_csv_recording
+from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.servers import bentoml_serve
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+CANONICAL = ROOT / "data" / "production" / "session_canonical_100hz.csv"
+
+
+@pytest.fixture(scope="module")
+def server(bundled_tag, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("e2e-timeline")
+    with bentoml_serve({"HAR_PROFILE_DIR": str(logs / "profiles")}, log_dir=logs) as s:
+        yield s
+
+
+def _upload(url: str, smoothing: str | None) -> dict:
+    """``POST /predict_recording`` of the demo CSV as multipart form data (stdlib only)."""
+    b = uuid.uuid4().hex
+    parts = [
+        f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n".encode()
+        + CANONICAL.read_bytes()
+        + b"\r\n"
+    ]
+    if smoothing is not None:
+        field = f'--{b}\r\nContent-Disposition: form-data; name="smoothing"\r\n\r\n{smoothing}\r\n'
+        parts.append(field.encode())
+    body = b"".join(parts) + f"--{b}--\r\n".encode()
+    headers = {"content-type": f"multipart/form-data; boundary={b}"}
+    req = urllib.request.Request(f"{url}/predict_recording", body, headers)
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())
+
+
+def test_demo_recording_timeline_tiles_and_smoothing_merges(server):
+    smoothed, raw = _upload(server.url, None), _upload(server.url, "none")
+    assert (smoothed["smoothing"], raw["smoothing"]) == ("viterbi", "none")
+    assert smoothed["windows"] == raw["windows"]
+    for body in (smoothed, raw):
+        segs = body["segments"]
+        assert all(a["end"] <= b["start"] for a, b in zip(segs[:-1], segs[1:], strict=True))
+        assert segs[0]["start"] >= 0 and segs[-1]["end"] <= body["windows"][-1]["end"]
+        assert sum(s["windows"] for s in segs) == len(body["windows"])
+    assert len(smoothed["segments"]) < len(raw["segments"])
+
+
+def test_closed_grpc_stream_gets_the_smoothed_summary(server):
+    rec = read_csv_recording(CANONICAL)
+    n = min(len(rec), 100 * 60)  # the first minute, at 100 Hz
+
+    def chunks():
+        for i in range(0, n, 500):
+            first = i == 0
+            yield har_pb2.SensorChunk(
+                timestamps=rec.time[i : i + 500],
+                values=rec.values[i : i + 500].ravel(),
+                summary=first,
+            )
+
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        out = list(har_pb2_grpc.ActivityRecognitionStub(ch).StreamPredict(chunks(), timeout=120))
+    *windows, last = out
+    assert windows and not any(m.HasField("summary") for m in windows)
+    s = last.summary
+    assert last.HasField("summary") and s.smoothing == "viterbi" and s.windows == len(windows)
+    assert sum(x.windows for x in s.segments) == len(windows)
+    assert all(a.end <= b.start for a, b in zip(s.segments[:-1], s.segments[1:], strict=True))
+    runs = 1 + sum(
+        a.prediction.activity_id != b.prediction.activity_id
+        for a, b in zip(windows[:-1], windows[1:], strict=True)
+    )
+    assert len(s.segments) <= runs
+
+
+def test_report_page_is_served(server):
+    body = json.dumps({"windows": [[[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200] * 4}).encode()
+    req = urllib.request.Request(
+        f"{server.url}/predict", body, {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(f"{server.url}/monitoring/report?since=1h", timeout=120) as r:
+        assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+        page = r.read().decode()
+    assert "<title>HAR drift report" in page and ("<img" in page or "<svg" in page)
+    try:
+        urllib.request.urlopen(f"{server.url}/monitoring/report?since=never", timeout=30)
+    except urllib.error.HTTPError as e:
+        assert e.code == 400 and "never" in json.loads(e.read())["error"]
+    else:
+        raise AssertionError("a bad interval was accepted")
