@@ -26,7 +26,9 @@ setup: $(STAMP)  ## create .venv and install the pinned dependencies
 # then serves exactly that tag, whatever the registry's alias does meanwhile.
 serve: $(STAMP)  ## serve the model (HAR_MODEL_URI or the bundled one): HTTP :3000, gRPC :50051
 	tag="$$($(BIN)/python -m har ensure-model)" && echo "serving $$tag" && \
-	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_GRPC_PORT=$(GRPC_PORT) \
+	shadow="$$($(BIN)/python -m har ensure-model --shadow)" && \
+	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= \
+	HAR_GRPC_PORT=$(GRPC_PORT) \
 		$(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
 
 test: $(STAMP)  ## lint and type-check, then the whole test suite

@@ -30,10 +30,13 @@ from har.http import (
 )
 from har.http_input import predict_input
 from har.inference import CompiledModel, configure_tensorflow
-from har.model_client import ModelClient, model_ready
+from har.model_client import ModelClient, model_ready, retrying
 from har.openapi import DocumentedService
 from har.scorer import served_scorer
 from har.settings import get_settings
+from har.shadow import attach as attach_shadow
+from har.shadow import http_answer as shadow_answer
+from har.shadow import resolve_shadow_tag
 from har.tls import GrpcTLS, grpc_server_credentials
 
 bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
@@ -47,6 +50,7 @@ if not settings.tracing:
     bentoml_compat.disable_request_tracing()
 access = Access.from_settings(settings)  # bearer tokens (off unless HAR_API_TOKENS*)
 grpc_tls = GrpcTLS.from_settings(settings)  # gRPC TLS (off unless HAR_GRPC_TLS_*)
+shadow_tag = resolve_shadow_tag(settings)  # a shadow (off unless HAR_SHADOW_MODEL_TAG/_URI)
 #: Shared by both services: one worker each, generous timeout and concurrency, no access log.
 SERVICE_CONFIG: dict[str, Any] = {
     "workers": 1,
@@ -98,6 +102,15 @@ class HARModel:
         return self.compiled(windows)
 
 
+if shadow_tag:
+
+    @bentoml.service(name="har-shadow", **HARModel.config)  # the same config as HARModel
+    class HARShadow(HARModel.inner):  # type: ignore[misc,name-defined]
+        """The shadow model: HARModel's methods and batching on another stored model."""
+
+        bento_model = bentoml.models.BentoModel(shadow_tag)
+
+
 @bentoml.service(
     name="har",
     http={"port": 3000},
@@ -110,6 +123,8 @@ class HARService:
     """Predictions for single windows, whole recordings and (over gRPC) live sensor streams."""
 
     model_service = bentoml.depends(HARModel)
+    if shadow_tag:
+        shadow_service = bentoml.depends(HARShadow)
 
     def __init__(self) -> None:
         model = ModelClient(
@@ -120,6 +135,8 @@ class HARService:
         )
         worker = f"api{bentoml.server_context.worker_index or 0}"
         self.scorer = served_scorer(settings, model, worker_id=worker)
+        shadow_infer = retrying(lambda x: self.shadow_service.to_async.predict_proba(x))
+        self.shadow = attach_shadow(self.scorer, settings, shadow_tag, shadow_infer)
         self.monitor: Any = self.scorer.monitor
         origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))
         lifecycle.publish_model_info(self.scorer.tag, origin)
@@ -149,6 +166,8 @@ class HARService:
     async def stop(self) -> None:
         if self.grpc_server is not None:
             await grpc_service.stop_grpc_server(self.grpc_server)
+        if self.shadow is not None:
+            await self.shadow.close()
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.close)
 
@@ -190,6 +209,11 @@ class HARService:
     async def report(self, since: SINCE = None, until: UNTIL = None) -> Any:
         """The drift report page (plots, as `python -m har drift-report`) of what was served."""
         return await self.api.report(since, until)
+
+    @read_api.get("/monitoring/shadow")
+    def shadow_comparison(self, since: SINCE = None, until: UNTIL = None) -> Any:
+        """The shadow model vs the served one on the same windows (this API worker's)."""
+        return shadow_answer(self.shadow, since, until)
 
 
 HARService.add_asgi_middleware(BearerAuthMiddleware, access=access)  # outermost: first

@@ -69,6 +69,11 @@ def _cmd_ensure_model(args: argparse.Namespace) -> int:
     from har.lifecycle import ensure_served_model
     from har.settings import get_settings
 
+    if args.shadow:  # the shadow's tag (empty line: no shadow), see har/shadow
+        from har.shadow import resolve_shadow_tag
+
+        print(resolve_shadow_tag(get_settings()) or "")
+        return 0
     print(ensure_served_model(get_settings()))
     return 0
 
@@ -192,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_import_model)
 
     s = sub.add_parser("ensure-model", help="import the bundled model unless already stored")
+    s.add_argument(
+        "--shadow",
+        action="store_true",
+        help="print the shadow model's stored tag instead (HAR_SHADOW_MODEL_URI/_TAG; empty: none)",
+    )
     s.set_defaults(func=_cmd_ensure_model)
 
     s = sub.add_parser("reference", help="attach a reference profile to a stored model")

@@ -178,6 +178,40 @@ class Settings(BaseSettings):
             raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
         return v
 
+    # shadow model (har/shadow): scored on the served windows, off the response path
+    shadow_model_tag: str | None = Field(
+        None, description="BentoML tag of a shadow model scored on the same windows."
+    )
+    shadow_model_uri: str | None = Field(
+        None,
+        description="Registry shadow model (models:/NAME@ALIAS or models:/NAME/VERSION), "
+        "resolved to HAR_SHADOW_MODEL_TAG by `python -m har ensure-model --shadow`.",
+    )
+    shadow_queue_windows: int = Field(
+        4096,
+        ge=1,
+        description="Windows waiting for the shadow before new ones are dropped (~4.8 KB each).",
+    )
+    shadow_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline of one shadow call; its windows are dropped after it."
+    )
+    shadow_inflight: int = Field(2, ge=1, description="Shadow calls an API worker keeps open.")
+    shadow_min_windows: int = Field(
+        100, ge=1, description="Fewer windows compared in an interval: insufficient_data."
+    )
+
+    @field_validator("shadow_model_tag", "shadow_model_uri")
+    @classmethod
+    def _empty_is_unset(cls, v: str | None) -> str | None:
+        return v or None  # HAR_SHADOW_MODEL_TAG= (empty) means no shadow
+
+    @field_validator("shadow_model_uri")
+    @classmethod
+    def _registry_uri_form(cls, v: str | None) -> str | None:
+        if v and not MODEL_URI_PATTERN.fullmatch(v):
+            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
+        return v
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -99,6 +99,9 @@ class Monitor:
         self._refresher: threading.Thread | None = None
         self._report_lock = threading.Lock()
         self._reports: dict[tuple[int, int], tuple[float, str]] = {}
+        #: ``(since, until) -> GET /monitoring/shadow answer`` (set by har/shadow): the
+        #: report gains a shadow section.
+        self.shadow_answer: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -308,7 +311,8 @@ class Monitor:
             if key in self._reports:
                 return self._reports[key][1]
             answer, production, parts = self._evaluate(since, store.as_utc(until) or now_utc())
-            page = report.render_page(reference, production, parts, answer, self.config)
+            shadow = self.shadow_answer(since, store.as_utc(until)) if self.shadow_answer else None
+            page = report.render_page(reference, production, parts, answer, self.config, shadow)
             if self.report_cache_s > 0:
                 self._reports[key] = (now + self.report_cache_s, page)
             return page

@@ -13,13 +13,14 @@ every plot an inline PNG (:mod:`har.monitoring.report_plots`):
   profiles' KLL sketches;
 * reference vs production confidence histogram;
 * predicted-activity mix, mean confidence and flip rate per profile file over time.
+* in the service, with a shadow model (har/shadow): its agreement with the served model.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def render_page(
     parts: Sequence[tuple[ProfileFile, ProfileView]],
     answer: dict[str, Any],
     config: DriftConfig,
+    shadow: Mapping[str, Any] | None = None,
 ) -> str:
     """The report page of an interval.
 
@@ -137,6 +139,8 @@ def render_page(
         parts: ``(file, profile)`` of the interval, oldest first (one timeline bar each).
         answer: the drift answer of the interval (:func:`har.monitoring.drift.evaluate`).
         config: drift thresholds (the uncertain-confidence line).
+        shadow: a ``GET /monitoring/shadow`` answer (har/shadow/compare.py): a section
+            comparing the served model with the shadow model (``None`` or ``off``: none).
 
     Returns:
         A self-contained HTML document (no external resources).
@@ -176,6 +180,8 @@ def render_page(
             plots.timeline_png(files, [v for _, v in parts], classes),
         ),
     ]
+    if shadow is not None and shadow.get("status") != "off":
+        sections.append(_shadow_html(shadow))
     return _page(answer, "\n".join(sections))
 
 
@@ -240,6 +246,33 @@ def _summary_html(answer: dict[str, Any], files: Sequence[ProfileFile]) -> str:
         rows.append(("Note", html.escape(answer["reason"])))
     cells = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table id="summary">{cells}</table>'
+
+
+def _shadow_html(shadow: Mapping[str, Any]) -> str:
+    """The served model vs the shadow model on the same windows (one API worker)."""
+    conf = shadow.get("confidence") or {}
+    rows = [
+        ("Shadow model", html.escape(str(shadow["model"]))),
+        ("Status", html.escape(str(shadow["status"]))),
+        ("Windows scored by both", f"{shadow['windows']}"),
+        ("Agreement (same activity)", _fmt(shadow["agreement"])),
+        (
+            "Mean confidence, served / shadow",
+            f"{_fmt(conf.get('primary'))} / {_fmt(conf.get('shadow'))}",
+        ),
+        ("Windows dropped by the shadow", f"{shadow['dropped']}"),
+    ]
+    cells = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    pairs = [(p, s, n) for p, row in shadow["disagreement"].items() for s, n in row.items()]
+    lines = "".join(
+        f"<tr><td>{html.escape(p)}</td><td>{html.escape(s)}</td><td class='num'>{n}</td></tr>"
+        for p, s, n in sorted(pairs, key=lambda r: -r[2])
+    )
+    return (
+        '<h2>Shadow model</h2><table id="shadow">' + cells + "</table>"
+        '<table id="shadow-disagreement"><tr><th>served</th><th>shadow</th><th>windows</th>'
+        f"</tr>{lines}</table>"
+    )
 
 
 def _features_table(answer: dict[str, Any]) -> str:

@@ -1,0 +1,192 @@
+"""A shadow model: a second model scored on the served windows, off the response path.
+
+``HAR_SHADOW_MODEL_TAG`` (a BentoML tag) or ``HAR_SHADOW_MODEL_URI`` (a registry URI,
+resolved to a stored tag by :func:`resolve_shadow_tag`, as ``HAR_MODEL_URI`` is for the
+served model; ``python -m har ensure-model --shadow`` prints it) makes ``service.py``
+start a second model service. :func:`attach` wraps the API worker's model call: after
+the served model has answered, the same scaled windows and its probabilities go to a
+bounded :class:`~har.shadow.queue.ShadowQueue`, and the client gets its answer at once.
+:class:`~har.shadow.compare.ShadowStats` compares both models window by window
+(``GET /monitoring/shadow``, the ``har_shadow_*`` metrics, a section of the live drift
+report).
+
+Modules:
+    queue    the bounded queue and its background tasks
+    compare  agreement, disagreement counts, mean confidences per time bucket; metrics
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from har.card import ModelCard
+from har.errors import InputError
+from har.inference import Infer
+from har.settings import Settings
+from har.shadow.compare import ShadowStats, off_answer, shadow_metrics
+from har.shadow.queue import ShadowQueue
+
+__all__ = [
+    "Shadow",
+    "ShadowQueue",
+    "ShadowStats",
+    "attach",
+    "http_answer",
+    "resolve_shadow_tag",
+]
+
+URI_NEEDS_LIFECYCLE = (
+    "HAR_SHADOW_MODEL_URI needs the lifecycle extra (har.lifecycle, MLflow) and is resolved "
+    "by `python -m har ensure-model --shadow`; or set HAR_SHADOW_MODEL_TAG to a stored tag"
+)
+
+
+def resolve_shadow_tag(settings: Settings) -> str | None:
+    """The stored tag of the configured shadow model (``None``: no shadow).
+
+    ``HAR_SHADOW_MODEL_URI`` wins: the registry version it names is stored in the
+    BentoML store if needed (``har.lifecycle``); else ``HAR_SHADOW_MODEL_TAG``.
+
+    Raises:
+        InputError: the tag is not stored, or a URI without the lifecycle code.
+    """
+    if settings.shadow_model_uri:
+        try:
+            from har.lifecycle.resolve import import_registered
+        except ImportError:
+            raise InputError(URI_NEEDS_LIFECYCLE) from None
+        return str(import_registered(settings.shadow_model_uri, settings))
+    if settings.shadow_model_tag:
+        from har import registry
+
+        return registry.stored_model(settings.shadow_model_tag)[0]
+    return None
+
+
+def rescaler(primary: ModelCard, shadow: ModelCard) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The function taking the served model's scaled input to the shadow's (``None``: the
+    same scaler). The card's scaler is a per-channel z-score (har/card.py).
+
+    Raises:
+        InputError: the shadow expects other windows (length, sample rate).
+    """
+    if (primary.window, primary.sample_rate_hz) != (shadow.window, shadow.sample_rate_hz):
+        raise InputError(
+            f"shadow model {shadow.name!r} takes {shadow.window}-sample windows at "
+            f"{shadow.sample_rate_hz} Hz, the served model {primary.window} at "
+            f"{primary.sample_rate_hz} Hz: it cannot score the same windows"
+        )
+    if primary.scaler == shadow.scaler:
+        return None
+    (mp, sp), (ms, ss) = primary.scaler.arrays(), shadow.scaler.arrays()
+    gain, offset = sp / ss, (mp - ms) / ss
+
+    def prepare(x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (x * gain + offset).astype(np.float32, copy=False)
+        return out
+
+    return prepare
+
+
+class Shadow:
+    """One API worker's shadow: its queue and its comparison.
+
+    Args:
+        queue: the bounded queue in front of the shadow model.
+        stats: the comparison the queue's results go to.
+    """
+
+    def __init__(self, queue: ShadowQueue, stats: ShadowStats) -> None:
+        self.queue = queue
+        self.stats = stats
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        primary: ModelCard,
+        primary_tag: str,
+        shadow: ModelCard,
+        shadow_tag: str,
+        infer: Infer,
+        *,
+        metrics: bool = True,
+    ) -> Shadow:
+        """The shadow of ``settings`` (``shadow_*``, ``max_batch_size``) calling ``infer``."""
+        m = shadow_metrics() if metrics else None
+        stats = ShadowStats(
+            primary.classes,
+            shadow.classes,
+            model=shadow_tag,
+            primary_model=primary_tag,
+            min_windows=settings.shadow_min_windows,
+            metrics=m,
+        )
+        queue = ShadowQueue(
+            infer,
+            stats.record,
+            stats.record_dropped,
+            capacity=settings.shadow_queue_windows,
+            max_batch=settings.max_batch_size,
+            timeout_s=settings.shadow_timeout_s,
+            inflight=settings.shadow_inflight,
+            prepare=rescaler(primary, shadow),
+        )
+        if m is not None:
+            queue.on_queued = m.queued.inc
+        return cls(queue, stats)
+
+    def tap(self, infer: Infer) -> Infer:
+        """``infer``, whose every answer also queues its input for the shadow (never awaited)."""
+
+        async def call(x: np.ndarray) -> np.ndarray:
+            y = await infer(x)
+            try:
+                self.queue.submit(x, np.asarray(y))
+            except Exception:  # the shadow never fails a client's request
+                self.stats.record_dropped(int(x.shape[0]), "error")
+            return y
+
+        return call
+
+    def answer(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, Any]:
+        """``GET /monitoring/shadow`` of this worker (see :meth:`ShadowStats.answer`)."""
+        return {**self.stats.answer(since, until), "queued": self.queue.pending}
+
+    async def close(self) -> None:
+        await self.queue.close()
+
+
+def attach(scorer: Any, settings: Settings, shadow_tag: str | None, infer: Infer) -> Shadow | None:
+    """Give ``scorer`` (a :class:`har.scorer.Scorer`) a shadow calling ``infer`` (the shadow
+    model service), or do nothing when ``shadow_tag`` is ``None``. The scorer's monitor,
+    if any, adds the comparison to its drift report."""
+    if shadow_tag is None:
+        return None
+    from har import registry
+
+    card = ModelCard.from_file(registry.stored_model(shadow_tag)[1] / registry.CARD_FILE)
+    shadow = Shadow.build(settings, scorer.card, scorer.tag, card, shadow_tag, infer)
+    scorer.infer = shadow.tap(scorer.infer)
+    if getattr(scorer, "monitor", None) is not None:
+        scorer.monitor.shadow_answer = shadow.answer
+    return shadow
+
+
+def http_answer(shadow: Shadow | None, since: str | None, until: str | None) -> Any:
+    """``GET /monitoring/shadow``: the comparison over the ISO 8601 interval (``off`` without
+    a shadow); a 400 ``{"error"}`` for an unreadable interval."""
+    from har.http import client_error
+    from har.monitoring.store import parse_interval
+
+    try:
+        start, end = parse_interval(since, until)
+    except InputError as exc:
+        return client_error(exc)
+    return off_answer() if shadow is None else shadow.answer(start, end)

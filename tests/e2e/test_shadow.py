@@ -1,0 +1,119 @@
+"""A shadow model on a real `bentoml serve`: the served model as its own shadow agrees on
+every window; a degraded copy (one class's output bias raised) disagrees, and both the
+endpoint and /metrics count every window the clients sent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers.servers import ROOT, bentoml_serve
+
+HELDOUT = ROOT / "tests" / "fixtures" / "heldout_windows.npz"
+REQUESTS = [30, 1, 29, 60, 30]  # 150 windows, one request above max_batch_size (64 here)
+ENV = {"HAR_MAX_BATCH_SIZE": "64", "HAR_SHADOW_MIN_WINDOWS": "100"}
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def _predict(url: str, windows: np.ndarray) -> list[str]:
+    body = json.dumps({"windows": windows.tolist()}).encode()
+    req = urllib.request.Request(f"{url}/predict", body, {"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return [p["activity"] for p in json.loads(r.read())["predictions"]]
+
+
+def _metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=60) as r:
+        text = r.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def _serve_and_compare(env: dict[str, str], tmp_path: Path) -> tuple[dict, str, list[str]]:
+    """Send REQUESTS to a server with ``env``; its shadow answer once every window is in."""
+    with np.load(HELDOUT) as f:
+        windows = f["windows"].astype(np.float32)
+    with bentoml_serve({**ENV, **env}, log_dir=tmp_path) as server:
+        served: list[str] = []
+        start = 0
+        for n in REQUESTS:
+            served += _predict(server.url, windows[start : start + n])
+            start += n
+        deadline = time.monotonic() + 60
+        while True:
+            a = _get(f"{server.url}/monitoring/shadow")
+            if a["windows"] + a["dropped"] >= sum(REQUESTS) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        counted = {
+            k: _metric(server.url, f"har_shadow_{k}_total")
+            for k in ("windows", "agreements", "disagreements", "windows_dropped")
+        }
+        return a | {"metrics": counted}, server.log_tail(), served
+
+
+@pytest.fixture(scope="module")
+def degraded_tag(bundled_tag: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A copy of the bundled model whose first class's output bias is raised by 8
+    (about 4 in 10 held-out windows change class), imported with `har import-model`."""
+    from har import registry
+
+    d = tmp_path_factory.mktemp("degraded")
+    script = (
+        "import sys, keras\n"
+        "m = keras.saving.load_model(sys.argv[1])\n"
+        "k, b = m.layers[-1].get_weights(); b[0] += 8.0\n"
+        "m.layers[-1].set_weights([k, b]); m.save(sys.argv[2])\n"
+    )
+    keras_file = d / "degraded.keras"
+    subprocess.run([sys.executable, "-c", script, registry.BUNDLED_MODEL, keras_file], check=True)
+    cmd = [sys.executable, "-m", "har", "import-model", str(keras_file)]
+    cmd += ["--card", str(registry.BUNDLED_CARD), "--name", "har-degraded"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_served_model_as_shadow_agrees_on_every_window(
+    bundled_tag: str, tmp_path: Path
+) -> None:
+    a, log, served = _serve_and_compare({"HAR_SHADOW_MODEL_TAG": bundled_tag}, tmp_path)
+    assert len(served) == sum(REQUESTS)
+    assert a["status"] == "ok", (a, log)
+    assert a["model"] == a["primary_model"] == bundled_tag
+    assert a["windows"] == sum(REQUESTS) and a["dropped"] == 0, a
+    assert a["agreement"] == 1.0 and a["disagreement"] == {}
+    assert a["confidence"]["primary"] == pytest.approx(a["confidence"]["shadow"], abs=1e-6)
+    m = a["metrics"]
+    assert m["windows"] == m["agreements"] == sum(REQUESTS) and m["windows_dropped"] == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_degraded_shadow_disagrees_with_counts(degraded_tag: str, tmp_path: Path) -> None:
+    a, log, served = _serve_and_compare({"HAR_SHADOW_MODEL_TAG": degraded_tag}, tmp_path)
+    assert len(served) == sum(REQUESTS)  # every client got its answer
+    assert a["status"] == "ok", (a, log)
+    assert a["model"] == degraded_tag and a["model"] != a["primary_model"]
+    assert a["windows"] == sum(REQUESTS) and a["dropped"] == 0, a
+    assert 0 < a["agreement"] < 1
+    pairs = [(p, s, n) for p, row in a["disagreement"].items() for s, n in row.items()]
+    assert {s for _, s, _ in pairs} == {"PEN"}  # the raised class takes windows from others
+    disagreeing = sum(n for _, _, n in pairs)
+    assert disagreeing == sum(REQUESTS) - round(a["agreement"] * sum(REQUESTS)) > 0
+    assert a["confidence"]["shadow"] != pytest.approx(a["confidence"]["primary"])
+    assert "PEN" not in {p for p, _, _ in pairs}
+    m = a["metrics"]
+    assert m["windows"] == sum(REQUESTS) and m["disagreements"] == disagreeing
+    assert m["agreements"] == sum(REQUESTS) - disagreeing
