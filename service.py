@@ -1,13 +1,11 @@
 """BentoML wiring: a batched model service and the API service (HTTP + gRPC) in front of it.
 
-Everything that can be tested without BentoML lives in ``har``; each endpoint
-here delegates to it in a line or two. Run with ``make serve`` (HTTP :3000,
-gRPC :50051) or ``bentoml serve service:HARService``.
+Everything else lives in ``har`` (workers built by ``har/assembly.py``); each endpoint
+delegates to it in a line. ``make serve`` (HTTP :3000, gRPC :50051) runs it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import bentoml
@@ -15,42 +13,19 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from har import bentoml_compat, grpc_service, lifecycle, registry
-from har.access import Access, BearerAuthMiddleware
+from har import bentoml_compat
+from har import http as web
+from har.access import BearerAuthMiddleware
+from har.assembly import ApiWorker, configure, model_worker
 from har.card import CANONICAL_UNITS
-from har.http import (
-    SINCE,
-    SMOOTHING,
-    UNITS,
-    UNTIL,
-    UPLOAD,
-    WINDOWS,
-    BodySizeLimitMiddleware,
-    HttpApi,
-)
 from har.http_input import predict_input
-from har.inference import CompiledModel, configure_tensorflow
-from har.model_client import ModelClient, model_ready, retrying
+from har.model_client import model_ready
 from har.openapi import DocumentedService
-from har.scorer import served_scorer
 from har.settings import get_settings
-from har.shadow import attach as attach_shadow
 from har.shadow import http_answer as shadow_answer
-from har.shadow import resolve_shadow_tag
-from har.tls import GrpcTLS, grpc_server_credentials
 
-bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
-
-# the model this service is configured for (HAR_MODEL_URI, else HAR_MODEL_TAG), found or
-# stored now, so a plain `bentoml serve` works too; every worker serves this one tag
-settings = get_settings().model_copy(
-    update={"model_tag": lifecycle.ensure_served_model(get_settings()), "model_uri": None}
-)
-if not settings.tracing:
-    bentoml_compat.disable_request_tracing()
-access = Access.from_settings(settings)  # bearer tokens (off unless HAR_API_TOKENS*)
-grpc_tls = GrpcTLS.from_settings(settings)  # gRPC TLS (off unless HAR_GRPC_TLS_*)
-shadow_tag = resolve_shadow_tag(settings)  # a shadow (off unless HAR_SHADOW_MODEL_TAG/_URI)
+config = configure(get_settings())  # patches BentoML; resolves the model (har/assembly.py)
+settings, shadow_tag = config.settings, config.shadow_tag
 #: Shared by both services: one worker each, generous timeout and concurrency, no access log.
 SERVICE_CONFIG: dict[str, Any] = {
     "workers": 1,
@@ -62,10 +37,8 @@ read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, o
 
 @bentoml.service(
     name="har-model",
-    # BentoML 1.4.31+ replaces the caller's aiohttp session after 100 calls or 300 s and
-    # closes the old one while calls still use it: ServerDisconnectedError under load
-    # (bentoml/BentoML#5540, #5544). The caller reads this callee-side setting; never recycle.
-    runner_connection={"max_requests": 10**9, "max_age": 1e9},  # max_age must be a float
+    # never recycle the caller's sessions (read by the caller): why in har/bentoml_compat.py
+    runner_connection=bentoml_compat.RUNNER_CONNECTION,
     **SERVICE_CONFIG,
 )
 class HARModel:
@@ -74,17 +47,7 @@ class HARModel:
     bento_model = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        configure_tensorflow(
-            intra_op_threads=settings.tf_intra_op_threads,
-            inter_op_threads=1,
-            xla_cache_dir=settings.xla_cache_dir,
-        )
-        model = registry.load_model(str(self.bento_model.tag)).model
-        self.compiled = CompiledModel(
-            model, xla=settings.xla, max_batch_size=settings.max_batch_size
-        )
-        self.compiled.warmup()
-        bentoml_compat.freeze_startup_heap()
+        self.compiled = model_worker(settings, str(self.bento_model.tag))
 
     @bentoml.api(
         batchable=True,
@@ -127,52 +90,26 @@ class HARService:
         shadow_service = bentoml.depends(HARShadow)
 
     def __init__(self) -> None:
-        model = ModelClient(
-            lambda x: self.model_service.to_async.predict_proba(x),
-            lambda x: self.model_service.to_async.predict_many(x),
-            max_batch_size=settings.max_batch_size,
-            coalesce_inflight=settings.coalesce_inflight,
-        )
-        worker = f"api{bentoml.server_context.worker_index or 0}"
-        self.scorer = served_scorer(settings, model, worker_id=worker)
-        shadow_infer = retrying(lambda x: self.shadow_service.to_async.predict_proba(x))
-        self.shadow = attach_shadow(self.scorer, settings, shadow_tag, shadow_infer)
-        self.monitor: Any = self.scorer.monitor
-        origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))
-        lifecycle.publish_model_info(self.scorer.tag, origin)
-        self.api = HttpApi(
-            self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
-        )
-        self.grpc_server: Any = None
+        index = bentoml.server_context.worker_index
+        self.worker = ApiWorker.of(self, settings, shadow_tag, index)  # har/assembly.py
+        self.api = self.worker.http
 
     async def __is_ready__(self) -> bool:
         """Ready when the model service answers its own /readyz within 5 s."""
         return await model_ready(self.model_service)
 
     @bentoml.on_startup
-    async def start_grpc(self) -> None:
-        if settings.grpc_port:
-            self.grpc_server = await grpc_service.start_grpc_server(
-                self.scorer,
-                settings.grpc_host,
-                settings.grpc_port,
-                max_message_bytes=settings.max_request_bytes,
-                interceptors=access.grpc_interceptors(),
-                credentials=grpc_server_credentials(grpc_tls),
-            )
-        bentoml_compat.freeze_startup_heap()  # last start-up step of the API worker
+    async def start(self) -> None:
+        await self.worker.start(config.access, config.tls)
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
-        if self.grpc_server is not None:
-            await grpc_service.stop_grpc_server(self.grpc_server)
-        if self.shadow is not None:
-            await self.shadow.close()
-        if self.monitor is not None:
-            await asyncio.to_thread(self.monitor.close)
+        await self.worker.stop()
 
-    @bentoml.api(route="/predict", input_spec=predict_input(WINDOWS, UNITS))  # parsed once
-    async def predict(self, windows: WINDOWS, units: UNITS = CANONICAL_UNITS) -> dict[str, Any]:
+    @bentoml.api(route="/predict", input_spec=predict_input(web.WINDOWS, web.UNITS))  # parsed once
+    async def predict(
+        self, windows: web.WINDOWS, units: web.UNITS = CANONICAL_UNITS
+    ) -> dict[str, Any]:
         """Classify windows: one prediction per window, in request order. The body may
         also be a NumPy `.npy` array `(N, 200, 6)` sent as `Content-Type: application/x-npy`,
         units in the query string (`?acc_unit=g&gyro_unit=rad/s`)."""
@@ -181,12 +118,12 @@ class HARService:
     @bentoml.api(route="/predict_recording")
     async def predict_recording(
         self,
-        file: UPLOAD = [],  # noqa: B006  (never mutated)
-        accelerometer: UPLOAD = [],  # noqa: B006
-        gyroscope: UPLOAD = [],  # noqa: B006
+        file: web.UPLOAD = [],  # noqa: B006  (never mutated)
+        accelerometer: web.UPLOAD = [],  # noqa: B006
+        gyroscope: web.UPLOAD = [],  # noqa: B006
         acc_unit: str = CANONICAL_UNITS.acc,
         gyro_unit: str = CANONICAL_UNITS.gyro,
-        smoothing: SMOOTHING = settings.smoothing,
+        smoothing: web.SMOOTHING = settings.smoothing,
     ) -> dict[str, Any]:
         """Score a whole recording: a canonical CSV (`file`) or a Garmin pair
         (`accelerometer` + `gyroscope`); returns windows, segments (`smoothing`) and seconds
@@ -201,20 +138,20 @@ class HARService:
         return self.api.model()
 
     @read_api.get("/monitoring/drift")
-    async def drift(self, since: SINCE = None, until: UNTIL = None) -> Any:
+    async def drift(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
         """Drift of what was served against the model's reference profile."""
         return await self.api.drift(since, until)
 
     @read_api.get("/monitoring/report", response_class=HTMLResponse)
-    async def report(self, since: SINCE = None, until: UNTIL = None) -> Any:
+    async def report(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
         """The drift report page (plots, as `python -m har drift-report`) of what was served."""
         return await self.api.report(since, until)
 
     @read_api.get("/monitoring/shadow")
-    def shadow_comparison(self, since: SINCE = None, until: UNTIL = None) -> Any:
+    def shadow_comparison(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
         """The shadow model vs the served one on the same windows (this API worker's)."""
-        return shadow_answer(self.shadow, since, until)
+        return shadow_answer(self.worker.shadow, since, until)
 
 
-HARService.add_asgi_middleware(BearerAuthMiddleware, access=access)  # outermost: first
-HARService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+HARService.add_asgi_middleware(BearerAuthMiddleware, access=config.access)  # outermost: first
+HARService.add_asgi_middleware(web.BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)

@@ -101,3 +101,11 @@ def disable_request_tracing() -> None:
     from opentelemetry.instrumentation import asgi
 
     asgi.OpenTelemetryMiddleware = _NoTracing  # type: ignore[misc,assignment]
+
+
+#: The model service's ``runner_connection`` config. BentoML 1.4.31+ replaces the
+#: caller's aiohttp session after 100 calls or 300 s and closes the old one while calls
+#: still use it (``ServerDisconnectedError`` under load: bentoml/BentoML#5540, #5544);
+#: the caller reads this callee-side setting, so the sessions are never recycled.
+#: ``max_age`` must be a float. BentoML 1.4.30 ignores the key.
+RUNNER_CONNECTION: dict[str, float] = {"max_requests": 10**9, "max_age": 1e9}

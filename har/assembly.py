@@ -1,0 +1,154 @@
+"""What each BentoML worker of ``service.py`` builds from the settings, testable without it.
+
+``service.py`` declares the services and endpoints; at import it calls :func:`configure`,
+and their ``__init__``, start-up and shutdown hooks call the rest:
+
+* :func:`configure`: the BentoML patches, the model to serve (found or stored), tokens,
+  TLS and the shadow's tag;
+* :func:`model_worker`: the model service's compiled Keras model (TensorFlow threads,
+  XLA with its padded batch sizes warmed up, start-up heap frozen);
+* :class:`ApiWorker`: the API service's core (:class:`~har.scorer.Scorer` through a
+  coalescing :class:`~har.model_client.ModelClient`), its monitor, the optional shadow,
+  the HTTP endpoint logic and the gRPC server's start and stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from har import bentoml_compat, grpc_service, lifecycle, registry
+from har.access import Access
+from har.http import HttpApi
+from har.inference import CompiledModel, configure_tensorflow
+from har.model_client import ModelClient, retrying
+from har.scorer import served_scorer
+from har.settings import Settings
+from har.shadow import attach as attach_shadow
+from har.shadow import resolve_shadow_tag
+from har.tls import GrpcTLS, grpc_server_credentials
+
+ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Configured:
+    """The service's settings with ``model_tag`` resolved, and what follows from them."""
+
+    settings: Settings
+    access: Access  # bearer tokens (off unless HAR_API_TOKENS*)
+    tls: GrpcTLS | None  # gRPC TLS (off unless HAR_GRPC_TLS_*)
+    shadow_tag: str | None  # off unless HAR_SHADOW_MODEL_TAG / _URI
+
+
+def configure(settings: Settings) -> Configured:
+    """Run at import of ``service.py`` (in every worker process): patch BentoML, resolve
+    the model this service is configured for (``HAR_MODEL_URI``, else ``HAR_MODEL_TAG``),
+    found or stored now so that a plain ``bentoml serve`` works and every worker serves
+    this one tag, and read tokens, TLS and the shadow."""
+    bentoml_compat.cancel_traffic_timers()
+    tag = lifecycle.ensure_served_model(settings)
+    settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
+    if not settings.tracing:
+        bentoml_compat.disable_request_tracing()
+    return Configured(
+        settings,
+        Access.from_settings(settings),
+        GrpcTLS.from_settings(settings),
+        resolve_shadow_tag(settings),
+    )
+
+
+def model_worker(settings: Settings, tag: str) -> CompiledModel:
+    """The stored model ``tag``, compiled and warmed up for the model service's worker."""
+    configure_tensorflow(
+        intra_op_threads=settings.tf_intra_op_threads,
+        inter_op_threads=1,
+        xla_cache_dir=settings.xla_cache_dir,
+    )
+    model = registry.load_model(tag).model
+    compiled = CompiledModel(model, xla=settings.xla, max_batch_size=settings.max_batch_size)
+    compiled.warmup()
+    bentoml_compat.freeze_startup_heap()
+    return compiled
+
+
+class ApiWorker:
+    """One API worker's objects.
+
+    Args:
+        settings: the service's settings (``model_tag`` already resolved).
+        batched, unbatched: the model service's adaptively batched and plain methods.
+        shadow_tag: stored tag of the shadow model (``None``: no shadow).
+        shadow_call: the shadow service's batched method (used only with ``shadow_tag``).
+        worker_index: BentoML's worker index (names this worker's profiles).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        batched: ModelCall,
+        unbatched: ModelCall,
+        *,
+        shadow_tag: str | None,
+        shadow_call: ModelCall,
+        worker_index: int,
+    ) -> None:
+        self.settings = settings
+        model = ModelClient(
+            batched,
+            unbatched,
+            max_batch_size=settings.max_batch_size,
+            coalesce_inflight=settings.coalesce_inflight,
+        )
+        self.scorer = served_scorer(settings, model, worker_id=f"api{worker_index}")
+        self.shadow = attach_shadow(self.scorer, settings, shadow_tag, retrying(shadow_call))
+        self.monitor: Any = self.scorer.monitor
+        origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))
+        lifecycle.publish_model_info(self.scorer.tag, origin)
+        self.http = HttpApi(
+            self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
+        )
+        self.grpc_server: Any = None
+
+    @classmethod
+    def of(
+        cls, service: Any, settings: Settings, shadow_tag: str | None, worker_index: int | None
+    ) -> ApiWorker:
+        """The worker of a BentoML API service instance whose ``model_service`` (and, with
+        ``shadow_tag``, ``shadow_service``) are its ``bentoml.depends`` dependencies."""
+        return cls(
+            settings,
+            lambda x: service.model_service.to_async.predict_proba(x),
+            lambda x: service.model_service.to_async.predict_many(x),
+            shadow_tag=shadow_tag,
+            shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
+            worker_index=worker_index or 0,
+        )
+
+    async def start(self, access: Access, tls: GrpcTLS | None) -> None:
+        """Start the gRPC server (unless ``grpc_port`` is 0) on this worker's event loop."""
+        s = self.settings
+        if s.grpc_port:
+            self.grpc_server = await grpc_service.start_grpc_server(
+                self.scorer,
+                s.grpc_host,
+                s.grpc_port,
+                max_message_bytes=s.max_request_bytes,
+                interceptors=access.grpc_interceptors(),
+                credentials=grpc_server_credentials(tls),
+            )
+        bentoml_compat.freeze_startup_heap()  # last start-up step of the API worker
+
+    async def stop(self) -> None:
+        """Stop gRPC, drain the shadow, flush monitoring (every served window on disk)."""
+        if self.grpc_server is not None:
+            await grpc_service.stop_grpc_server(self.grpc_server)
+        if self.shadow is not None:
+            await self.shadow.close()
+        if self.monitor is not None:
+            await asyncio.to_thread(self.monitor.close)
