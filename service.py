@@ -14,7 +14,7 @@ import bentoml
 import numpy as np
 from fastapi import FastAPI
 
-from har import bentoml_compat, grpc_service, lifecycle, registry
+from har import bentoml_compat, bentoml_requests, grpc_service, lifecycle, registry
 from har.access import Access, BearerAuthMiddleware
 from har.card import CANONICAL_UNITS
 from har.http import SINCE, UNITS, UNTIL, UPLOAD, WINDOWS, BodySizeLimitMiddleware, HttpApi
@@ -25,6 +25,7 @@ from har.settings import get_settings
 from har.tls import GrpcTLS, grpc_server_credentials
 
 bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
+bentoml_requests.install()  # client mistakes in a body: 4xx in our words (har/bentoml_requests.py)
 
 # the model this service is configured for (HAR_MODEL_URI, else HAR_MODEL_TAG), found or
 # stored now, so a plain `bentoml serve` works too; every worker serves this one tag
@@ -123,6 +124,8 @@ class HARService:
                 max_message_bytes=settings.max_request_bytes,
                 interceptors=access.grpc_interceptors(),
                 credentials=grpc_server_credentials(grpc_tls),
+                stream_idle_timeout_s=settings.stream_idle_timeout_s,
+                stream_max_duration_s=settings.stream_max_duration_s,
             )
         bentoml_compat.freeze_startup_heap()  # last start-up step of the API worker
 
@@ -166,4 +169,8 @@ class HARService:
 
 
 HARService.add_asgi_middleware(BearerAuthMiddleware, access=access)  # outermost: first
-HARService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+HARService.add_asgi_middleware(
+    BodySizeLimitMiddleware,
+    max_bytes=settings.max_request_bytes,
+    read_timeout_s=settings.body_read_timeout_s,
+)

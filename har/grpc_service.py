@@ -20,9 +20,10 @@ and becomes ``INTERNAL``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -38,6 +39,11 @@ from har.scorer import Scorer
 from har.v1 import har_pb2, har_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+
+class StreamLimitError(Exception):
+    """A stream went past ``HAR_STREAM_IDLE_TIMEOUT_S`` or ``HAR_STREAM_MAX_DURATION_S``."""
+
 
 #: Fully qualified name of the service (health status and reflection use it).
 SERVICE_NAME: str = har_pb2.DESCRIPTOR.services_by_name["ActivityRecognition"].full_name
@@ -63,15 +69,71 @@ def prediction_messages(preds: Predictions) -> list[har_pb2.Prediction]:
     ]
 
 
+class Undecodable:
+    """What a request deserializer returns for bytes that are not the method's message
+    (the servicer answers ``INVALID_ARGUMENT``; grpc would answer UNKNOWN or INTERNAL)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def safe_deserializer(cls: type) -> Callable[[bytes], object]:
+    """``cls.FromString``, returning an :class:`Undecodable` instead of raising."""
+    name = cls.__name__
+
+    def deserialize(data: bytes) -> object:
+        try:
+            return cls.FromString(data)
+        except Exception:  # DecodeError and its relatives: never the server's fault
+            return Undecodable(f"the request is not a valid har.v1.{name} message")
+
+    return deserialize
+
+
+def _check(request: object) -> None:
+    if isinstance(request, Undecodable):
+        raise InputError(request.message)
+
+
+def add_servicer(servicer: ActivityRecognitionServicer, server: grpc.aio.Server) -> None:
+    """``har_pb2_grpc.add_ActivityRecognitionServicer_to_server`` with deserializers that
+    never raise (:func:`safe_deserializer`)."""
+    handlers = {
+        "Predict": grpc.unary_unary_rpc_method_handler(
+            servicer.Predict,
+            request_deserializer=safe_deserializer(har_pb2.PredictRequest),
+            response_serializer=har_pb2.PredictResponse.SerializeToString,
+        ),
+        "StreamPredict": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamPredict,
+            request_deserializer=safe_deserializer(har_pb2.SensorChunk),
+            response_serializer=har_pb2.WindowPrediction.SerializeToString,
+        ),
+        "GetModel": grpc.unary_unary_rpc_method_handler(
+            servicer.GetModel,
+            request_deserializer=safe_deserializer(har_pb2.GetModelRequest),
+            response_serializer=har_pb2.ModelInfo.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
     """``har.v1.ActivityRecognition`` on a ``grpc.aio`` server.
 
     Args:
         scorer: the transport-agnostic core (card, tag, batched model, monitoring).
+        idle_timeout_s: a stream waiting longer for its next chunk ends (RESOURCE_EXHAUSTED).
+        max_duration_s: a stream open longer ends (RESOURCE_EXHAUSTED).
     """
 
-    def __init__(self, scorer: Scorer) -> None:
+    def __init__(
+        self, scorer: Scorer, *, idle_timeout_s: float = 60.0, max_duration_s: float = 43200.0
+    ) -> None:
         self.scorer = scorer
+        self.idle_timeout_s = idle_timeout_s
+        self.max_duration_s = max_duration_s
         card = scorer.card
         self._model_info = har_pb2.ModelInfo(
             tag=scorer.tag,
@@ -88,6 +150,7 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
     ) -> har_pb2.PredictResponse:
         """One prediction per window, in request order (``POST /predict`` over gRPC)."""
         try:
+            _check(request)
             windows = self._windows(request.windows)
             units = units_from_proto(request.units)
             preds = await self.scorer.predict(windows, units)
@@ -110,7 +173,8 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
         """
         session = self.scorer.stream("grpc")  # the key groups its windows in monitoring
         try:
-            async for chunk in request_iterator:
+            async for chunk in self._bounded(request_iterator):
+                _check(chunk)
                 units = units_from_proto(chunk.units) if chunk.HasField("units") else None
                 result = await session.push(chunk.timestamps, chunk.values, units)
                 for message in self._window_messages(result):
@@ -124,7 +188,32 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
         self, request: har_pb2.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> har_pb2.ModelInfo:
         """The served model's tag and card."""
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         return self._model_info
+
+    async def _bounded(self, chunks: AsyncIterator[object]) -> AsyncIterator[object]:
+        """The stream's chunks, each within ``idle_timeout_s`` of the previous one and all
+        within ``max_duration_s`` of the start (else :class:`StreamLimitError`)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.max_duration_s
+        it = chunks.__aiter__()
+        while True:
+            wait = min(self.idle_timeout_s, end - loop.time())
+            try:
+                chunk = await asyncio.wait_for(it.__anext__(), max(wait, 0.0))
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if loop.time() >= end:
+                    raise StreamLimitError(
+                        f"the stream was open longer than {self.max_duration_s:g} s "
+                        "(HAR_STREAM_MAX_DURATION_S): open a new one"
+                    ) from None
+                raise StreamLimitError(
+                    f"no chunk for {self.idle_timeout_s:g} s (HAR_STREAM_IDLE_TIMEOUT_S)"
+                ) from None
+            yield chunk
 
     # translation helpers
 
@@ -169,6 +258,8 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> NoReturn:
     """End the call: ``INVALID_ARGUMENT`` for an :class:`InputError`, else ``INTERNAL``."""
+    if isinstance(exc, StreamLimitError):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, InputError):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     logger.error("gRPC %s failed", method, exc_info=exc)
@@ -209,6 +300,8 @@ async def start_grpc_server(
     max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
+    stream_idle_timeout_s: float = 60.0,
+    stream_max_duration_s: float = 43200.0,
 ) -> GrpcServer:
     """Start ``har.v1.ActivityRecognition`` with health checking and reflection.
 
@@ -223,6 +316,7 @@ async def start_grpc_server(
         max_message_bytes: largest request and response message.
         interceptors: run before every call (e.g. ``har.access`` bearer tokens).
         credentials: TLS server credentials (``har.tls``); ``None``: plaintext.
+        stream_idle_timeout_s, stream_max_duration_s: bounds of one StreamPredict call.
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -235,8 +329,11 @@ async def start_grpc_server(
         ],
         interceptors=list(interceptors),
     )
-    har_pb2_grpc.add_ActivityRecognitionServicer_to_server(
-        ActivityRecognitionServicer(scorer), server
+    add_servicer(
+        ActivityRecognitionServicer(
+            scorer, idle_timeout_s=stream_idle_timeout_s, max_duration_s=stream_max_duration_s
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
