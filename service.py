@@ -25,6 +25,8 @@ from har.settings import get_settings
 from har.tls import GrpcTLS, grpc_server_credentials
 
 bentoml_compat.cancel_traffic_timers()  # at import: in every worker process
+bentoml_compat.die_with_supervisor()  # workers never outlive `bentoml serve`
+bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths
 bentoml_requests.install()  # client mistakes in a body: 4xx in our words (har/bentoml_requests.py)
 
 # the model this service is configured for (HAR_MODEL_URI, else HAR_MODEL_TAG), found or
