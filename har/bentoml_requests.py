@@ -13,13 +13,16 @@ by ``service.py`` at import, in every worker) changes three things:
   and nothing is fetched or read on the client's behalf;
 - a JSON body to an endpoint with upload fields is a 415 (uploads are multipart);
 - errors while parsing the input become ``{"error": message}`` with a 4xx and one INFO
-  log line; errors of the endpoint itself keep BentoML's handling (500 and a traceback).
+  log line; the model service unreachable (restarting, shutting down) is a 503 with
+  ``Retry-After``; other errors of the endpoint keep BentoML's handling (500, traceback).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from har.errors import ModelUnavailableError
 
 logger = logging.getLogger("har.http")
 
@@ -131,6 +134,13 @@ def install() -> None:
         except RequestError as exc:
             logger.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc)
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except ModelUnavailableError as exc:
+            logger.warning("%s %s: 503 %s", request.method, request.url.path, exc)
+            return JSONResponse(
+                {"error": "the model is unavailable; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
 
     ServiceAppFactory.api_endpoint = api_endpoint  # type: ignore[method-assign]
     ServiceAppFactory._har_client_errors = True  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from har.card import Units
-from har.errors import InputError
+from har.errors import InputError, ModelUnavailableError
 from har.results import Predictions, StreamResult
 from har.scorer import Scorer
 from har.v1 import har_pb2, har_pb2_grpc
@@ -258,6 +258,9 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> NoReturn:
     """End the call: ``INVALID_ARGUMENT`` for an :class:`InputError`, else ``INTERNAL``."""
+    if isinstance(exc, ModelUnavailableError):
+        logger.warning("gRPC %s: %s", method, exc)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is unavailable; retry shortly")
     if isinstance(exc, StreamLimitError):
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, InputError):
