@@ -146,8 +146,8 @@ def bound_metric_labels() -> None:
             if "endpoint" in getattr(metric, "_labelnames", ()):
                 metric.labels = _labelled(metric.labels, routes)
 
-    cls._setup = _setup
-    cls._har_bounded_labels = True
+    cls._setup = _setup  # type: ignore[method-assign]
+    cls._har_bounded_labels = True  # type: ignore[attr-defined]
 
 
 def _labelled(labels: Any, routes: Any) -> Any:

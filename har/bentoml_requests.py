@@ -87,7 +87,7 @@ def install() -> None:
     async def ensure_file(obj: Any) -> Any:
         return _refuse_string(obj)
 
-    serde.MultipartSerde.ensure_file = staticmethod(ensure_file)  # type: ignore[method-assign]
+    serde.MultipartSerde.ensure_file = staticmethod(ensure_file)
 
     async def json_parse_request(self: Any, request: Any, cls: Any) -> Any:
         if getattr(cls, "multipart_fields", None):
@@ -98,7 +98,7 @@ def install() -> None:
         body = await request.body()
         return self.deserialize_model(serde.Payload((body,), metadata=request.headers), cls)
 
-    serde.JSONSerde.parse_request = json_parse_request  # type: ignore[method-assign]
+    serde.JSONSerde.parse_request = json_parse_request
     original = serde.MultipartSerde.parse_request
 
     async def multipart_parse_request(self: Any, request: Any, cls: Any) -> Any:
@@ -107,11 +107,11 @@ def install() -> None:
             raise RequestError("multipart/form-data needs a boundary parameter", 400)
         return await original(self, request, cls)
 
-    serde.MultipartSerde.parse_request = multipart_parse_request  # type: ignore[method-assign]
+    serde.MultipartSerde.parse_request = multipart_parse_request
 
     from _bentoml_sdk.io_models import IOMixin
 
-    parse = IOMixin.from_http_request.__func__  # type: ignore[attr-defined]
+    parse = IOMixin.from_http_request.__func__
 
     async def from_http_request(cls: Any, request: Any, serde_: Any) -> Any:
         try:
@@ -125,7 +125,7 @@ def install() -> None:
         except (UnicodeDecodeError, ValueError, KeyError) as exc:
             raise RequestError("the request body cannot be parsed") from exc
 
-    IOMixin.from_http_request = classmethod(from_http_request)  # type: ignore[assignment]
+    IOMixin.from_http_request = classmethod(from_http_request)
     endpoint = ServiceAppFactory.api_endpoint
 
     async def api_endpoint(self: Any, name: str, request: Any) -> Any:
@@ -142,5 +142,5 @@ def install() -> None:
                 headers={"Retry-After": "2"},
             )
 
-    ServiceAppFactory.api_endpoint = api_endpoint  # type: ignore[method-assign]
-    ServiceAppFactory._har_client_errors = True  # type: ignore[attr-defined]
+    ServiceAppFactory.api_endpoint = api_endpoint
+    ServiceAppFactory._har_client_errors = True

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 import grpc
 import numpy as np
@@ -77,7 +77,7 @@ class Undecodable:
         self.message = message
 
 
-def safe_deserializer(cls: type) -> Callable[[bytes], object]:
+def safe_deserializer(cls: Any) -> Callable[[bytes], object]:
     """``cls.FromString``, returning an :class:`Undecodable` instead of raising."""
     name = cls.__name__
 
@@ -173,8 +173,9 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
         """
         session = self.scorer.stream("grpc")  # the key groups its windows in monitoring
         try:
-            async for chunk in self._bounded(request_iterator):
-                _check(chunk)
+            async for item in self._bounded(request_iterator):
+                _check(item)
+                chunk = cast(har_pb2.SensorChunk, item)
                 units = units_from_proto(chunk.units) if chunk.HasField("units") else None
                 result = await session.push(chunk.timestamps, chunk.values, units)
                 for message in self._window_messages(result):
