@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from har import bentoml_compat, grpc_service, lifecycle, registry
+from har import bentoml_compat, bentoml_requests, grpc_service, lifecycle, registry
 from har.access import Access
 from har.http import HttpApi
 from har.inference import CompiledModel, configure_tensorflow
@@ -51,6 +51,9 @@ def configure(settings: Settings) -> Configured:
     found or stored now so that a plain ``bentoml serve`` works and every worker serves
     this one tag, and read tokens, TLS and the shadow."""
     bentoml_compat.cancel_traffic_timers()
+    bentoml_compat.die_with_supervisor()  # workers never outlive `bentoml serve`
+    bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths
+    bentoml_requests.install()  # client mistakes in a body: 4xx in our words
     tag = lifecycle.ensure_served_model(settings)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     if not settings.tracing:
@@ -141,6 +144,8 @@ class ApiWorker:
                 max_message_bytes=s.max_request_bytes,
                 interceptors=access.grpc_interceptors(),
                 credentials=grpc_server_credentials(tls),
+                stream_idle_timeout_s=s.stream_idle_timeout_s,
+                stream_max_duration_s=s.stream_max_duration_s,
             )
         bentoml_compat.freeze_startup_heap()  # last start-up step of the API worker
 

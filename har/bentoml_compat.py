@@ -109,3 +109,88 @@ def disable_request_tracing() -> None:
 #: the caller reads this callee-side setting, so the sessions are never recycled.
 #: ``max_age`` must be a float. BentoML 1.4.30 ignores the key.
 RUNNER_CONNECTION: dict[str, float] = {"max_requests": 10**9, "max_age": 1e9}
+
+
+def die_with_supervisor() -> None:
+    """Ask Linux to send this worker SIGTERM when its parent (``bentoml serve``'s
+    supervisor) dies, so a SIGKILL of the supervisor never leaves workers holding the
+    ports (``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere). Call at import in each worker.
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call: nobody would signal
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+#: The ``endpoint`` label of requests to paths no route serves.
+UNMATCHED_PATH = "<unmatched>"
+
+
+def route_label(routes: Any, path: str) -> str:
+    """The route template serving ``path`` (``/predict``, ``/static/{path}``) among
+    Starlette ``routes`` (mounts searched recursively), else :data:`UNMATCHED_PATH`."""
+    for route in routes:
+        sub = getattr(route, "routes", None)
+        prefix = getattr(route, "path", "")
+        regex = getattr(route, "path_regex", None)
+        if sub is not None and hasattr(route, "app"):  # a Mount
+            if path == prefix or path.startswith(prefix + "/") or not prefix:
+                label = route_label(sub, path[len(prefix) :] or "/")
+                if label != UNMATCHED_PATH:
+                    return prefix + label
+        elif regex is not None and regex.match(path):
+            return str(prefix)
+    return UNMATCHED_PATH
+
+
+def bound_metric_labels() -> None:
+    """Label BentoML's HTTP metrics by route, not by the raw URL path.
+
+    BentoML (1.4.40) labels ``bentoml_service_request_*`` with ``scope["path"]``, so every
+    unknown path a client sends adds series (300 random 404 paths: 6,000 series). The
+    patch wraps the metrics' ``labels`` so that ``endpoint`` is the matching route's
+    template, and one shared :data:`UNMATCHED_PATH` for paths no route serves. Idempotent.
+    """
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+
+    cls = RunnerTrafficMetricsMiddleware
+    if getattr(cls, "_har_bounded_labels", False):
+        return
+    setup = cls._setup
+
+    def _setup(self: Any, *args: Any, **kwargs: Any) -> None:
+        setup(self, *args, **kwargs)
+        app, routes = self.app, None
+        for _ in range(64):  # down the middleware chain to the router
+            routes = getattr(app, "routes", None)
+            if routes is not None or not hasattr(app, "app"):
+                break
+            app = app.app
+        if routes is None:
+            return
+        for metric in vars(self).values():
+            if "endpoint" in getattr(metric, "_labelnames", ()):
+                metric.labels = _labelled(metric.labels, routes)
+
+    cls._setup = _setup  # type: ignore[method-assign]
+    cls._har_bounded_labels = True  # type: ignore[attr-defined]
+
+
+def _labelled(labels: Any, routes: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if "endpoint" in kwargs:
+            kwargs["endpoint"] = route_label(routes, kwargs["endpoint"])
+        return labels(*args, **kwargs)
+
+    return call

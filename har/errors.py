@@ -17,3 +17,9 @@ class RecordingError(InputError):
 
 class CardMismatchError(InputError):
     """A model card does not fit its model; the message names the field."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model service cannot answer right now (restarting, shutting down, overloaded):
+    HTTP 503 with ``Retry-After``, gRPC ``UNAVAILABLE``. Not the client's mistake, and
+    not a fault of this process either: the client should retry shortly."""

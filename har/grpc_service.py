@@ -25,64 +25,34 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from har.card import Units
-from har.errors import InputError
-from har.results import Predictions, StreamResult
+from har.errors import InputError, ModelUnavailableError
+from har.grpc_messages import (  # noqa: F401  (re-exported for callers and tests)
+    SERVICE_NAME,
+    Undecodable,
+    _check,
+    add_servicer,
+    prediction_messages,
+    safe_deserializer,
+    summary_message,
+    units_from_proto,
+)
+from har.results import StreamResult
 from har.scorer import Scorer
-from har.timeline import Timeline, check_smoothing
+from har.timeline import check_smoothing
 from har.v1 import har_pb2, har_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-#: Fully qualified name of the service (health status and reflection use it).
-SERVICE_NAME: str = har_pb2.DESCRIPTOR.services_by_name["ActivityRecognition"].full_name
 
-
-def units_from_proto(units: har_pb2.Units) -> Units:
-    """A ``Units`` message as :class:`~har.card.Units`; empty fields mean the canonical unit.
-
-    Raises:
-        InputError: an unknown unit name.
-    """
-    return Units.parse({k: v for k, v in (("acc", units.acc), ("gyro", units.gyro)) if v})
-
-
-def prediction_messages(preds: Predictions) -> list[har_pb2.Prediction]:
-    """One ``Prediction`` message per window (probabilities in card class order)."""
-    classes = preds.classes
-    return [
-        har_pb2.Prediction(activity=classes[i], activity_id=i, confidence=c, probabilities=row)
-        for i, c, row in zip(
-            preds.class_ids.tolist(), preds.confidence.tolist(), preds.probs.tolist(), strict=True
-        )
-    ]
-
-
-def summary_message(timeline: Timeline, windows: int) -> har_pb2.StreamSummary:
-    """The ``StreamSummary`` of a stream's timeline (``windows``: how many it had)."""
-    return har_pb2.StreamSummary(
-        smoothing=timeline.smoothing,
-        segments=[
-            har_pb2.TimelineSegment(
-                start=s.start,
-                end=s.end,
-                activity=s.activity,
-                activity_id=s.activity_id,
-                confidence=s.confidence,
-                windows=s.windows,
-            )
-            for s in timeline.segments
-        ],
-        totals=[har_pb2.ActivityTime(activity=a, seconds=t) for a, t in timeline.summary.items()],
-        windows=windows,
-    )
+class StreamLimitError(Exception):
+    """A stream went past ``HAR_STREAM_IDLE_TIMEOUT_S`` or ``HAR_STREAM_MAX_DURATION_S``."""
 
 
 class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
@@ -90,10 +60,16 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
 
     Args:
         scorer: the transport-agnostic core (card, tag, batched model, monitoring).
+        idle_timeout_s: a stream waiting longer for its next chunk ends (RESOURCE_EXHAUSTED).
+        max_duration_s: a stream open longer ends (RESOURCE_EXHAUSTED).
     """
 
-    def __init__(self, scorer: Scorer) -> None:
+    def __init__(
+        self, scorer: Scorer, *, idle_timeout_s: float = 60.0, max_duration_s: float = 43200.0
+    ) -> None:
         self.scorer = scorer
+        self.idle_timeout_s = idle_timeout_s
+        self.max_duration_s = max_duration_s
         card = scorer.card
         self._model_info = har_pb2.ModelInfo(
             tag=scorer.tag,
@@ -110,6 +86,7 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
     ) -> har_pb2.PredictResponse:
         """One prediction per window, in request order (``POST /predict`` over gRPC)."""
         try:
+            _check(request)
             windows = self._windows(request.windows)
             units = units_from_proto(request.units)
             preds = await self.scorer.predict(windows, units)
@@ -135,7 +112,9 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
         session = self.scorer.stream("grpc")  # the key groups its windows in monitoring
         want_summary, smoothing = False, ""
         try:
-            async for chunk in request_iterator:
+            async for item in self._bounded(request_iterator):
+                _check(item)
+                chunk = cast(har_pb2.SensorChunk, item)
                 units = units_from_proto(chunk.units) if chunk.HasField("units") else None
                 want_summary |= chunk.summary
                 smoothing = check_smoothing(chunk.smoothing) if chunk.smoothing else smoothing
@@ -155,7 +134,32 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
         self, request: har_pb2.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> har_pb2.ModelInfo:
         """The served model's tag and card."""
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         return self._model_info
+
+    async def _bounded(self, chunks: AsyncIterator[object]) -> AsyncIterator[object]:
+        """The stream's chunks, each within ``idle_timeout_s`` of the previous one and all
+        within ``max_duration_s`` of the start (else :class:`StreamLimitError`)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.max_duration_s
+        it = chunks.__aiter__()
+        while True:
+            wait = min(self.idle_timeout_s, end - loop.time())
+            try:
+                chunk = await asyncio.wait_for(it.__anext__(), max(wait, 0.0))
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if loop.time() >= end:
+                    raise StreamLimitError(
+                        f"the stream was open longer than {self.max_duration_s:g} s "
+                        "(HAR_STREAM_MAX_DURATION_S): open a new one"
+                    ) from None
+                raise StreamLimitError(
+                    f"no chunk for {self.idle_timeout_s:g} s (HAR_STREAM_IDLE_TIMEOUT_S)"
+                ) from None
+            yield chunk
 
     # translation helpers
 
@@ -212,6 +216,11 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> NoReturn:
     """End the call: ``INVALID_ARGUMENT`` for an :class:`InputError`, else ``INTERNAL``."""
+    if isinstance(exc, ModelUnavailableError):
+        logger.warning("gRPC %s: %s", method, exc)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is unavailable; retry shortly")
+    if isinstance(exc, StreamLimitError):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, InputError):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     logger.error("gRPC %s failed", method, exc_info=exc)
@@ -252,6 +261,8 @@ async def start_grpc_server(
     max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
+    stream_idle_timeout_s: float = 60.0,
+    stream_max_duration_s: float = 43200.0,
 ) -> GrpcServer:
     """Start ``har.v1.ActivityRecognition`` with health checking and reflection.
 
@@ -266,6 +277,7 @@ async def start_grpc_server(
         max_message_bytes: largest request and response message.
         interceptors: run before every call (e.g. ``har.access`` bearer tokens).
         credentials: TLS server credentials (``har.tls``); ``None``: plaintext.
+        stream_idle_timeout_s, stream_max_duration_s: bounds of one StreamPredict call.
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -278,8 +290,11 @@ async def start_grpc_server(
         ],
         interceptors=list(interceptors),
     )
-    har_pb2_grpc.add_ActivityRecognitionServicer_to_server(
-        ActivityRecognitionServicer(scorer), server
+    add_servicer(
+        ActivityRecognitionServicer(
+            scorer, idle_timeout_s=stream_idle_timeout_s, max_duration_s=stream_max_duration_s
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -23,6 +23,7 @@ import aiohttp
 import numpy as np
 
 from har.coalescing import Coalescer
+from har.errors import ModelUnavailableError
 from har.inference import Infer
 
 logger = logging.getLogger(__name__)
@@ -82,9 +83,18 @@ class ModelClient:
         self._small: Infer = self.coalescer or small
 
     async def __call__(self, scaled: np.ndarray) -> np.ndarray:
-        if scaled.shape[0] <= self.max_batch_size:
-            return await self._small(scaled)
-        return await self._unbatched(scaled)
+        """Probabilities; :class:`~har.errors.ModelUnavailableError` when the model service
+        cannot be reached (after the retry) or answers that it is unavailable."""
+        from bentoml.exceptions import ServiceUnavailable
+
+        try:
+            if scaled.shape[0] <= self.max_batch_size:
+                return await self._small(scaled)
+            return await self._unbatched(scaled)
+        except (aiohttp.ClientError, ServiceUnavailable) as exc:
+            raise ModelUnavailableError(
+                f"the model service is unavailable ({type(exc).__name__}); retry shortly"
+            ) from exc
 
 
 async def model_ready(

@@ -13,6 +13,7 @@ float32, time-major.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -94,18 +95,35 @@ def nominal_period(time: np.ndarray) -> float:
     return float(np.median(d))
 
 
-def split_at_gaps(time: np.ndarray, max_fill: int) -> list[slice]:
+def split_at_gaps(time: np.ndarray, max_fill: int, max_period: float | None = None) -> list[slice]:
     """Slices of ``time`` with no gap longer than ``max_fill`` missing samples.
 
-    A gap of ``k`` missing samples shows as a step of ``(k + 1)`` nominal periods;
-    steps up to ``max_fill + 1`` periods (plus half a period of jitter) are kept and
-    later filled by interpolation, longer ones split the recording.
+    A gap of ``k`` missing samples shows as a step of ``(k + 1)`` periods; steps up to
+    ``max_fill + 1`` periods (plus half a period of jitter) are kept and later filled by
+    interpolation, longer ones split the recording. The period is the recording's
+    nominal period (median step), but at most ``max_period`` (seconds; the model's
+    sample period): so a step longer than ``(max_fill + 1.5) * max_period`` splits
+    whatever the timestamps' spacing, and sparse rows (two rows an hour apart) are
+    never interpolated into windows of invented data. Nothing is allocated per
+    second of a gap.
     """
     period = nominal_period(time)
+    if max_period is not None:
+        period = min(period, max_period)
     limit = (max_fill + 1.5) * period
     breaks = np.flatnonzero(np.diff(time) > limit) + 1
     bounds = np.concatenate([[0], breaks, [len(time)]])
     return [slice(int(s), int(e)) for s, e in zip(bounds[:-1], bounds[1:], strict=True) if e > s]
+
+
+def resampled_size(time: np.ndarray, rate_hz: float) -> int:
+    """Samples :func:`resample_segment` allocates for ``time`` (its finest grid), computed
+    without allocating: ``(n_out - 1) * k + 1`` with ``k`` the decimation factor."""
+    if len(time) < 2:
+        return 1
+    n_out = int(math.floor(float(time[-1] - time[0]) * rate_hz + 1e-3)) + 1
+    k = int(round(1.0 / nominal_period(time) / rate_hz))
+    return (n_out - 1) * k + 1 if k >= 2 else n_out
 
 
 def resample_segment(time: np.ndarray, values: np.ndarray, rate_hz: float) -> np.ndarray:
@@ -189,7 +207,8 @@ def make_windows(segments: list[Segment], window: int, hop: int, rate_hz: float)
         if n < window:
             continue
         v = np.lib.stride_tricks.sliding_window_view(seg.values, window, axis=0)[::hop]
-        vals.append(np.ascontiguousarray(v.transpose(0, 2, 1), dtype=np.float32))
+        with np.errstate(over="ignore"):  # inf in float32: Scorer.score refuses them
+            vals.append(np.ascontiguousarray(v.transpose(0, 2, 1), dtype=np.float32))
         offs = np.arange(v.shape[0]) * hop
         starts.append(seg.start_s + offs / rate_hz)
         segs.append(np.full(v.shape[0], i, np.int64))
@@ -203,16 +222,31 @@ def make_windows(segments: list[Segment], window: int, hop: int, rate_hz: float)
 def scale(windows: np.ndarray, scaler: Scaler) -> np.ndarray:
     """Z-score ``(..., 6)`` canonical samples with the card's scaler (float32)."""
     mean, sd = scaler.arrays()
-    scaled = (np.asarray(windows, np.float32) - mean) / sd
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (np.asarray(windows, np.float32) - mean) / sd
     return cast(np.ndarray, scaled.astype(np.float32, copy=False))
+
+
+def check_finite(windows: np.ndarray, channels: Sequence[str], when: str) -> None:
+    """Raise :class:`InputError` naming the first NaN/infinite value of ``(N, window, 6)``
+    ``windows`` (values too large for float32 overflow to infinity, e.g. after a unit
+    conversion or scaling)."""
+    if not np.isfinite(windows).all():
+        w, i, c = (int(x) for x in np.argwhere(~np.isfinite(windows))[0])
+        raise InputError(
+            f"values out of range {when} (first at window {w}, sample {i}, channel "
+            f"{channels[c]}): sensor values must stay finite in float32"
+        )
 
 
 class Preprocessor:
     """The card-driven preprocessing used by training, scoring, HTTP and gRPC."""
 
-    def __init__(self, card: ModelCard, *, max_fill: int = 2) -> None:
+    def __init__(self, card: ModelCard, *, max_fill: int = 2, max_samples: int = 4_000_000) -> None:
         self.card = card
         self.max_fill = max_fill
+        #: most samples the resampler may allocate for one recording (its finest grids)
+        self.max_samples = max_samples
 
     def segments(self, time: np.ndarray, values: np.ndarray) -> list[Segment]:
         """Split a canonical-unit recording at gaps and resample each part to the card's rate.
@@ -227,11 +261,20 @@ class Preprocessor:
         if time.size < 2:
             raise RecordingError("recording has fewer than two valid samples")
         origin = time[0]
+        rate = self.card.sample_rate_hz
+        parts = [
+            sl for sl in split_at_gaps(time, self.max_fill, 1.0 / rate) if sl.stop - sl.start > 1
+        ]
+        planned = sum(resampled_size(time[sl], rate) for sl in parts)
+        if planned > self.max_samples:
+            raise InputError(
+                f"recording too large: resampling it to {rate:g} Hz needs {planned} samples, "
+                f"at most {self.max_samples} are accepted per recording (HAR_MAX_RESAMPLED_SAMPLES); "
+                "split it, or check that its timestamps are in seconds"
+            )
         out = []
-        for sl in split_at_gaps(time, self.max_fill):
+        for sl in parts:
             t, v = time[sl], values[sl]
-            if len(t) < 2:
-                continue
             out.append(
                 Segment(float(t[0] - origin), resample_segment(t, v, self.card.sample_rate_hz))
             )
@@ -243,10 +286,12 @@ class Preprocessor:
         w = make_windows(segs, self.card.window, self.card.hop, self.card.sample_rate_hz)
         if len(w) == 0:
             longest = max((s.values.shape[0] for s in segs), default=0) / self.card.sample_rate_hz
+            gap = (self.max_fill + 1.5) / self.card.sample_rate_hz
             raise RecordingError(
-                f"recording too short: its longest stretch without a gap is {longest:.2f} s, "
-                f"a window needs {self.card.window_seconds:.2f} s "
-                f"({self.card.window} samples at {self.card.sample_rate_hz:g} Hz)"
+                f"recording too short (no window): its longest stretch without a gap is "
+                f"{longest:.2f} s, a window needs {self.card.window_seconds:.2f} s "
+                f"({self.card.window} samples at {self.card.sample_rate_hz:g} Hz); a step "
+                f"between samples longer than {gap:.3g} s counts as a gap"
             )
         return w
 
@@ -262,10 +307,10 @@ class Preprocessor:
         """
         try:
             arr = np.asarray(windows, dtype=np.float32)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError):
             raise InputError(
                 f"windows must be an array of numbers shaped (N, {self.card.window}, "
-                f"{self.card.n_channels}): {exc}"
+                f"{self.card.n_channels}), every window the same shape"
             ) from None
         want = (self.card.window, self.card.n_channels)
         if arr.ndim != 3 or arr.shape[1:] != want or arr.shape[0] == 0:
@@ -281,5 +326,7 @@ class Preprocessor:
                 f"channel {self.card.channels[bad[2]]})"
             )
         if not units.is_canonical:
-            arr = arr * unit_factors(units).astype(np.float32)
+            with np.errstate(over="ignore"):
+                arr = arr * unit_factors(units).astype(np.float32)
+            check_finite(arr, self.card.channels, f"after conversion from {units.acc}/{units.gyro}")
         return arr

@@ -96,8 +96,10 @@ def _table(source: Source, *, text: bool = True) -> pd.DataFrame:
         if data[:2] == b"PK":
             return pd.read_excel(io.BytesIO(data), dtype=dtype, engine="openpyxl")
         return pd.read_csv(io.BytesIO(data), dtype=dtype, skipinitialspace=True)
-    except Exception as exc:  # pandas raises many types for unreadable input
-        raise RecordingError(f"{name}: cannot read the file as CSV or .xlsx ({exc})") from None
+    except Exception:  # pandas raises many types (and library messages) for unreadable input
+        raise RecordingError(
+            f"{name}: cannot read the file as CSV (comma-separated, UTF-8, a header row) or .xlsx"
+        ) from None
 
 
 def _timestamps_to_seconds(col: pd.Series, name: str) -> tuple[np.ndarray, pd.Timestamp | None]:
@@ -180,8 +182,11 @@ def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, p
         # Parse every row's JSON list in one call: "[[...],[...],...]".
         offsets = json.loads("[" + ",".join(df["sample_time_offset"]) + "]")
         axes = [json.loads("[" + ",".join(df[c]) + "]") for c in cols]
-    except (ValueError, TypeError) as exc:
-        raise RecordingError(f"{name}: malformed Garmin row ({exc})") from None
+    except (ValueError, TypeError):
+        raise RecordingError(
+            f"{name}: malformed Garmin row (timestamps as {GARMIN_TIME_FORMAT!r}, "
+            "timestamp_ms a number, the other cells JSON lists)"
+        ) from None
     lengths = np.fromiter((len(o) for o in offsets), np.int64, len(offsets))
     for c, ax in zip(cols, axes, strict=True):
         if any(len(a) != n for a, n in zip(ax, lengths, strict=True)):
@@ -190,8 +195,8 @@ def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, p
     try:
         off = np.asarray(np.concatenate(offsets), dtype=np.float64) / 1000.0
         vals = np.stack([np.asarray(np.concatenate(ax), dtype=np.float64) for ax in axes], axis=1)
-    except ValueError as exc:
-        raise RecordingError(f"{name}: non-numeric values in a burst ({exc})") from None
+    except ValueError:
+        raise RecordingError(f"{name}: non-numeric values in a burst") from None
     t_ns = np.repeat(row_ns, lengths) + np.round(off * 1e9).astype(np.int64)
     return t_ns, vals, base.iloc[0]
 

@@ -20,7 +20,7 @@ import numpy as np
 from har.card import CANONICAL_UNITS, ModelCard, Units
 from har.errors import InputError
 from har.inference import Infer
-from har.preprocessing import Preprocessor, Windows
+from har.preprocessing import Preprocessor, Windows, check_finite
 from har.recordings import Recording
 from har.results import Predictions, RecordingResult, StreamResult
 from har.settings import Settings
@@ -55,6 +55,7 @@ class Scorer:
         max_fill: gaps of at most this many samples are interpolated, longer ones split.
         timeline: how recordings' and streams' timelines are smoothed by default
             (the service's: ``TimelineOptions.from_settings(settings)``).
+        max_resampled_samples: most samples the resampler may allocate for one recording.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Scorer:
         max_windows: int = 4096,
         max_fill: int = 2,
         timeline: TimelineOptions | None = None,
+        max_resampled_samples: int = 4_000_000,
     ) -> None:
         self.card = card
         self.tag = tag
@@ -75,7 +77,7 @@ class Scorer:
         self.max_windows = max_windows
         self.max_fill = max_fill
         self.timeline = timeline or TimelineOptions()
-        self.pre = Preprocessor(card, max_fill=max_fill)
+        self.pre = Preprocessor(card, max_fill=max_fill, max_samples=max_resampled_samples)
 
     async def score(self, canonical: np.ndarray, *, sequence_key: str | None = None) -> Predictions:
         """Scale canonical windows ``(N, window, 6)``, run the model, record them for monitoring.
@@ -84,7 +86,9 @@ class Scorer:
             sequence_key: windows sharing a key are consecutive (a recording, a stream);
                 monitoring counts flips between them.
         """
-        probs = np.asarray(await self.infer(self.pre.scale(canonical)), np.float32)
+        scaled = self.pre.scale(canonical)
+        check_finite(scaled, self.card.channels, "after unit conversion and scaling")
+        probs = np.asarray(await self.infer(scaled), np.float32)
         if self.monitor is not None:
             self.monitor.observe(canonical, probs, sequence_key=sequence_key)
         return Predictions.from_probs(probs, self.card.classes)
@@ -264,4 +268,5 @@ def served_scorer(settings: Settings, infer: Infer, *, worker_id: str) -> Scorer
         max_windows=settings.max_windows_per_request,
         max_fill=settings.max_fill_samples,
         timeline=TimelineOptions.from_settings(settings),
+        max_resampled_samples=settings.max_resampled_samples,
     )

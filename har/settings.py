@@ -71,6 +71,23 @@ class Settings(BaseSettings):
     max_fill_samples: int = Field(
         2, ge=0, description="Gaps of at most this many missing samples are interpolated."
     )
+    max_resampled_samples: int = Field(
+        4_000_000,
+        ge=1000,
+        description="Samples the resampler may allocate for one recording (its finest grid, "
+        "6 float64 channels: 48 bytes each, ~192 MB at the default); more: 400.",
+    )
+    body_read_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a client has to send a whole request body; slower: 408.",
+    )
+    stream_idle_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a gRPC stream may wait for its next chunk."
+    )
+    stream_max_duration_s: float = Field(
+        12 * 3600.0, gt=0, description="Seconds one gRPC stream may stay open."
+    )
     uncertain_below: float = Field(
         0.6, gt=0, lt=1, description="A window with lower confidence counts as uncertain."
     )

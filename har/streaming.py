@@ -27,7 +27,7 @@ How the buffer keeps the offline result:
   extension follows a line through the segment's first and last samples, which a
   stream cannot know in advance.
 - Gaps. A step longer than ``max_fill + 1.5`` nominal periods (median spacing of the
-  buffer) ends the segment, as in :func:`~har.preprocessing.split_at_gaps`; the
+  buffer, at most the model's period) ends the segment, as in :func:`~har.preprocessing.split_at_gaps`; the
   windows the old segment still owed are emitted with its true end, and a new grid
   starts at the first sample after the gap.
 """
@@ -189,14 +189,15 @@ class StreamWindower:
             return self._empty
 
         # Breaks among the steps added since the last pass; earlier ones were judged then.
-        starts = [sl.start for sl in split_at_gaps(self._t, self.max_fill)[1:]]
+        starts = [sl.start for sl in split_at_gaps(self._t, self.max_fill, 1.0 / self.rate)[1:]]
         breaks = [b for b in starts if b >= max(self._judged, 1)]
         out = []
         cut = 0  # samples of this buffer already moved out with a closed segment
         for b in breaks:
             # the current segment ends before b: emit what it still owes, start a new one
             t_old, v_old = self._t[: b - cut], self._v[: b - cut]
-            out.append(self._emit(t_old, v_old, final=True, reach=self._reach(t_old)[1]))
+            reach = self._reach(t_old)[1] if t_old.size >= 2 else 0  # one sample: no window
+            out.append(self._emit(t_old, v_old, final=True, reach=reach))
             self._t, self._v = self._t[b - cut :], self._v[b - cut :]
             cut = b
             self._seg_t0 = float(self._t[0])

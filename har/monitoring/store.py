@@ -156,7 +156,12 @@ def as_utc(t: datetime | str | None, now: datetime | None = None) -> datetime | 
         ago = _AGO.match(text)
         if ago:
             ref = now if now is not None else datetime.now(UTC)
-            return ref - timedelta(seconds=float(ago["n"]) * _UNIT_S[ago["unit"]])
+            try:
+                return ref - timedelta(seconds=float(ago["n"]) * _UNIT_S[ago["unit"]])
+            except OverflowError:
+                raise InputError(
+                    f"the duration {text!r} reaches before year 1: use a shorter one"
+                ) from None
         try:
             t = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         except ValueError:
@@ -164,7 +169,10 @@ def as_utc(t: datetime | str | None, now: datetime | None = None) -> datetime | 
                 f"cannot read the time {text!r}: use ISO 8601 (2025-03-24T07:52:19Z) "
                 "or a duration before now (90s, 30m, 6h, 2d)"
             ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    try:
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"the time {t.isoformat()!r} is out of range in UTC") from None
 
 
 def parse_interval(

@@ -21,21 +21,7 @@ def _xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=f"issue 10: {reason}")
 
 
-KNOWN = {
-    "csv_gap_1e12": _xfail("split at gaps before resampling allocates (500 today)"),
-    "csv_span_4000s": _xfail("a gap longer than the fill limit must split, not interpolate"),
-    "chunked_over_limit": _xfail("a chunked body over the limit must get 413 (500 today)"),
-    "multipart_to_predict": _xfail("multipart bodies to /predict get 500"),
-    "multipart_recording_garbage": _xfail("bad multipart to /predict_recording gets 500"),
-    "file_as_text_field": _xfail("`file` as a text field gets 500"),
-    "drift_since_overflow": _xfail("a date overflow in `since` gets 500"),
-    "overflow_after_units": _xfail("non-finite values after unit conversion are accepted"),
-    "url_as_file": _xfail("a URL string as a file field must be a 400"),
-    "file_path_as_file": _xfail("a file:// path as a file field must be a 400"),
-    "slow_body": _xfail("the time to read a body must be bounded"),
-    "raw_bytes": _xfail("undecodable gRPC messages get UNKNOWN, want INVALID_ARGUMENT"),
-    "stream_huge_gaps": _xfail("stream chunks 1e12 s apart get INTERNAL"),
-}
+KNOWN: dict[str, pytest.MarkDecorator] = {}  # cases that fail today (none)
 HTTP = [pytest.param(c, id=c.__name__, marks=KNOWN.get(c.__name__, ())) for c in http_cases.CASES]
 GRPC = [
     pytest.param(c, id=f"grpc_{c.__name__}", marks=KNOWN.get(c.__name__, ()))
@@ -55,7 +41,6 @@ def test_case(target, case):
     assert not result.failed, result.summary()
 
 
-@_xfail("upload fields sent as text fields, multipart without a boundary: 500")
 def test_short_fuzz(target):
     result = fuzz(target, max_examples=30)
     assert result.requests >= 200, result.summary()

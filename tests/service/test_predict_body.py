@@ -29,15 +29,15 @@ def _probs(resp) -> np.ndarray:
     return np.array([list(p["probabilities"].values()) for p in preds])
 
 
-def test_npy_body_answers_as_the_json_body(client, heldout):
-    x = heldout["windows"][:8].astype(np.float32)
+def test_npy_body_answers_as_the_json_body(client, heldout_windows):
+    x = heldout_windows["windows"][:8].astype(np.float32)
     as_json = _probs(client.post("/predict", json={"windows": x.tolist()}))
     as_npy = _probs(client.post("/predict", content=_npy(x), headers=NPY))
     np.testing.assert_allclose(as_npy, as_json, atol=1e-6)
 
 
-def test_npy_body_units_come_from_the_query(client, heldout):
-    x = heldout["windows"][:4].astype(np.float64)
+def test_npy_body_units_come_from_the_query(client, heldout_windows):
+    x = heldout_windows["windows"][:4].astype(np.float64)
     canonical = _probs(client.post("/predict", content=_npy(x), headers=NPY))
     other = x.copy()
     other[..., :3] /= 9.80665  # m/s² -> g
@@ -77,9 +77,9 @@ def test_openapi_keeps_the_json_schema_and_example(client):
     assert "units" in schema["properties"]
 
 
-def test_no_tracing_middleware_unless_asked(client, heldout):
+def test_no_tracing_middleware_unless_asked(client, heldout_windows):
     # HAR_TRACING is off in the tests: BentoML's OpenTelemetry middleware, whose span id
     # is the X-BentoML-Request-ID header, is not in the request path
-    r = client.post("/predict", json={"windows": heldout["windows"][:1].tolist()})
+    r = client.post("/predict", json={"windows": heldout_windows["windows"][:1].tolist()})
     assert r.status_code == 200
     assert "x-bentoml-request-id" not in r.headers

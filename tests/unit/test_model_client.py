@@ -8,6 +8,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from har.errors import ModelUnavailableError
 from har.model_client import ModelClient, model_ready
 
 
@@ -81,8 +82,9 @@ def test_a_dropped_connection_is_retried_once(route: int, caplog) -> None:
 
 def test_a_second_connection_error_or_any_other_error_propagates() -> None:
     twice = FakeModel(fail_first=[aiohttp.ClientConnectionError()] * 2)
-    with pytest.raises(aiohttp.ClientConnectionError):
+    with pytest.raises(ModelUnavailableError, match="unavailable") as info:  # 503 / UNAVAILABLE
         asyncio.run(twice.client()(rows(2)))
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError)
     assert len(twice.calls) == 2
     other = FakeModel(fail_first=[RuntimeError("model worker died")])
     with pytest.raises(RuntimeError, match="died"):

@@ -1,0 +1,146 @@
+"""Client mistakes in a request body as 4xx answers in our words, before BentoML's handlers.
+
+BentoML 1.4.40 parses an API's input in ``_bentoml_impl/server/app.py``
+(``ServiceAppFactory.api_endpoint``) and answers what goes wrong there itself: a
+pydantic ``ValidationError`` becomes a 400 whose body lists pydantic's messages and
+documentation URLs, anything else (a multipart body without a boundary, garbage
+multipart, an upload field sent as text) a 500; each one is logged at ERROR with a
+traceback. Its serde (``_bentoml_impl/serde.py``) also downloads any string sent in place
+of a file (multipart text fields, or a JSON body that is a URL). :func:`install` (called
+by ``service.py`` at import, in every worker) changes three things:
+
+- an upload field must be a file part: a string (URL, ``file://...``, anything) is a 400,
+  and nothing is fetched or read on the client's behalf;
+- a JSON body to an endpoint with upload fields is a 415 (uploads are multipart);
+- errors while parsing the input become ``{"error": message}`` with a 4xx and one INFO
+  log line; the model service unreachable (restarting, shutting down) is a 503 with
+  ``Retry-After``; other errors of the endpoint keep BentoML's handling (500, traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from har.errors import ModelUnavailableError
+
+logger = logging.getLogger("har.http")
+
+
+class RequestError(Exception):
+    """A request body the API cannot take: ``status`` (4xx) and a message for the client."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def validation_message(exc: Any, limit: int = 3) -> str:
+    """A pydantic ``ValidationError`` in our words: the fields and what they must be."""
+    parts = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False)[:limit]:
+        loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
+        kind = str(err.get("type", ""))
+        if kind == "json_invalid":
+            parts.append("the body is not valid JSON")
+        elif kind == "missing":
+            parts.append(f"'{loc}' is required")
+        elif kind.startswith(("float", "int")):
+            parts.append(f"'{loc}' must be a number")
+        elif kind.startswith("list"):
+            parts.append(f"'{loc}' must be a list")
+        elif kind.startswith(("dict", "model")):
+            parts.append(f"'{loc or 'body'}' must be an object")
+        elif kind.startswith("string"):
+            parts.append(f"'{loc}' must be a string")
+        elif kind == "too_long":
+            parts.append(f"'{loc}' has too many items")
+        else:
+            parts.append(f"'{loc or 'body'}' is not valid here")
+    more = exc.error_count() - len(parts)
+    return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _refuse_string(obj: Any) -> Any:
+    from starlette.datastructures import UploadFile
+
+    if isinstance(obj, UploadFile):
+        return obj
+    raise RequestError(
+        "an upload field must be a file (a multipart part with a filename), not a text "
+        "value; nothing is fetched from a URL or read from a path"
+    )
+
+
+def install() -> None:
+    """Patch BentoML's input parsing as the module docstring says. Idempotent."""
+    from _bentoml_impl import serde
+    from _bentoml_impl.server.app import ServiceAppFactory
+    from pydantic import ValidationError
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+    from starlette.responses import JSONResponse
+
+    if getattr(ServiceAppFactory, "_har_client_errors", False):
+        return
+
+    async def ensure_file(obj: Any) -> Any:
+        return _refuse_string(obj)
+
+    serde.MultipartSerde.ensure_file = staticmethod(ensure_file)
+
+    async def json_parse_request(self: Any, request: Any, cls: Any) -> Any:
+        if getattr(cls, "multipart_fields", None):
+            fields = ", ".join(sorted(cls.multipart_fields))
+            raise RequestError(
+                f"this endpoint takes uploads ({fields}): send multipart/form-data", 415
+            )
+        body = await request.body()
+        return self.deserialize_model(serde.Payload((body,), metadata=request.headers), cls)
+
+    serde.JSONSerde.parse_request = json_parse_request
+    original = serde.MultipartSerde.parse_request
+
+    async def multipart_parse_request(self: Any, request: Any, cls: Any) -> Any:
+        ctype = request.headers.get("content-type", "")
+        if ctype.split(";")[0].strip() == "multipart/form-data" and "boundary=" not in ctype:
+            raise RequestError("multipart/form-data needs a boundary parameter", 400)
+        return await original(self, request, cls)
+
+    serde.MultipartSerde.parse_request = multipart_parse_request
+
+    from _bentoml_sdk.io_models import IOMixin
+
+    parse = IOMixin.from_http_request.__func__
+
+    async def from_http_request(cls: Any, request: Any, serde_: Any) -> Any:
+        try:
+            return await parse(cls, request, serde_)
+        except RequestError:
+            raise
+        except ValidationError as exc:
+            raise RequestError(validation_message(exc)) from None
+        except (HTTPException, MultiPartException) as exc:
+            raise RequestError("the multipart body cannot be parsed") from exc
+        except (UnicodeDecodeError, ValueError, KeyError) as exc:
+            raise RequestError("the request body cannot be parsed") from exc
+
+    IOMixin.from_http_request = classmethod(from_http_request)
+    endpoint = ServiceAppFactory.api_endpoint
+
+    async def api_endpoint(self: Any, name: str, request: Any) -> Any:
+        try:
+            return await endpoint(self, name, request)
+        except RequestError as exc:
+            logger.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except ModelUnavailableError as exc:
+            logger.warning("%s %s: 503 %s", request.method, request.url.path, exc)
+            return JSONResponse(
+                {"error": "the model is unavailable; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
+
+    ServiceAppFactory.api_endpoint = api_endpoint
+    ServiceAppFactory._har_client_errors = True

@@ -1,0 +1,85 @@
+"""Bounds on what clients can make BentoML do: metric labels by route, workers that die
+with their supervisor, request parse errors in our words (har/bentoml_compat.py,
+har/bentoml_requests.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from har.bentoml_compat import UNMATCHED_PATH, route_label
+from har.bentoml_requests import validation_message
+
+
+def _routes() -> list:
+    read = FastAPI()
+    read.get("/model")(lambda: {})
+    read.get("/items/{name}")(lambda name: {})
+
+    async def ok(request):  # pragma: no cover - never called
+        return None
+
+    app = Starlette(routes=[Route("/predict", ok, methods=["POST"]), Mount("/", read)])
+    return app.routes
+
+
+def test_unknown_paths_share_one_label():
+    routes = _routes()
+    assert route_label(routes, "/predict") == "/predict"
+    assert route_label(routes, "/model") == "/model"
+    assert route_label(routes, "/items/abc") == "/items/{name}"
+    labels = {route_label(routes, f"/random-{i}/x") for i in range(300)}
+    assert labels == {UNMATCHED_PATH}
+
+
+def test_a_worker_dies_with_its_supervisor():
+    child = (
+        "import time; from har.bentoml_compat import die_with_supervisor; "
+        "die_with_supervisor(); print('ready', flush=True); time.sleep(60)"
+    )
+    parent = (
+        "import subprocess, sys, time; "
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}], stdout=sys.stdout); "
+        "print(p.pid, flush=True); time.sleep(60)"
+    )
+    sup = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    assert sup.stdout is not None
+    worker = int(sup.stdout.readline())
+    assert sup.stdout.readline().strip() == "ready"
+    sup.send_signal(signal.SIGKILL)
+    sup.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker outlived its supervisor")
+
+
+class _Body(BaseModel):
+    windows: list[list[float]]
+    n: int
+
+
+def test_validation_errors_in_our_words():
+    with pytest.raises(ValidationError) as info:
+        _Body.model_validate_json(b'{"windows": [["x"]]}')
+    msg = validation_message(info.value)
+    assert msg == "invalid request: 'windows[0][0]' must be a number; 'n' is required"
+    with pytest.raises(ValidationError) as info:
+        _Body.model_validate_json(b"{not json")
+    msg = validation_message(info.value)
+    assert msg == "invalid request: the body is not valid JSON"
+    assert "pydantic" not in msg and "http" not in msg
