@@ -133,9 +133,14 @@ def summary(samples: dict[tuple[str, int, str], list[Row]], rounds: int) -> list
         cells += [" / ".join(both("mean_batch", ".1f"))]
         cells += [f"{med([r.cpu.get('others') for r in a + b]):.0f}"]
         lines.append(f"| {name} | {' | '.join(cells)} |")
-    lines += ["", f"| round (B/A win/s) | {' | '.join(ratios)} |", "|---:|" + "---:|" * len(ratios)]
+    head = f"| round: B/A win/s (others' CPU % A/B) | {' | '.join(ratios)} |"
+    lines += ["", head, "|---:|" + "---:|" * len(ratios)]
     for i in range(rounds):
-        lines.append(f"| {i + 1} | {' | '.join(f'{r[i]:.2f}' for r in ratios.values())} |")
+        cells = []
+        for (proto, c), r in zip(CELLS, ratios.values(), strict=True):
+            a, b = (samples[(proto, c, k)][i].cpu.get("others", 0.0) for k in "AB")
+            cells.append(f"{r[i]:.2f} ({a:.0f}/{b:.0f})")
+        lines.append(f"| {i + 1} | {' | '.join(cells)} |")
     return lines
 
 
