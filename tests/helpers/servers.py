@@ -113,12 +113,14 @@ def wait_ready(
         time.sleep(0.5)
 
 
-def spawn(cmd: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> Process:
-    """Start ``cmd`` from the repository root in a new session, output into ``log``."""
+def spawn(
+    cmd: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Process:
+    """Start ``cmd`` from ``cwd`` (default: the repository root) in a new session into ``log``."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             list(cmd),
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env=dict(env) if env is not None else None,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -169,6 +171,8 @@ def bentoml_serve(
     profile_dir: Path | None = None,
     args: Sequence[str] = (),
     ssl_context: ssl.SSLContext | None = None,
+    tree: Path | None = None,
+    bentoml: Path | None = None,
 ) -> Iterator[Server]:
     """Run ``bentoml serve service:HARService`` on free ports until ``/readyz`` answers 200.
 
@@ -181,6 +185,8 @@ def bentoml_serve(
         profile_dir: ``HAR_PROFILE_DIR`` of the server; default: from ``env`` / this process.
         args: more ``bentoml serve`` options (e.g. ``--ssl-certfile``, ``--ssl-keyfile``).
         ssl_context: the server speaks HTTPS: ``url`` and the readiness probe use it.
+        tree: the checkout to serve from (its ``service.py``); default: this repository.
+        bentoml: the ``bentoml`` executable (another venv's); default: this interpreter's.
     """
     http_port, grpc_port = free_port(), free_port()
     full_env = {**os.environ, "HAR_GRPC_PORT": str(grpc_port), **(env or {})}
@@ -188,9 +194,9 @@ def bentoml_serve(
         full_env["BENTOML_HOME"] = str(home)
     if profile_dir is not None:
         full_env["HAR_PROFILE_DIR"] = str(profile_dir)
-    bentoml = str(Path(sys.executable).parent / "bentoml")
-    cmd = [bentoml, "serve", SERVICE, "--port", str(http_port), *args]
-    process = spawn(cmd, log_dir / f"serve-{http_port}.log", full_env)
+    exe = str(bentoml or Path(sys.executable).parent / "bentoml")
+    cmd = [exe, "serve", SERVICE, "--port", str(http_port), *args]
+    process = spawn(cmd, log_dir / f"serve-{http_port}.log", full_env, tree)
     scheme = "https" if ssl_context is not None else "http"
     server = Server(process.proc, http_port, grpc_port, process.log, scheme)
     try:
