@@ -99,7 +99,12 @@ class Scorer:
         Raises:
             InputError: too many windows, wrong shape, non-numbers, NaN or infinity.
         """
-        n = len(windows) if isinstance(windows, list | tuple | np.ndarray) else None
+        # a 0-d array (the fast JSON parser's `"windows": null`) has no length: the shape
+        # check below names the problem
+        sized = isinstance(windows, list | tuple) or (
+            isinstance(windows, np.ndarray) and windows.ndim > 0
+        )
+        n = len(windows) if sized else None  # type: ignore[arg-type]
         if n is not None and n > self.max_windows:
             raise InputError(
                 f"too many windows in one request: {n} (at most {self.max_windows}); "

@@ -171,3 +171,16 @@ def test_stream_errors_name_the_chunk(values, match: str) -> None:
 
     with pytest.raises(InputError, match=match):
         run(main())
+
+
+@pytest.mark.parametrize(
+    "body", [None, False, 0, 1.5, "x", np.asarray(None), np.asarray(0.0), np.asarray(False)]
+)
+def test_a_scalar_instead_of_windows_is_a_client_error(body: object) -> None:
+    """The fast JSON parser hands over 0-d arrays for `"windows": null|false|0` (was a 500)."""
+
+    async def infer(x: np.ndarray) -> np.ndarray:
+        return np.zeros((len(x), 2), np.float32)
+
+    with pytest.raises(InputError):
+        Scorer(make_card(["a", "b"]), "t", infer).check_windows(body)
