@@ -46,19 +46,15 @@ UNTIL = Annotated[str | None, Query(description="ISO 8601 end (default: now)")]
 
 
 class BodySizeLimitMiddleware:
-    """ASGI middleware bounding request bodies: 413 over ``max_bytes``, 408 when the
-    client takes longer than ``read_timeout_s`` to send the whole body.
+    """ASGI middleware answering 413 to request bodies larger than ``max_bytes``.
 
-    Checks ``Content-Length`` up front, then reads the body (chunked or not) before the
-    app sees it, counting bytes as they arrive, so an oversized or stalled upload is
-    refused without being buffered whole and without holding a handler. The app then
-    reads the buffered body (at most ``max_bytes`` in memory per request).
+    Checks ``Content-Length`` up front and counts streamed (chunked) bodies as they
+    arrive, so an oversized upload is refused without being buffered whole.
     """
 
-    def __init__(self, app: Any, max_bytes: int, read_timeout_s: float = 20.0) -> None:
+    def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -74,43 +70,29 @@ class BodySizeLimitMiddleware:
                 if declared > self.max_bytes:
                     await self._reject(send, 413, self._message(declared))
                     return
-        try:
-            body = await asyncio.wait_for(self._read(receive), self.read_timeout_s)
-        except _TooLarge as exc:
-            await self._reject(send, 413, self._message(exc.size))
-            return
-        except TimeoutError:
-            await self._reject(
-                send, 408, f"request body not received within {self.read_timeout_s:g} s"
-            )
-            return
-        except _Disconnected:
-            return
-        sent = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return cast(dict[str, Any], await receive())  # after the body: the disconnect
-
-        await self.app(scope, replay, send)
-
-    async def _read(self, receive: Any) -> bytes:
-        parts: list[bytes] = []
         seen = 0
-        while True:
+        started = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen
             msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = msg.get("body", b"")
-            seen += len(chunk)
-            if seen > self.max_bytes:
-                raise _TooLarge(seen)
-            parts.append(chunk)
-            if not msg.get("more_body", False):
-                return b"".join(parts)
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(seen)
+            return cast(dict[str, Any], msg)
+
+        async def tracking_send(msg: dict[str, Any]) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge as exc:
+            if not started:
+                await self._reject(send, 413, self._message(exc.size))
 
     def _message(self, size: int) -> str:
         return f"request body too large: {size} bytes (limit {self.max_bytes} bytes)"
@@ -243,10 +225,6 @@ class HttpApi:
             return await asyncio.to_thread(getattr(self.monitor, method), start, end)
         except InputError as exc:
             return client_error(exc, 404)
-
-
-class _Disconnected(Exception):
-    """The client went away before sending its whole body."""
 
 
 class _TooLarge(Exception):

