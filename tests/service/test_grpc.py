@@ -9,7 +9,6 @@ a dependency: each test runs its coroutine with ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import math
 import statistics
@@ -448,7 +447,6 @@ def test_predict_round_trip_overhead() -> None:
     assert median_us < 20_000  # generous: a guard against blocking work, not a benchmark
 
 
-@pytest.mark.skipif(importlib.util.find_spec("grpc_tools") is None, reason="needs grpcio-tools")
 def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
     """``make proto`` would not change the committed generated code."""
     (tmp_path / "har" / "v1").mkdir(parents=True)
