@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from har import registry
-from tests.helpers.servers import ROOT, bentoml_serve, home_sharing_store
+from tests.helpers.servers import ROOT, bentoml_serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,13 +45,12 @@ def _served(env: dict[str, str], tmp_path: Path) -> tuple[dict, str]:
     return model, "\n".join(info)
 
 
-def test_the_alias_holder_is_served_across_promote_and_rollback(
-    bundled_tag: str, tmp_path: Path
-) -> None:
+def test_the_alias_holder_is_served_across_promote_and_rollback(tmp_path: Path) -> None:
     import os
 
-    # the session's store (tests/conftest.py), which the bundled_tag fixture creates
-    home = home_sharing_store(tmp_path / "home", Path(os.environ["BENTOML_HOME"]) / "models")
+    # A model store of its own: the versions imported here are named like the bundled
+    # model, and in the session's store they would become its ``har-cnn-bilstm:latest``.
+    home = tmp_path / "home"
     env = {
         **os.environ,
         "BENTOML_HOME": str(home),
