@@ -154,4 +154,8 @@ class HARService:
 
 
 HARService.add_asgi_middleware(BearerAuthMiddleware, access=config.access)  # outermost: first
-HARService.add_asgi_middleware(web.BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+HARService.add_asgi_middleware(
+    web.BodySizeLimitMiddleware,
+    max_bytes=settings.max_request_bytes,
+    read_timeout_s=settings.body_read_timeout_s,
+)

@@ -283,6 +283,7 @@ async def _drain(requests: Any) -> None:
     refused streams in a reproduction); reading what the client already sent avoids that.
     """
     import asyncio
+    import contextlib
 
     async def read() -> None:
         n = 0
@@ -291,10 +292,8 @@ async def _drain(requests: Any) -> None:
             if n >= _DRAIN_MESSAGES:
                 return
 
-    try:
+    with contextlib.suppress(TimeoutError, grpc.RpcError):
         await asyncio.wait_for(read(), timeout=_DRAIN_SECONDS)
-    except (TimeoutError, grpc.RpcError):
-        pass
 
 
 #: Bounds of what a refused streaming call may still send before its status.

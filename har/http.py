@@ -46,15 +46,21 @@ UNTIL = Annotated[str | None, Query(description="ISO 8601 end (default: now)")]
 
 
 class BodySizeLimitMiddleware:
-    """ASGI middleware answering 413 to request bodies larger than ``max_bytes``.
+    """ASGI middleware bounding request bodies: 413 over ``max_bytes``, 408 when the
+    client takes longer than ``read_timeout_s`` to send the whole body.
 
-    Checks ``Content-Length`` up front and counts streamed (chunked) bodies as they
-    arrive, so an oversized upload is refused without being buffered whole.
+    ``Content-Length`` is checked up front; a streamed (chunked) body is counted as the
+    app reads it. When a body runs over the limit or stalls, the app is told the client
+    went away (``http.disconnect``, so it stops reading and nothing more is buffered) and
+    whatever answer it then tries to send is replaced by the 413 / 408. The app reads
+    the body itself, as without the middleware: reading it here first kept the API
+    worker from finishing a graceful shutdown.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, read_timeout_s: float = 20.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -70,29 +76,52 @@ class BodySizeLimitMiddleware:
                 if declared > self.max_bytes:
                     await self._reject(send, 413, self._message(declared))
                     return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout_s
         seen = 0
+        body_done = False
         started = False
+        refusal: tuple[int, str] | None = None
+        disconnect: dict[str, Any] = {"type": "http.disconnect"}
 
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal seen
-            msg = await receive()
+        async def guarded_receive() -> dict[str, Any]:
+            nonlocal seen, body_done, refusal
+            if refusal is not None:
+                return disconnect
+            if body_done:  # after the body: only the disconnect is left to wait for
+                return cast(dict[str, Any], await receive())
+            try:
+                msg = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                refusal = (408, f"request body not received within {self.read_timeout_s:g} s")
+                return disconnect
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge(seen)
+                    refusal = (413, self._message(seen))
+                    return disconnect
+                body_done = not msg.get("more_body", False)
             return cast(dict[str, Any], msg)
 
-        async def tracking_send(msg: dict[str, Any]) -> None:
+        async def guarded_send(msg: dict[str, Any]) -> None:
             nonlocal started
+            if refusal is not None:  # the app's own answer to the "disconnect" is dropped
+                if not started:
+                    started = True
+                    await self._reject(send, *refusal)
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge as exc:
-            if not started:
-                await self._reject(send, 413, self._message(exc.size))
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception:
+            if refusal is None:
+                raise
+        if refusal is not None and not started:
+            started = True
+            await self._reject(send, *refusal)
 
     def _message(self, size: int) -> str:
         return f"request body too large: {size} bytes (limit {self.max_bytes} bytes)"
@@ -225,12 +254,6 @@ class HttpApi:
             return await asyncio.to_thread(getattr(self.monitor, method), start, end)
         except InputError as exc:
             return client_error(exc, 404)
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
 
 
 def _named(path: Path, label: str) -> io.BytesIO:

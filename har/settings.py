@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="Samples the resampler may allocate for one recording (its finest grid, "
         "6 float64 channels: 48 bytes each, ~192 MB at the default); more: 400.",
     )
+    body_read_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a client has to send a whole request body; slower: 408.",
+    )
     stream_idle_timeout_s: float = Field(
         60.0, gt=0, description="Seconds a gRPC stream may wait for its next chunk."
     )

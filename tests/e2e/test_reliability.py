@@ -21,11 +21,7 @@ def _xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=f"issue 10: {reason}")
 
 
-_REVERTED = "the body pre-read that gave 413/408 blocked graceful shutdown; reverted"
-KNOWN: dict[str, pytest.MarkDecorator] = {  # cases that fail today
-    "chunked_over_limit": pytest.mark.xfail(strict=False, reason=f"issue 10: {_REVERTED}"),
-    "slow_body": pytest.mark.xfail(strict=False, reason=f"issue 10: {_REVERTED}"),
-}
+KNOWN: dict[str, pytest.MarkDecorator] = {}  # cases that fail today (none)
 HTTP = [pytest.param(c, id=c.__name__, marks=KNOWN.get(c.__name__, ())) for c in http_cases.CASES]
 GRPC = [
     pytest.param(c, id=f"grpc_{c.__name__}", marks=KNOWN.get(c.__name__, ()))
