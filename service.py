@@ -15,8 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from har import bentoml_compat
 from har import http as web
-from har.access import BearerAuthMiddleware
-from har.assembly import ApiWorker, configure, model_worker
+from har.assembly import SERVICE_CONFIG, ApiWorker, add_middleware, configure, model_worker
 from har.card import CANONICAL_UNITS
 from har.http_input import predict_input
 from har.model_client import model_ready
@@ -26,12 +25,6 @@ from har.shadow import http_answer as shadow_answer
 
 config = configure(get_settings())  # patches BentoML; resolves the model (har/assembly.py)
 settings, shadow_tag = config.settings, config.shadow_tag
-#: Shared by both services: one worker each, generous timeout and concurrency, no access log.
-SERVICE_CONFIG: dict[str, Any] = {
-    "workers": 1,
-    "traffic": {"timeout": 120, "max_concurrency": 4096},
-    "logging": {"access": {"enabled": False}},
-}
 read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -153,9 +146,4 @@ class HARService:
         return shadow_answer(self.worker.shadow, since, until)
 
 
-HARService.add_asgi_middleware(BearerAuthMiddleware, access=config.access)  # outermost: first
-HARService.add_asgi_middleware(
-    web.BodySizeLimitMiddleware,
-    max_bytes=settings.max_request_bytes,
-    read_timeout_s=settings.body_read_timeout_s,
-)
+add_middleware(HARService, config)  # bearer tokens, then body bounds (har/assembly.py)

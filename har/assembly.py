@@ -15,6 +15,7 @@ and their ``__init__``, start-up and shutdown hooks call the rest:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,13 @@ from har.shadow import resolve_shadow_tag
 from har.tls import GrpcTLS, grpc_server_credentials
 
 ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+#: Shared by both services: one worker each, generous timeout and concurrency, no access log.
+SERVICE_CONFIG: dict[str, Any] = {
+    "workers": 1,
+    "traffic": {"timeout": 120, "max_concurrency": 4096},
+    "logging": {"access": {"enabled": False}},
+}
 
 
 @dataclass(frozen=True)
@@ -55,14 +63,42 @@ def configure(settings: Settings) -> Configured:
     bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths
     bentoml_requests.install()  # client mistakes in a body: 4xx in our words
     tag = lifecycle.ensure_served_model(settings)
+    shadow_tag = resolve_shadow_tag(settings)
+    pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     if not settings.tracing:
         bentoml_compat.disable_request_tracing()
     return Configured(
-        settings,
-        Access.from_settings(settings),
-        GrpcTLS.from_settings(settings),
-        resolve_shadow_tag(settings),
+        settings, Access.from_settings(settings), GrpcTLS.from_settings(settings), shadow_tag
+    )
+
+
+def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
+    """Replace registry URIs by the tags they resolved to, in this process's environment.
+
+    ``bentoml serve`` imports ``service.py`` in its supervisor first and starts (and
+    restarts) every worker with a copy of the supervisor's environment: with the tags
+    pinned there, a worker restarted after a promotion serves the version resolved at
+    start, as ``GET /model`` says, instead of the alias's new holder.
+    """
+    if settings.model_uri:
+        os.environ["HAR_MODEL_TAG"] = tag
+        os.environ.pop("HAR_MODEL_URI", None)
+    if settings.shadow_model_uri and shadow_tag:
+        os.environ["HAR_SHADOW_MODEL_TAG"] = shadow_tag
+        os.environ.pop("HAR_SHADOW_MODEL_URI", None)
+
+
+def add_middleware(service: Any, config: Configured) -> None:
+    """The API service's ASGI middleware: tokens (outermost, first), then body bounds."""
+    from har.access import BearerAuthMiddleware
+    from har.http import BodySizeLimitMiddleware
+
+    service.add_asgi_middleware(BearerAuthMiddleware, access=config.access)
+    service.add_asgi_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=config.settings.max_request_bytes,
+        read_timeout_s=config.settings.body_read_timeout_s,
     )
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-from test_grpc import expect_invalid, request, serve, windows
 
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.grpc_fake import expect_invalid, request, serve, windows
 
 
 def packed(w: np.ndarray) -> har_pb2.PredictRequest:

@@ -9,20 +9,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from har.card import ModelCard, Scaler, Units
+from har.card import Units
 from har.errors import InputError, RecordingError
 from har.preprocessing import Preprocessor, resample_segment, resampled_size, split_at_gaps
 from har.scorer import Scorer
 from har.streaming import StreamWindower
+from tests.helpers.cards import make_card
 
-CARD = ModelCard(
-    name="t",
-    classes=["a", "b"],
-    window=200,
-    hop=100,
-    sample_rate_hz=50.0,
-    scaler=Scaler(mean=[0, 0, 9.8, 0, 0, 0], scale=[2, 2, 2, 30, 30, 30]),
-)
+CARD = make_card(["a", "b"], name="t", scale=(2, 2, 2, 30, 30, 30))
 
 
 def _rows(times: list[float]) -> tuple[np.ndarray, np.ndarray]:

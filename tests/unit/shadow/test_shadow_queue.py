@@ -9,19 +9,14 @@ import time
 import numpy as np
 import pytest
 
-from har.card import ModelCard
 from har.errors import InputError
 from har.scorer import Scorer
 from har.settings import Settings
 from har.shadow import Shadow, ShadowQueue, http_answer, rescaler
+from tests.helpers.cards import make_card
 
-CARD = ModelCard(
-    name="t",
-    classes=["a", "b", "c"],
-    window=20,
-    hop=10,
-    sample_rate_hz=10,
-    scaler={"mean": [0, 0, 9.8, 0, 0, 0], "scale": [2, 2, 2, 30, 30, 30]},
+CARD = make_card(
+    ["a", "b", "c"], name="t", window=20, sample_rate_hz=10, scale=(2, 2, 2, 30, 30, 30)
 )
 
 
