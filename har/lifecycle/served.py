@@ -46,6 +46,16 @@ def publish_model_info(tag: str, info: Mapping[str, str] | None) -> None:
     empty alias and run id. Call it in a worker (``__init__``), never at import time:
     ``prometheus_client`` picks its multiprocess storage when first imported.
     """
+    if info is not None:
+        labels = (info["name"], info["version"], info["alias"], info["run_id"])
+    else:
+        name, _, version = tag.partition(":")
+        labels = (name, version, "", "")
+    model_info_gauge().labels(*labels).set(1)
+
+
+def model_info_gauge() -> Any:
+    """The ``har_model_info`` gauge, created on first use (in a worker)."""
     global _gauge
     from prometheus_client import Gauge
 
@@ -57,9 +67,4 @@ def publish_model_info(tag: str, info: Mapping[str, str] | None) -> None:
                 ["name", "version", "alias", "run_id"],
                 multiprocess_mode="mostrecent",
             )
-    if info is not None:
-        labels = (info["name"], info["version"], info["alias"], info["run_id"])
-    else:
-        name, _, version = tag.partition(":")
-        labels = (name, version, "", "")
-    _gauge.labels(*labels).set(1)
+        return _gauge

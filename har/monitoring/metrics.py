@@ -146,8 +146,16 @@ def exported_names() -> list[str]:
 
     Derived from the metric objects themselves, so alert rules can be checked against it.
     """
+    from dataclasses import fields
+
+    from har.lifecycle.served import model_info_gauge
+    from har.shadow.compare import shadow_metrics
+
     names: list[str] = []
-    for m in get_metrics().all():
+    shadow = shadow_metrics()
+    metrics = [*get_metrics().all(), model_info_gauge()]
+    metrics += [getattr(shadow, f.name) for f in fields(shadow)]
+    for m in metrics:
         for family in m.describe():
             names += [family.name + s for s in _SUFFIXES[family.type]]
     return sorted(names)

@@ -5,6 +5,7 @@ endpoint and /metrics count every window the clients sent."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -59,7 +60,15 @@ def _serve_and_compare(env: dict[str, str], tmp_path: Path) -> tuple[dict, str, 
             k: _metric(server.url, f"har_shadow_{k}_total")
             for k in ("windows", "agreements", "disagreements", "windows_dropped")
         }
-        return a | {"metrics": counted}, server.log_tail(), served
+        panel = {m: _metric(server.url, m) for m in _shadow_panel_metrics()}
+        return a | {"metrics": counted, "panel": panel}, server.log_tail(), served
+
+
+def _shadow_panel_metrics() -> set[str]:
+    """The metrics the Grafana dashboard's shadow panel queries."""
+    dash = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "har-service.json").read_text())
+    (panel,) = [p for p in dash["panels"] if p["title"].startswith("Shadow model")]
+    return {m for t in panel["targets"] for m in re.findall(r"\bhar_shadow_[a-z_]+", t["expr"])}
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +106,8 @@ def test_the_served_model_as_shadow_agrees_on_every_window(
     assert a["confidence"]["primary"] == pytest.approx(a["confidence"]["shadow"], abs=1e-6)
     m = a["metrics"]
     assert m["windows"] == m["agreements"] == sum(REQUESTS) and m["windows_dropped"] == 0
+    # the dashboard's shadow panel queries metrics this server exports, with data
+    assert a["panel"] and all(v > 0 for v in a["panel"].values()), a["panel"]
 
 
 @pytest.mark.e2e
