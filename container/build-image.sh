@@ -26,6 +26,10 @@ main() {
     bentoml="$(bentoml_bin)"
     select_engine
 
+    if [[ -n "${BENTOML_HOME:-}" ]]; then
+        BENTOML_HOME="$(realpath -m -- "$BENTOML_HOME")"
+        export BENTOML_HOME
+    fi
     log "bentoml build (BENTOML_HOME=${BENTOML_HOME:-default})"
     cd "$PROJECT_ROOT"
     # `-o tag` prints `__tag__:name:version` as its last line.
@@ -51,7 +55,11 @@ print((info.get("image") or info.get("docker") or {}).get("base_image") or "")')
     image="${HAR_IMAGE:-$tag}"
     local containerize_start=$SECONDS
     log "bentoml containerize $tag -> $image ($ENGINE)"
-    "$bentoml" containerize "$tag" --backend "$ENGINE" --image-tag "$image"
+    # From the temporary folder: BentoML 1.4.36+ resolves the Bento's dockerfile_template
+    # inside a fresh temporary build context but requires it under the current directory
+    # (bentoml/BentoML#5566, open); from ${TMPDIR:-/tmp} both agree. (BENTOML_HOME was
+    # made absolute above.)
+    (cd "${TMPDIR:-/tmp}" && "$bentoml" containerize "$tag" --backend "$ENGINE" --image-tag "$image")
     log "containerized in $((SECONDS - containerize_start)) s"
 
     # podman names unqualified local images localhost/NAME.
