@@ -9,6 +9,8 @@ profile files on disk once the server ended.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import threading
@@ -24,7 +26,7 @@ import psutil
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.servers import Server
 
-from .common import BAD_GRPC, Result, http_call, post_json
+from .common import BAD_GRPC, Result, http_call
 from .http_cases import WINDOW
 
 RECOVERY_GOAL_S = 10.0  # issue 10: serving again within 10 s after a worker dies
@@ -54,8 +56,13 @@ class Load:
     def _http_loop(self) -> None:
         while not self.stop.is_set():
             t0 = time.monotonic()
-            status, _ = post_json(self.server.http_port, "/predict", {"windows": [WINDOW]}, 30)
-            self.answers.append(Answer(t0, status == 200, status >= 500, f"http {status}"))
+            status, retry_after = _predict(self.server.http_port)
+            # 503 + Retry-After is the answer issue 10 asks for while the model or the
+            # server is unavailable (restart, shutdown); any other 5xx is a fault
+            unavailable = status == 503 and retry_after is not None
+            fault = status >= 500 and not unavailable
+            what = f"http {status}" + (" Retry-After" if unavailable else "")
+            self.answers.append(Answer(t0, status == 200, fault, what))
             if status != 200:
                 time.sleep(0.05)
 
@@ -111,6 +118,21 @@ class Load:
                         r.http_5xx += 1
                 if not a.ok:
                     r.seen.append(a.what)
+
+
+def _predict(port: int) -> tuple[int, str | None]:
+    """POST one window to ``/predict``: (status, its Retry-After header); status 0 = no answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        body = json.dumps({"windows": [WINDOW]}).encode()
+        conn.request("POST", "/predict", body=body, headers={"content-type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheader("retry-after")
+    except (OSError, http.client.HTTPException):
+        return 0, None
+    finally:
+        conn.close()
 
 
 def workers(server: Server) -> dict[str, psutil.Process]:
