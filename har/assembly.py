@@ -15,6 +15,7 @@ and their ``__init__``, start-up and shutdown hooks call the rest:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -103,15 +104,17 @@ def add_middleware(service: Any, config: Configured) -> None:
 
 
 def model_worker(settings: Settings, tag: str) -> CompiledModel:
-    """The stored model ``tag``, compiled and warmed up for the model service's worker."""
-    configure_tensorflow(
-        intra_op_threads=settings.tf_intra_op_threads,
-        inter_op_threads=1,
-        xla_cache_dir=settings.xla_cache_dir,
-    )
+    """The stored model ``tag``, compiled for the model service's worker.
+
+    Ready once the shape-generic function is traced; the XLA batch sizes compile after
+    that in the background unless ``settings.warmup`` is ``blocking`` (har/inference.py).
+    """
+    configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
+    # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
+    logging.getLogger("har.inference").setLevel(logging.INFO)
     model = registry.load_model(tag).model
     compiled = CompiledModel(model, xla=settings.xla, max_batch_size=settings.max_batch_size)
-    compiled.warmup()
+    compiled.warmup(background=settings.warmup == "background")
     bentoml_compat.freeze_startup_heap()
     return compiled
 

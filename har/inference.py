@@ -3,44 +3,37 @@
 ``model.predict`` costs ~40 ms of fixed overhead per call (measured on 2 cores;
 compare the naive baseline in ``load_tests/RESULTS.md``), so serving and offline
 scoring call a ``tf.function`` instead. With XLA every distinct input
-shape compiles once (hundreds of ms), so batches are padded up to a small set of
-sizes (powers of two up to ``max_batch_size``) that are all compiled by
-:meth:`CompiledModel.warmup` at start-up: no request ever waits for a compile.
+shape compiles once (~1 s each on 2 cores), so batches are padded up to a small set
+of sizes (powers of two up to ``max_batch_size``), compiled by
+:meth:`CompiledModel.warmup`, by default in the background after start-up while a
+plain (shape-generic) function serves: no request ever waits for a compile.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: An async model function: ``(N, window, 6)`` float32 scaled windows ->
 #: ``(N, n_classes)`` probabilities (the model service's call, or a compiled model).
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
-def configure_tensorflow(
-    intra_op_threads: int = 1, inter_op_threads: int = 1, xla_cache_dir: Path | None = None
-) -> None:
+def configure_tensorflow(intra_op_threads: int = 1, inter_op_threads: int = 1) -> None:
     """Limit TensorFlow's thread pools (must run before TensorFlow executes anything).
 
     On 2 cores, one intra-op and one inter-op thread per model process leaves the
     other core to the HTTP/gRPC process instead of fighting over both.
-    ``xla_cache_dir``: XLA's persistent compilation cache (TensorFlow's
-    ``--tf_xla_persistent_cache_directory``), created if missing; call before
-    TensorFlow is imported for it to take effect.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if xla_cache_dir is not None:
-        Path(xla_cache_dir).mkdir(parents=True, exist_ok=True)
-        flag = f"--tf_xla_persistent_cache_directory={Path(xla_cache_dir).resolve()}"
-        flags = os.environ.get("TF_XLA_FLAGS", "")
-        if "tf_xla_persistent_cache_directory" not in flags:
-            os.environ["TF_XLA_FLAGS"] = f"{flags} {flag}".strip()
     import tensorflow as tf
 
     try:
@@ -63,6 +56,12 @@ def batch_buckets(max_batch_size: int) -> list[int]:
 class CompiledModel:
     """Callable ``(N, window, channels) float32 scaled -> (N, n_classes) float32 probabilities``.
 
+    Two compiled forms of the same model: a plain ``tf.function`` for any batch size
+    (traced once, ~0.3 s) and, with ``xla``, one XLA function per padded batch size
+    (~1 s of compiling each, eight sizes up to 128). A batch runs on XLA when its size
+    is compiled, else on the plain function, so compiling can go on in the background
+    while requests are served (:meth:`warmup`); a request never waits for a compile.
+
     Args:
         model: a Keras 3 model with input ``(None, window, channels)``.
         xla: compile with XLA (fast for small batches); inputs are then padded to ``buckets``.
@@ -75,31 +74,64 @@ class CompiledModel:
         self.model = model
         self.xla = xla
         _, self.window, self.channels = model.input_shape
-        self.buckets: Sequence[int] = batch_buckets(max_batch_size)
+        self.buckets: Sequence[int] = batch_buckets(max_batch_size) if xla else ()
         self.max_batch_size = max_batch_size
-        if xla:
-            self._fn = tf.function(lambda x: model(x, training=False), jit_compile=True)
-        else:
-            spec = tf.TensorSpec([None, self.window, self.channels], tf.float32)
-            self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        spec = tf.TensorSpec([None, self.window, self.channels], tf.float32)
+        self._plain = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        # one function per size: compiling one never holds a lock another call needs
+        self._xla = {
+            b: tf.function(
+                lambda x: model(x, training=False),
+                input_signature=[tf.TensorSpec([b, self.window, self.channels], tf.float32)],
+                jit_compile=True,
+            )
+            for b in self.buckets
+        }
+        self._ready: frozenset[int] = frozenset()  # XLA sizes compiled so far
 
-    def warmup(self) -> None:
-        """Compile every padded batch size now rather than on the first request.
+    @property
+    def compiled_sizes(self) -> list[int]:
+        """Batch sizes whose XLA function is compiled (the rest run the plain function)."""
+        return sorted(self._ready)
 
-        Tracing one function per size is the point here, so TensorFlow's "triggered
-        tf.function retracing ... tracing is expensive" warning is muted meanwhile.
+    def warmup(self, *, background: bool = False) -> threading.Thread | None:
+        """Trace the plain function now, then compile every XLA batch size.
+
+        ``background``: compile the XLA sizes in a daemon thread (returned), smallest
+        first, each used as soon as it is ready; meanwhile batches run on the plain
+        function. Otherwise compile them all before returning. TensorFlow's "triggered
+        tf.function retracing" warning is muted while compiling (one function per size
+        is the point).
         """
+        self._run(self._plain, np.zeros((1, self.window, self.channels), np.float32))
+        if not background:
+            self._compile_all()
+            return None
+        thread = threading.Thread(target=self._compile_all, name="xla-warmup", daemon=True)
+        thread.start()
+        return thread
+
+    def _compile_all(self) -> None:
         logger = logging.getLogger("tensorflow")  # what tf.get_logger() returns
         level = logger.level
         logger.setLevel(max(level, logging.ERROR))
+        started = time.perf_counter()
         try:
-            for b in self.buckets if self.xla else [1]:
-                self._run(np.zeros((b, self.window, self.channels), np.float32))
+            for b in self.buckets:
+                self._run(self._xla[b], np.zeros((b, self.window, self.channels), np.float32))
+                self._ready = self._ready | {b}
         finally:
             logger.setLevel(level)
+        if self.buckets:
+            log.info(
+                "XLA batch sizes %s compiled in %.1f s",
+                self.compiled_sizes,
+                time.perf_counter() - started,
+            )
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(x), dtype=np.float32)
+    @staticmethod
+    def _run(fn: Callable[[np.ndarray], Any], x: np.ndarray) -> np.ndarray:
+        return np.asarray(fn(x), dtype=np.float32)
 
     def _bucket(self, n: int) -> int:
         for b in self.buckets:
@@ -116,8 +148,11 @@ class CompiledModel:
         for s in range(0, n, self.max_batch_size):
             part = x[s : s + self.max_batch_size]
             m = part.shape[0]
-            if self.xla and (b := self._bucket(m)) != m:
-                pad = np.zeros((b - m, *part.shape[1:]), np.float32)
-                part = np.concatenate([part, pad])
-            outs.append(self._run(part)[:m])
+            b = self._bucket(m) if self.xla else 0
+            if b not in self._ready:  # not compiled (yet), or no XLA: any size runs here
+                outs.append(self._run(self._plain, part))
+                continue
+            if b != m:
+                part = np.concatenate([part, np.zeros((b - m, *part.shape[1:]), np.float32)])
+            outs.append(self._run(self._xla[b], part)[:m])
         return np.concatenate(outs) if len(outs) > 1 else outs[0]

@@ -47,12 +47,12 @@ class Settings(BaseSettings):
     tf_intra_op_threads: int = Field(
         1, ge=1, le=64, description="TensorFlow intra-op threads of the model worker."
     )
-    xla_cache_dir: Path | None = Field(
-        None,
-        description="Folder for XLA's persistent compilation cache (unset: off). The model "
-        "worker then loads the compiled batch sizes at start instead of compiling them "
-        "again. Compiled code is specific to the CPU: keep the folder per machine or pod "
-        "(an emptyDir), never baked into an image.",
+    warmup: Literal["background", "blocking"] = Field(
+        "background",
+        description="When the model worker compiles its XLA batch sizes (~1 s each): "
+        "`background` = after it is ready (a shape-generic function serves meanwhile, "
+        "slower per window for the first seconds; ready in about half the time), "
+        "`blocking` = before it reports ready (full speed from the first request).",
     )
     tracing: bool = Field(
         False,

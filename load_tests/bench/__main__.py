@@ -16,6 +16,7 @@ from .loadgen import ensure_tools, write_wrk_script
 from .raw import bench_raw, raw_worker
 from .report import format_row_plain, report
 from .stages import bench_monitoring_ab, bench_naive, bench_server
+from .startup import bench_startup
 from .workload import example_window, prepare_model, write_bodies, write_recording
 
 
@@ -47,6 +48,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     p.add_argument("--raw-runs", type=int, default=5, help="runs per batch size (median)")
     p.add_argument("--raw-run-s", type=float, help="seconds per raw run (default 1; quick 0.3)")
     p.add_argument("--uploads", type=int, default=3, help="recording uploads (median)")
+    p.add_argument(
+        "--startups", type=int, help="starts per HAR_WARMUP mode (median) (default 3; quick 1)"
+    )
     p.add_argument(
         "--monitoring",
         choices=("on", "off", "both"),
@@ -94,6 +98,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         keep_tmp=ns.keep_tmp,
         command=shlex.join([".venv/bin/python", "-m", "load_tests.bench", *(argv or sys.argv[1:])]),
         stages=ns.stages,
+        startups=ns.startups or (1 if ns.quick else 3),
         concurrencies=ns.concurrency,
     )
     return opts, ns
@@ -132,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "serve" in opts.stages or csv_bytes is not None:
                 print("\n3-4. BentoML service", flush=True)
                 rows += bench_server(opts, setup, tmp, primary == "on", lua, grpc_body, csv_bytes)
+            if "startup" in opts.stages:
+                print("\n5. start-up", flush=True)
+                rows += bench_startup(setup, opts, tmp, json_body.read_bytes())
         if opts.monitoring == "both":
             ab_rows, ab_lines = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
             rows += ab_rows

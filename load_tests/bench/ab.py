@@ -84,6 +84,7 @@ def start(stack: contextlib.ExitStack, side: Side, tmp: Path) -> Server:
     log_dir = tmp / f"serve-{side.label}"
     log_dir.mkdir()
     server_env = {"HAR_MODEL_TAG": tag, "HAR_MONITORING": "1", "WHYLOGS_NO_ANALYTICS": "1"}
+    server_env["HAR_WARMUP"] = "blocking"  # full speed from the first cell (older trees ignore it)
     return stack.enter_context(
         bentoml_serve(
             server_env,

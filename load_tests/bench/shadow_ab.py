@@ -32,7 +32,7 @@ from .workload import example_window, prepare_model, write_bodies
 
 
 def _server(stack: contextlib.ExitStack, setup: ModelSetup, tmp: Path, label: str) -> Server:
-    env = {"HAR_MODEL_TAG": setup.tag, "WHYLOGS_NO_ANALYTICS": "1"}
+    env = {"HAR_MODEL_TAG": setup.tag, "WHYLOGS_NO_ANALYTICS": "1", "HAR_WARMUP": "blocking"}
     if label == "on":
         env["HAR_SHADOW_MODEL_TAG"] = setup.tag
     log_dir = tmp / f"serve-{label}"

@@ -90,9 +90,13 @@ class Server(Process):
 
 
 def wait_ready(
-    process: Process, url: str, timeout: float, context: ssl.SSLContext | None = None
+    process: Process,
+    url: str,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+    interval: float = 0.5,
 ) -> None:
-    """Poll ``url`` every 0.5 s until it answers 200 (``context``: for an https ``url``).
+    """Poll ``url`` every ``interval`` s until it answers 200 (``context``: for https).
 
     Raises:
         RuntimeError: the process exited first (its log tail is in the message).
@@ -110,7 +114,7 @@ def wait_ready(
                 return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} not ready in {timeout:.0f} s:\n{process.log_tail()}")
-        time.sleep(0.5)
+        time.sleep(interval)
 
 
 def spawn(
@@ -173,6 +177,7 @@ def bentoml_serve(
     ssl_context: ssl.SSLContext | None = None,
     tree: Path | None = None,
     bentoml: Path | None = None,
+    poll_s: float = 0.5,
 ) -> Iterator[Server]:
     """Run ``bentoml serve service:HARService`` on free ports until ``/readyz`` answers 200.
 
@@ -187,6 +192,7 @@ def bentoml_serve(
         ssl_context: the server speaks HTTPS: ``url`` and the readiness probe use it.
         tree: the checkout to serve from (its ``service.py``); default: this repository.
         bentoml: the ``bentoml`` executable (another venv's); default: this interpreter's.
+        poll_s: seconds between two readiness probes.
     """
     http_port, grpc_port = free_port(), free_port()
     full_env = {**os.environ, "HAR_GRPC_PORT": str(grpc_port), **(env or {})}
@@ -200,7 +206,7 @@ def bentoml_serve(
     scheme = "https" if ssl_context is not None else "http"
     server = Server(process.proc, http_port, grpc_port, process.log, scheme)
     try:
-        wait_ready(server, f"{server.url}/readyz", timeout, ssl_context)
+        wait_ready(server, f"{server.url}/readyz", timeout, ssl_context, poll_s)
         yield server
     finally:
         server.stop()

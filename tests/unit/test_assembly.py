@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from har.assembly import pin_resolved_models
 from har.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def own_environment(monkeypatch):
+    """pin_resolved_models writes os.environ: a copy here, so nothing leaks to later tests."""
+    monkeypatch.setattr(os, "environ", dict(os.environ))
 
 
 def test_a_resolved_alias_is_pinned_for_the_workers(monkeypatch):

@@ -1,31 +1,74 @@
-"""har.inference: XLA's persistent compilation cache is switched on by configure_tensorflow."""
+"""har.inference: the plain function serves until each XLA batch size is compiled."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import threading
 
+import numpy as np
 import pytest
 
-SCRIPT = """
-import sys
-from pathlib import Path
-from har.inference import configure_tensorflow
-configure_tensorflow(1, 1, Path(sys.argv[1]))
-import numpy as np
-import tensorflow as tf
-f = tf.function(lambda x: tf.nn.relu(x @ tf.ones((6, 3))), jit_compile=True)
-print(float(np.asarray(f(np.ones((2, 6), np.float32))).sum()))
-"""
+from har.inference import CompiledModel, batch_buckets
 
 
-@pytest.mark.slow
-def test_xla_cache_dir_receives_the_compiled_function(tmp_path):
-    cache = tmp_path / "nested" / "xla-cache"  # created by configure_tensorflow
-    # a fresh interpreter: XLA reads its flags once, when TensorFlow starts
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(cache)], capture_output=True, text=True, timeout=300
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")]
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "36.0"
-    assert any(p.name.startswith("xla_compile_cache") for p in cache.iterdir())
+
+
+def windows(n: int) -> np.ndarray:
+    return np.random.default_rng(n).normal(size=(n, 200, 6)).astype(np.float32)
+
+
+def test_batch_buckets_are_powers_of_two_up_to_the_largest():
+    assert batch_buckets(128) == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert batch_buckets(100) == [1, 2, 4, 8, 16, 32, 64, 100]
+    assert batch_buckets(1) == [1]
+
+
+def test_blocking_warmup_compiles_every_size_and_matches_keras(model):
+    compiled = CompiledModel(model, max_batch_size=8)
+    assert compiled.warmup() is None
+    assert compiled.compiled_sizes == [1, 2, 4, 8]
+    x = windows(11)  # 8 + 3 padded to 4
+    np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
+
+
+def test_a_batch_never_waits_for_a_compile_in_the_background(model):
+    compiled = CompiledModel(model, max_batch_size=4)
+    release = threading.Event()
+    size_4 = compiled._xla[4]
+
+    def slow_compile(x):  # size 4 "compiles" until the test releases it
+        release.wait(30)
+        return size_4(x)
+
+    compiled._xla[4] = slow_compile
+    thread = compiled.warmup(background=True)
+    assert thread is not None
+    try:
+        for _ in range(200):  # sizes 1 and 2 become ready while 4 is still compiling
+            if compiled.compiled_sizes == [1, 2]:
+                break
+            threading.Event().wait(0.05)
+        assert compiled.compiled_sizes == [1, 2]
+        x = windows(3)  # padded size 4: not compiled yet, so the plain function answers
+        np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
+        assert thread.is_alive()
+    finally:
+        release.set()
+        thread.join(60)
+    assert compiled.compiled_sizes == [1, 2, 4]
+    np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
+
+
+def test_without_xla_every_size_runs_on_the_plain_function(model):
+    compiled = CompiledModel(model, xla=False, max_batch_size=4)
+    assert compiled.warmup() is None and compiled.compiled_sizes == []
+    x = windows(6)
+    np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
+    assert compiled(windows(0)).shape == (0, 3)
