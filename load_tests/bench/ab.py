@@ -1,7 +1,8 @@
 """``python -m load_tests.bench.ab``: two checkouts (or two venvs) served side by side, A vs B.
 
 Each side is a source tree and the Python of a venv that serves it (so A and B may
-differ in code, in BentoML version, or both). Both servers start at once, each from
+differ in code, in BentoML version, or both; `--a-env` / `--b-env` set settings of one
+side, e.g. two values of `HAR_COALESCE_INFLIGHT` on one tree). Both servers start at once, each from
 its own tree with its own venv's ``bentoml serve service:HARService``, its own BentoML
 home (the bundled model imported by that tree's ``python -m har ensure-model``), its own
 ``HAR_PROFILE_DIR`` and free ports. Then ``--rounds`` interleaved rounds (the side that
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.helpers.servers import Server, bentoml_serve
@@ -47,6 +48,7 @@ class Side:
     label: str
     tree: Path
     python: Path
+    env: dict[str, str] = field(default_factory=dict)  # settings of this side's server
 
     def run(self, *args: str, env: dict[str, str]) -> str:
         """Run this venv's Python in the tree; its stdout (raises on failure)."""
@@ -65,7 +67,10 @@ class Side:
             text=True,
         ).stdout.strip()
         version = self.run("-c", "import bentoml; print(bentoml.__version__)", env=base_env())
-        return f"{self.tree} @ {rev[:70]} — bentoml {version}, {self.python}"
+        extra = " ".join(f"{k}={v}" for k, v in self.env.items())
+        return f"{self.tree} @ {rev[:70]} — bentoml {version}, {self.python}" + (
+            f", {extra}" if extra else ""
+        )
 
 
 def base_env() -> dict[str, str]:
@@ -85,6 +90,7 @@ def start(stack: contextlib.ExitStack, side: Side, tmp: Path) -> Server:
     log_dir.mkdir()
     server_env = {"HAR_MODEL_TAG": tag, "HAR_MONITORING": "1", "WHYLOGS_NO_ANALYTICS": "1"}
     server_env["HAR_WARMUP"] = "blocking"  # full speed from the first cell (older trees ignore it)
+    server_env.update(side.env)
     return stack.enter_context(
         bentoml_serve(
             server_env,
@@ -172,6 +178,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for s in ("a", "b"):
         p.add_argument(f"--{s}-tree", type=Path, required=True, help=f"source tree of {s.upper()}")
         p.add_argument(f"--{s}-python", type=Path, required=True, help=f"venv Python of {s}")
+        p.add_argument(
+            f"--{s}-env",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"a setting of {s.upper()}'s server (repeatable), e.g. HAR_COALESCE_INFLIGHT=2",
+        )
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     p.add_argument("--duration", type=int, default=15, help="seconds measured per cell")
     p.add_argument("--warmup", type=int, default=3, help="warm-up seconds before each cell")
@@ -188,7 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(clean)
     sides = {
         s.upper(): Side(
-            s.upper(), getattr(opts, f"{s}_tree").resolve(), getattr(opts, f"{s}_python")
+            s.upper(),
+            getattr(opts, f"{s}_tree").resolve(),
+            getattr(opts, f"{s}_python"),
+            dict(kv.split("=", 1) for kv in getattr(opts, f"{s}_env")),
         )
         for s in ("a", "b")
     }
