@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import orjson
 from fastapi import Query
 from pydantic import Field
 
@@ -142,6 +143,19 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+def json_answer(answer: Any) -> Any:
+    """``answer`` (plain JSON types) as a 200 response, serialised by orjson.
+
+    Returned as a response, BentoML sends it as it is. Given the dict, it would validate
+    it against the endpoint's output model, dump and serialise it with pydantic and
+    build that model's JSON schema again for the content type, on every request:
+    ~20 % of the API worker's time at 64 connections (py-spy). Same JSON either way.
+    """
+    from starlette.responses import Response
+
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
 def client_error(exc: Exception | str, status: int = 400) -> Any:
     """The JSON answer to a client's mistake: ``{"error": message}`` with a 4xx status."""
     from starlette.responses import JSONResponse
@@ -187,8 +201,8 @@ class HttpApi:
                 return client_error(parsed)
         assert isinstance(units, Units)
         try:
-            return formats.predict_answer(
-                self.scorer.tag, await self.scorer.predict(windows, units)
+            return json_answer(
+                formats.predict_answer(self.scorer.tag, await self.scorer.predict(windows, units))
             )
         except InputError as exc:
             return client_error(exc)
@@ -217,7 +231,7 @@ class HttpApi:
             result = await self.scorer.predict_recording(rec, smoothing)
         except InputError as exc:
             return client_error(exc)
-        return formats.recording_answer(self.scorer.tag, result)
+        return json_answer(formats.recording_answer(self.scorer.tag, result))
 
     def model(self) -> formats.JSON:
         """``GET /model``: the served model's tag and card (and its registry origin)."""

@@ -24,9 +24,10 @@ def windows(n: int) -> np.ndarray:
     return np.random.default_rng(n).normal(size=(n, 200, 6)).astype(np.float32)
 
 
-def test_batch_buckets_are_powers_of_two_up_to_the_largest():
-    assert batch_buckets(128) == [1, 2, 4, 8, 16, 32, 64, 128]
-    assert batch_buckets(100) == [1, 2, 4, 8, 16, 32, 64, 100]
+def test_batch_buckets_pad_by_at_most_a_third_above_16():
+    assert batch_buckets(128) == [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128]
+    assert batch_buckets(100) == [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 100]
+    assert batch_buckets(8) == [1, 2, 4, 8]
     assert batch_buckets(1) == [1]
 
 
