@@ -11,6 +11,7 @@ plain (shape-generic) function serves: no request ever waits for a compile.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -95,6 +96,7 @@ class CompiledModel:
             for b in self.buckets
         }
         self._ready: frozenset[int] = frozenset()  # XLA sizes compiled so far
+        self._stopping = threading.Event()
 
     @property
     def compiled_sizes(self) -> list[int]:
@@ -116,7 +118,14 @@ class CompiledModel:
             return None
         thread = threading.Thread(target=self._compile_all, name="xla-warmup", daemon=True)
         thread.start()
+        # at exit: stop after the size being compiled; a daemon thread killed inside
+        # XLA's compiler aborts the interpreter ("FATAL: exception not rethrown")
+        atexit.register(self._stop_warmup, thread)
         return thread
+
+    def _stop_warmup(self, thread: threading.Thread) -> None:
+        self._stopping.set()
+        thread.join(timeout=60)
 
     def _compile_all(self) -> None:
         logger = logging.getLogger("tensorflow")  # what tf.get_logger() returns
@@ -125,6 +134,8 @@ class CompiledModel:
         started = time.perf_counter()
         try:
             for b in self.buckets:
+                if self._stopping.is_set():
+                    return
                 self._run(self._xla[b], np.zeros((b, self.window, self.channels), np.float32))
                 self._ready = self._ready | {b}
         finally:

@@ -86,6 +86,7 @@ def test_unknown_smoothing_is_a_400_naming_the_allowed_values(client):
     assert "'median'" in r.json()["error"] and "'viterbi', 'none'" in r.json()["error"]
 
 
+@pytest.mark.slow  # seconds of MLflow or matplotlib: not in `make test-fast`
 def test_report_serves_the_drift_page(client, heldout_windows):
     assert (
         client.post(

@@ -10,6 +10,9 @@ from har.cli import main
 from har.lifecycle import aliases, store
 from har.lifecycle.register import sha256_of
 
+# every test here drives a real MLflow store (seconds each): not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     rc = main([str(a) for a in argv])

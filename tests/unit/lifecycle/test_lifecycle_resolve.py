@@ -26,6 +26,7 @@ def ensure_model(capsys, monkeypatch, uri: str) -> str:
     return capsys.readouterr().out.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # seconds of MLflow or matplotlib: not in `make test-fast`
 def test_ensure_model_imports_exactly_the_alias_holder(
     capsys, monkeypatch, settings, bundled, degraded, eval_small
 ):

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 from har.monitoring.metrics import CONFIDENCE_BUCKETS, exported_names
@@ -17,6 +18,7 @@ from tests.helpers.paths import ROOT
 ALERT_RULES = ROOT / "deploy" / "prometheus" / "alert-rules.yml"
 
 
+@pytest.mark.slow  # seconds of MLflow or matplotlib: not in `make test-fast`
 def test_metrics_are_created_lazily_and_land_in_the_multiprocess_dir(tmp_path: Path) -> None:
     """Like a BentoML worker: PROMETHEUS_MULTIPROC_DIR set, metrics read back by the
     MultiProcessCollector that BentoML's /metrics uses; the refresher publishes."""

@@ -116,6 +116,7 @@ def test_predictions_counter_and_confidence_histogram(
     mon.close()
 
 
+@pytest.mark.slow  # seconds of MLflow or matplotlib: not in `make test-fast`
 def test_report_html_renders_the_live_profiles_once_per_cache_period(
     tmp_path: Path, reference_path: Path, heldout_synthetic: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,6 +53,7 @@ def test_committed_fixture_profiles_are_small_and_complete() -> None:
     assert profiles.row_count(profiles.read_view(REFERENCE)) > 500
 
 
+@pytest.mark.slow  # seconds of MLflow or matplotlib: not in `make test-fast`
 def test_report_has_one_figure_per_channel_and_the_summary_plots(full_report: str) -> None:
     figs = _figures(full_report)
     for ch in CANONICAL_CHANNELS:
@@ -86,6 +87,7 @@ def test_whole_report_is_flagged_by_its_last_interval(full_report: str) -> None:
     assert row is not None and float(row[1]) < 0.7 <= float(row[2])
 
 
+@pytest.mark.slow  # seconds of MLflow or matplotlib: not in `make test-fast`
 def test_drift_report_of_the_last_interval_shows_the_gyroscope_drift(tmp_path: Path) -> None:
     out = drift_report(
         FIXTURES, REFERENCE, tmp_path / "r.html", since="2025-03-24T08:15:00Z", settings=SETTINGS
