@@ -113,15 +113,25 @@ def disable_request_tracing() -> None:
 RUNNER_CONNECTION: dict[str, float] = {"max_requests": 10**9, "max_age": 1e9}
 
 
-def die_with_supervisor() -> None:
+#: Seconds an orphaned worker's graceful stop may take before it exits anyway.
+ORPHAN_GRACE_S = 1.5
+
+
+def die_with_supervisor(grace_s: float = ORPHAN_GRACE_S) -> None:
     """Ask Linux to send this worker SIGTERM when its parent (``bentoml serve``'s
     supervisor) dies, so a SIGKILL of the supervisor never leaves workers holding the
     ports (``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere). Call at import in each worker.
+
+    SIGTERM starts the worker's graceful stop (flushing its profiles), which can wait
+    for open connections; a watchdog thread ends the process ``grace_s`` seconds after
+    the parent is gone whatever that stop is doing: nobody would restart an orphan.
     """
     import ctypes
     import os
     import signal
     import sys
+    import threading
+    import time
 
     if not sys.platform.startswith("linux"):
         return
@@ -133,6 +143,14 @@ def die_with_supervisor() -> None:
         return
     if os.getppid() != parent:  # the parent died before the call: nobody would signal
         os.kill(os.getpid(), signal.SIGTERM)
+
+    def exit_when_orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=exit_when_orphaned, name="orphan-watchdog", daemon=True).start()
 
 
 #: The ``endpoint`` label of requests to paths no route serves.

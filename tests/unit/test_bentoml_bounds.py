@@ -41,9 +41,14 @@ def test_unknown_paths_share_one_label():
     assert labels == {UNMATCHED_PATH}
 
 
-def test_a_worker_dies_with_its_supervisor():
+@pytest.mark.parametrize(
+    "on_sigterm",
+    ["", "import signal; signal.signal(signal.SIGTERM, lambda *a: None); "],
+    ids=["exits-on-sigterm", "graceful-stop-that-never-ends"],
+)
+def test_a_worker_dies_with_its_supervisor(on_sigterm):
     child = (
-        "import time; from har.bentoml_compat import die_with_supervisor; "
+        f"import time; {on_sigterm}from har.bentoml_compat import die_with_supervisor; "
         "die_with_supervisor(); print('ready', flush=True); time.sleep(60)"
     )
     parent = (
