@@ -11,6 +11,7 @@ from typing import Annotated, Any, cast
 import orjson
 from fastapi import Query
 from pydantic import Field
+from starlette.responses import JSONResponse, Response
 
 from har import formats
 from har.card import Units
@@ -151,15 +152,11 @@ def json_answer(answer: Any) -> Any:
     build that model's JSON schema again for the content type, on every request:
     ~20 % of the API worker's time at 64 connections (py-spy). Same JSON either way.
     """
-    from starlette.responses import Response
-
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def client_error(exc: Exception | str, status: int = 400) -> Any:
     """The JSON answer to a client's mistake: ``{"error": message}`` with a 4xx status."""
-    from starlette.responses import JSONResponse
-
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 

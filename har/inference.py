@@ -166,7 +166,7 @@ class CompiledModel:
         for s in range(0, n, self.max_batch_size):
             part = x[s : s + self.max_batch_size]
             m = part.shape[0]
-            b = self._bucket(m) if self.xla else 0
+            b = self._bucket(m)
             if b not in self._ready:  # not compiled (yet), or no XLA: any size runs here
                 outs.append(self._run(self._plain, part))
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shlex
 import shutil
 import sys
@@ -139,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench_server(opts, setup, tmp, primary == "on", lua, grpc_body, csv_bytes)
             if "startup" in opts.stages:
                 print("\n5. start-up", flush=True)
-                rows += bench_startup(setup, opts, tmp, json_body.read_bytes())
+                rows += bench_startup(setup, opts, tmp, json.loads(json_body.read_text()))
         if opts.monitoring == "both":
             ab_rows, ab_lines = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
             rows += ab_rows

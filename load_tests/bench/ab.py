@@ -88,9 +88,13 @@ def start(stack: contextlib.ExitStack, side: Side, tmp: Path) -> Server:
     print(f"{side.label}: model {tag} in {home}", flush=True)
     log_dir = tmp / f"serve-{side.label}"
     log_dir.mkdir()
-    server_env = {"HAR_MODEL_TAG": tag, "HAR_MONITORING": "1", "WHYLOGS_NO_ANALYTICS": "1"}
-    server_env["HAR_WARMUP"] = "blocking"  # full speed from the first cell (older trees ignore it)
-    server_env.update(side.env)
+    server_env = {
+        "HAR_MODEL_TAG": tag,
+        "HAR_MONITORING": "1",
+        "WHYLOGS_NO_ANALYTICS": "1",
+        "HAR_WARMUP": "blocking",  # full speed from the first cell (older trees ignore it)
+        **side.env,
+    }
     return stack.enter_context(
         bentoml_serve(
             server_env,

@@ -9,13 +9,12 @@ model worker's RSS is read once its XLA sizes are all compiled.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import statistics
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
+from load_tests.reliability.common import post_json
 from tests.helpers.servers import bentoml_serve, home_sharing_store
 
 from .common import STARTUP_CELL, ModelSetup, Options, Row
@@ -24,14 +23,6 @@ from .stages import server_env
 
 #: What the model worker logs once every XLA batch size is compiled (har/inference.py).
 COMPILED_LINE = "XLA batch sizes"
-
-
-def _first_answer(url: str, body: bytes) -> None:
-    request = urllib.request.Request(
-        f"{url}/predict", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as r:
-        json.loads(r.read())
 
 
 def _wait_for_line(log: Path, text: str, timeout: float) -> float | None:
@@ -43,21 +34,20 @@ def _wait_for_line(log: Path, text: str, timeout: float) -> float | None:
     return None
 
 
-def one_start(setup: ModelSetup, tmp: Path, name: str, warmup: str, body: bytes) -> dict:
+def one_start(setup: ModelSetup, tmp: Path, name: str, warmup: str, payload: Any) -> dict:
     """Start a server; seconds to ready, to a first answer, to all sizes compiled; RSS."""
     log_dir = tmp / f"start-{name}"
     log_dir.mkdir()
     home = home_sharing_store(tmp / f"home-start-{name}", setup.model_store)
     env = {**server_env(setup, True), "HAR_WARMUP": warmup}
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        server = stack.enter_context(
-            bentoml_serve(
-                env, log_dir=log_dir, home=home, profile_dir=tmp / f"p-{name}", poll_s=0.1
-            )
-        )
+    with bentoml_serve(
+        env, log_dir=log_dir, home=home, profile_dir=tmp / f"p-{name}", poll_s=0.1
+    ) as server:
         ready = time.monotonic() - started
-        _first_answer(server.url, body)
+        status, answer = post_json(server.http_port, "/predict", payload)
+        if status != 200:
+            raise RuntimeError(f"first /predict after start: {status} {answer}")
         answered = time.monotonic() - started
         done = _wait_for_line(server.log, COMPILED_LINE, 120)
         rss = sum(p.memory_info().rss for p in server_groups(server.pid)["model"])
@@ -69,12 +59,12 @@ def one_start(setup: ModelSetup, tmp: Path, name: str, warmup: str, body: bytes)
     }
 
 
-def bench_startup(setup: ModelSetup, opts: Options, tmp: Path, body: bytes) -> list[Row]:
+def bench_startup(setup: ModelSetup, opts: Options, tmp: Path, payload: Any) -> list[Row]:
     """``opts.startups`` starts per warm-up mode, alternating; one row per mode (medians)."""
     runs: dict[str, list[dict]] = {"background": [], "blocking": []}
     for i in range(opts.startups):
         for mode in runs if i % 2 == 0 else reversed(runs):
-            r = one_start(setup, tmp, f"{mode}-{i}", mode, body)
+            r = one_start(setup, tmp, f"{mode}-{i}", mode, payload)
             runs[mode].append(r)
             print(
                 f"  HAR_WARMUP={mode}: ready {r['ready']:.1f} s, first answer "
