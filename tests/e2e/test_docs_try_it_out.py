@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -71,10 +73,13 @@ class Tab:
 
 async def _drive(url: str) -> dict[str, Any]:
     port = free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write the profile as it goes away
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         cmd = ["chromium", *FLAGS, f"--user-data-dir={profile}",
                f"--remote-debugging-port={port}", "about:blank"]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             async with aiohttp.ClientSession() as s:
                 for _ in range(150):
@@ -101,7 +106,7 @@ async def _drive(url: str) -> dict[str, Any]:
                     )
                     return results
         finally:
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)  # the browser and its helper processes
             proc.wait(30)
 
 
