@@ -62,6 +62,8 @@ def configure(settings: Settings) -> Configured:
     bentoml_compat.cancel_traffic_timers()
     bentoml_compat.die_with_supervisor()  # workers never outlive `bentoml serve`
     bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths
+    bentoml_compat.dispatch_without_idle_wait()  # the API worker batches already
+    bentoml_compat.cache_media_types()
     bentoml_requests.install()  # client mistakes in a body: 4xx in our words
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
