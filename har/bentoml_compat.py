@@ -1,7 +1,8 @@
 """Workarounds for BentoML behaviour (1.4.30 to 1.4.40) that costs memory and throughput.
 
-``service.py`` calls :func:`cancel_traffic_timers` (and, unless tracing is on,
-:func:`disable_request_tracing`) when it is imported, so the patches are in place in
+``service.py`` calls :func:`cancel_traffic_timers`, :func:`dispatch_without_idle_wait`,
+:func:`cache_media_types` (and, unless tracing is on, :func:`disable_request_tracing`)
+when it is imported (through ``har.assembly.configure``), so the patches are in place in
 every worker process BentoML starts, and :func:`freeze_startup_heap` as each worker's
 last start-up step. The figures in their docstrings were measured on 2 cores with
 ``load_tests/benchmark.py``. Re-check them when BentoML is upgraded
