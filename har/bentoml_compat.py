@@ -259,15 +259,16 @@ def cache_media_types() -> None:
 
     if getattr(IOMixin, "_har_cached_mime", False):
         return
-    compute = IOMixin.mime_type.__func__  # type: ignore[attr-defined]
+    compute = IOMixin.mime_type.__func__
     cache: dict[type, str] = {}
 
     def mime_type(cls: type) -> str:
         try:
             return cache[cls]
         except KeyError:
-            cache[cls] = answer = compute(cls)
+            answer: str = compute(cls)
+            cache[cls] = answer
             return answer
 
-    IOMixin.mime_type = classmethod(mime_type)  # type: ignore[method-assign,assignment]
-    IOMixin._har_cached_mime = True  # type: ignore[attr-defined]
+    IOMixin.mime_type = classmethod(mime_type)
+    IOMixin._har_cached_mime = True
