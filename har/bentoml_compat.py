@@ -5,7 +5,7 @@
 when it is imported (through ``har.assembly.configure``), so the patches are in place in
 every worker process BentoML starts, and :func:`freeze_startup_heap` as each worker's
 last start-up step. The figures in their docstrings were measured on 2 cores with
-``load_tests/benchmark.py``. Re-check them when BentoML is upgraded
+``python -m load_tests.bench`` and ``python -m load_tests.bench.ab``. Re-check them when BentoML is upgraded
 (tests/unit/test_bentoml_workarounds.py fails once the timer leak is fixed upstream).
 """
 
@@ -234,7 +234,7 @@ def dispatch_without_idle_wait() -> None:
     from bentoml._internal.marshal import dispatcher
 
     cls = dispatcher.Optimizer
-    if getattr(cls, "_har_no_idle_wait", False):
+    if hasattr(cls, "_har_upstream_log_outbound"):  # patched already
         return
     log_outbound = cls.log_outbound
 
@@ -243,7 +243,6 @@ def dispatch_without_idle_wait() -> None:
 
     cls._har_upstream_log_outbound = log_outbound  # type: ignore[attr-defined]
     cls.log_outbound = log_without_wait  # type: ignore[method-assign]
-    cls._har_no_idle_wait = True  # type: ignore[attr-defined]
 
 
 def cache_media_types() -> None:
@@ -257,9 +256,9 @@ def cache_media_types() -> None:
     """
     from _bentoml_sdk.io_models import IOMixin
 
-    if getattr(IOMixin, "_har_cached_mime", False):
+    if hasattr(IOMixin, "_har_upstream_mime_type"):  # patched already
         return
-    compute = IOMixin.mime_type.__func__
+    compute = IOMixin._har_upstream_mime_type = IOMixin.mime_type.__func__
     cache: dict[type, str] = {}
 
     def mime_type(cls: type) -> str:
@@ -271,4 +270,3 @@ def cache_media_types() -> None:
             return answer
 
     IOMixin.mime_type = classmethod(mime_type)
-    IOMixin._har_cached_mime = True

@@ -156,7 +156,7 @@ class ServedCells:
         if heaviest > 1:
             name = f"{self.http_name} right after c={heaviest}"
             after = self.attempt(name, "c=1", lambda: self.http(1, name))
-            learned = "informational: c=1 again after heavy load (upstream BentoML would keep a learned wait)"
+            learned = "informational: c=1 again after heavy load"
             after.note = after.note or learned
             rows.append(after)
         return rows
