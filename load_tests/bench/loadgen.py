@@ -75,7 +75,7 @@ def run_child(cmd: Sequence[str], timeout: float) -> tuple[str, float, float]:
 
 WRK_LUA = """
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = "@TYPE@"
 local f = assert(io.open("@BODY@", "rb"))
 wrk.body = f:read("*a")
 f:close()
@@ -91,9 +91,10 @@ end
 """
 
 
-def write_wrk_script(path: Path, body: Path) -> Path:
-    """The ``wrk`` Lua script that POSTs ``body`` as JSON and prints a JSON summary."""
-    path.write_text(WRK_LUA.replace("@BODY@", str(body)))
+def write_wrk_script(path: Path, body: Path, content_type: str = "application/json") -> Path:
+    """The ``wrk`` Lua script that POSTs ``body`` (as ``content_type``) and prints a JSON
+    summary."""
+    path.write_text(WRK_LUA.replace("@BODY@", str(body)).replace("@TYPE@", content_type))
     return path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from har.http_input import NPY_MEDIA_TYPE
 from tests.helpers.servers import Server, bentoml_serve, free_port, home_sharing_store, running
 
 from .cells import grpc_row, http_row, recording_row, wrk_row
@@ -27,8 +28,9 @@ from .common import (
     Row,
 )
 from .cpu import Groups, profiled, server_groups
-from .loadgen import grpc_check, grpc_response_bytes
+from .loadgen import grpc_check, grpc_response_bytes, write_wrk_script
 from .report import ab_summary
+from .workload import example_window, write_binary_bodies
 
 
 def bench_naive(setup: ModelSetup, opts: Options, tmp: Path, lua: Path) -> list[Row]:
@@ -101,30 +103,42 @@ class ServedCells:
             msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:200].replace("|", "/")
             return Row(name, load, float("nan"), note=f"FAILED: {msg}")
 
-    def http(self, c: int, name: str | None = None) -> Row:
-        """``wrk`` on ``/predict`` at ``c`` connections (py-spy'd with ``--profile``)."""
-        o = self.opts
-        with profiled(o.profile, f"http-c{c}-mon-{self.label}", self.groups, o.duration):
+    def http(self, c: int, name: str | None = None, lua: Path | None = None) -> Row:
+        """``wrk`` on ``/predict`` at ``c`` connections (py-spy'd with ``--profile``);
+        ``lua``: another request body's script (default: the JSON one)."""
+        o, kind = self.opts, "http" if lua is None else "http-npy"
+        with profiled(o.profile, f"{kind}-c{c}-mon-{self.label}", self.groups, o.duration):
             return http_row(
-                name or self.http_name, self.server, self.groups, self.lua, c, o.duration, o.warmup
-            )
-
-    def grpc(self, c: int, resp_bytes: int) -> Row:
-        """``h2load`` on ``Predict`` with ``c`` streams, then a burst from a real gRPC client."""
-        o, log = self.opts, self.tmp / f"h2load-c{c}.log"
-        with profiled(o.profile, f"grpc-c{c}-mon-{self.label}", self.groups, o.duration):
-            row = grpc_row(
-                self.grpc_name,
+                name or self.http_name,
                 self.server,
                 self.groups,
-                self.grpc_body,
+                lua or self.lua,
+                c,
+                o.duration,
+                o.warmup,
+            )
+
+    def grpc(
+        self, c: int, resp_bytes: int, name: str | None = None, body: Path | None = None
+    ) -> Row:
+        """``h2load`` on ``Predict`` with ``c`` streams, then a burst from a real gRPC client;
+        ``body``: another framed request (default: the repeated-float one)."""
+        kind = "grpc" if body is None else "grpc-packed"
+        body = body or self.grpc_body
+        o, log = self.opts, self.tmp / f"h2load-{kind}-c{c}.log"
+        with profiled(o.profile, f"{kind}-c{c}-mon-{self.label}", self.groups, o.duration):
+            row = grpc_row(
+                name or self.grpc_name,
+                self.server,
+                self.groups,
+                body,
                 c,
                 o.duration,
                 o.warmup,
                 resp_bytes,
                 log,
             )
-        ok, total, codes = grpc_check(self.server.grpc_target, self.grpc_body, max(2 * c, 8))
+        ok, total, codes = grpc_check(self.server.grpc_target, body, max(2 * c, 8))
         row.note = f"then a grpc client burst: {ok}/{total} OK" + (
             f" {sorted(codes)}" if codes else ""
         )
@@ -153,12 +167,26 @@ class ServedCells:
             else:
                 rows.append(Row(self.grpc_name, f"c={c}", float("nan"), note=f"FAILED: {codes}"))
         heaviest = max(self.opts.concurrencies)
+        rows += self.binary_bodies(heaviest, resp_bytes)
         if heaviest > 1:
             name = f"{self.http_name} right after c={heaviest}"
             after = self.attempt(name, "c=1", lambda: self.http(1, name))
             learned = "informational: c=1 again after heavy load"
             after.note = after.note or learned
             rows.append(after)
+        return rows
+
+    def binary_bodies(self, c: int, resp_bytes: int) -> list[Row]:
+        """The same window at ``c`` as a ``.npy`` HTTP body and as a packed gRPC window."""
+        npy, packed = write_binary_bodies(self.tmp, example_window())
+        lua = write_wrk_script(self.tmp / "post-npy.lua", npy, NPY_MEDIA_TYPE)
+        name = f"{HTTP_CELL} (.npy body) [monitoring {self.label}]"
+        rows = [self.attempt(name, f"c={c}", lambda: self.http(c, name, lua))]
+        if resp_bytes:  # the answer is the same message whatever form the window took
+            name = f"{GRPC_CELL} (packed window) [monitoring {self.label}]"
+            rows.append(
+                self.attempt(name, f"c={c}", lambda: self.grpc(c, resp_bytes, name, packed))
+            )
         return rows
 
 
@@ -173,10 +201,11 @@ def bench_server(
 ) -> list[Row]:
     """Start ``bentoml serve`` once and measure every cell.
 
-    Cells run in order of concurrency, HTTP then gRPC at each level: BentoML's batching
-    dispatcher learns a wait time from recent batches, and after heavy load it keeps
-    waiting that long for minutes, so a c=1 cell measured after a c=64 cell would show
-    the previous cell's history. That effect gets its own row ("c=1 after c=64").
+    Cells run in order of concurrency, HTTP then gRPC at each level, then the binary
+    request bodies at the highest. Upstream BentoML's batching dispatcher learns a wait
+    time from recent batches and keeps waiting that long after heavy load
+    (``har.bentoml_compat.dispatch_without_idle_wait`` stops that), so a c=1 cell right
+    after the heaviest load gets its own row ("right after c=64").
     ``csv_bytes``: the recording to upload (None: no recording cell).
     """
     label = "on" if monitoring else "off"

@@ -80,10 +80,29 @@ def write_bodies(tmp: Path, window: np.ndarray) -> tuple[Path, Path]:
     rounded = np.round(window.astype(np.float64), 4)  # ~10 KB, like a real client's JSON
     json_body.write_text(json.dumps({"windows": [rounded.tolist()]}))
     msg = har_pb2.PredictRequest(windows=[har_pb2.Window(values=window.ravel().tolist())])
-    raw = msg.SerializeToString()
     grpc_body = tmp / "predict-1.grpc"
-    grpc_body.write_bytes(b"\x00" + len(raw).to_bytes(4, "big") + raw)
+    grpc_body.write_bytes(grpc_frame(msg.SerializeToString()))
     return json_body, grpc_body
+
+
+def write_binary_bodies(tmp: Path, window: np.ndarray) -> tuple[Path, Path]:
+    """The same one-window request in its binary forms: a NumPy ``.npy`` body for HTTP
+    (``Content-Type: application/x-npy``) and a framed gRPC body whose window is
+    ``Window.packed`` (little-endian float32 bytes) instead of ``repeated float``."""
+    from har.v1 import har_pb2
+
+    npy_body = tmp / "predict-1.npy"
+    with npy_body.open("wb") as f:
+        np.save(f, window[None].astype("<f4"))
+    msg = har_pb2.PredictRequest(windows=[har_pb2.Window(packed=window.astype("<f4").tobytes())])
+    grpc_body = tmp / "predict-1-packed.grpc"
+    grpc_body.write_bytes(grpc_frame(msg.SerializeToString()))
+    return npy_body, grpc_body
+
+
+def grpc_frame(message: bytes) -> bytes:
+    """One gRPC length-prefixed message (uncompressed), as ``h2load`` sends it."""
+    return b"\x00" + len(message).to_bytes(4, "big") + message
 
 
 def write_recording(path: Path, hours: float = 1.0, rate_hz: float = 50.0) -> int:
