@@ -15,7 +15,14 @@ from fastapi.responses import HTMLResponse
 
 from har import bentoml_compat
 from har import http as web
-from har.assembly import SERVICE_CONFIG, ApiWorker, add_middleware, configure, model_worker
+from har.assembly import (
+    SERVICE_CONFIG,
+    ApiWorker,
+    add_middleware,
+    api_service_config,
+    configure,
+    model_worker,
+)
 from har.card import CANONICAL_UNITS
 from har.http_input import predict_input
 from har.model_client import model_ready
@@ -72,7 +79,7 @@ if shadow_tag:
     http={"port": 3000},
     runner_probe={"enabled": False},  # __is_ready__ instead (why: har/model_client.py)
     service_class=DocumentedService,  # the docs page: har/openapi.py
-    **SERVICE_CONFIG,
+    **api_service_config(settings),  # HAR_API_WORKERS workers
 )
 @bentoml.asgi_app(read_api, path="/")
 class HARService:
@@ -142,7 +149,7 @@ class HARService:
 
     @read_api.get("/monitoring/shadow")
     def shadow_comparison(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
-        """The shadow model vs the served one on the same windows (this API worker's)."""
+        """The shadow model vs the served one on the same windows (every API worker's)."""
         return shadow_answer(self.worker.shadow, since, until)
 
 

@@ -44,6 +44,12 @@ SERVICE_CONFIG: dict[str, Any] = {
 }
 
 
+def api_service_config(settings: Settings) -> dict[str, Any]:
+    """The API service's BentoML config: :data:`SERVICE_CONFIG` with ``HAR_API_WORKERS``
+    workers (they share the HTTP socket, gRPC binds with ``SO_REUSEPORT``)."""
+    return {**SERVICE_CONFIG, "workers": settings.api_workers}
+
+
 @dataclass(frozen=True)
 class Configured:
     """The service's settings with ``model_tag`` resolved, and what follows from them."""
@@ -150,7 +156,13 @@ class ApiWorker:
             coalesce_inflight=settings.coalesce_inflight,
         )
         self.scorer = served_scorer(settings, model, worker_id=f"api{worker_index}")
-        self.shadow = attach_shadow(self.scorer, settings, shadow_tag, retrying(shadow_call))
+        self.shadow = attach_shadow(
+            self.scorer,
+            settings,
+            shadow_tag,
+            retrying(shadow_call),
+            worker_id=f"api{worker_index}",
+        )
         self.monitor: Any = self.scorer.monitor
         origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))
         lifecycle.publish_model_info(self.scorer.tag, origin)

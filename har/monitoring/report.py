@@ -249,7 +249,7 @@ def _summary_html(answer: dict[str, Any], files: Sequence[ProfileFile]) -> str:
 
 
 def _shadow_html(shadow: Mapping[str, Any]) -> str:
-    """The served model vs the shadow model on the same windows (one API worker)."""
+    """The served model vs the shadow model on the same windows (every API worker's)."""
     conf = shadow.get("confidence") or {}
     rows = [
         ("Shadow model", html.escape(str(shadow["model"]))),

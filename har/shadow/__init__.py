@@ -8,15 +8,19 @@ the served model has answered, the same scaled windows and its probabilities go 
 bounded :class:`~har.shadow.queue.ShadowQueue`, and the client gets its answer at once.
 :class:`~har.shadow.compare.ShadowStats` compares both models window by window
 (``GET /monitoring/shadow``, the ``har_shadow_*`` metrics, a section of the live drift
-report).
+report); a :class:`~har.shadow.store.ShadowStore` in ``<HAR_PROFILE_DIR>/shadow`` shares
+its counts with the other API workers (``HAR_API_WORKERS``), so the answer covers all.
 
 Modules:
     queue    the bounded queue and its background tasks
     compare  agreement, disagreement counts, mean confidences per time bucket; metrics
+    store    every API worker's counts in a shared folder, one file per worker and hour
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -29,11 +33,15 @@ from har.inference import Infer
 from har.settings import Settings
 from har.shadow.compare import ShadowStats, off_answer, shadow_metrics
 from har.shadow.queue import ShadowQueue
+from har.shadow.store import ShadowStore
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Shadow",
     "ShadowQueue",
     "ShadowStats",
+    "ShadowStore",
     "attach",
     "http_answer",
     "resolve_shadow_tag",
@@ -92,6 +100,28 @@ def rescaler(primary: ModelCard, shadow: ModelCard) -> Callable[[np.ndarray], np
     return prepare
 
 
+def shared_store(
+    settings: Settings, primary_tag: str, shadow_tag: str, worker_id: str | None
+) -> ShadowStore | None:
+    """The folder this worker shares its counts in (``None``: it cannot be created)."""
+    from har.monitoring.store import writer_name
+    from har.shadow.compare import BUCKET_S, RETENTION_S
+
+    folder = settings.profile_dir / "shadow"
+    try:
+        return ShadowStore(
+            folder,
+            primary_tag,
+            shadow_tag,
+            writer=writer_name(worker_id, os.getpid()),
+            bucket_s=BUCKET_S,
+            retention_s=RETENTION_S,
+        )
+    except OSError as exc:
+        log.warning("shadow counts stay in this worker's memory: %s (%s)", folder, exc)
+        return None
+
+
 class Shadow:
     """One API worker's shadow: its queue and its comparison.
 
@@ -115,8 +145,11 @@ class Shadow:
         infer: Infer,
         *,
         metrics: bool = True,
+        worker_id: str | None = None,
     ) -> Shadow:
-        """The shadow of ``settings`` (``shadow_*``, ``max_batch_size``) calling ``infer``."""
+        """The shadow of ``settings`` (``shadow_*``, ``max_batch_size``) calling ``infer``;
+        its counts are shared in ``<settings.profile_dir>/shadow`` under ``worker_id``
+        (with the process id), or kept in memory only if that folder cannot be made."""
         m = shadow_metrics() if metrics else None
         stats = ShadowStats(
             primary.classes,
@@ -125,6 +158,7 @@ class Shadow:
             primary_model=primary_tag,
             min_windows=settings.shadow_min_windows,
             metrics=m,
+            store=shared_store(settings, primary_tag, shadow_tag, worker_id),
         )
         queue = ShadowQueue(
             infer,
@@ -156,23 +190,36 @@ class Shadow:
     def answer(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
-        """``GET /monitoring/shadow`` of this worker (see :meth:`ShadowStats.answer`)."""
+        """``GET /monitoring/shadow`` (see :meth:`ShadowStats.answer`); ``queued``: windows
+        waiting in this worker's queue."""
         return {**self.stats.answer(since, until), "queued": self.queue.pending}
 
     async def close(self) -> None:
+        """Drain the queue (windows still waiting are dropped) and write the counts."""
         await self.queue.close()
+        self.stats.flush()
 
 
-def attach(scorer: Any, settings: Settings, shadow_tag: str | None, infer: Infer) -> Shadow | None:
+def attach(
+    scorer: Any,
+    settings: Settings,
+    shadow_tag: str | None,
+    infer: Infer,
+    *,
+    worker_id: str | None = None,
+) -> Shadow | None:
     """Give ``scorer`` (a :class:`har.scorer.Scorer`) a shadow calling ``infer`` (the shadow
     model service), or do nothing when ``shadow_tag`` is ``None``. The scorer's monitor,
-    if any, adds the comparison to its drift report."""
+    if any, adds the comparison to its drift report; ``worker_id`` names this API
+    worker's files of shared counts."""
     if shadow_tag is None:
         return None
     from har import registry
 
     card = ModelCard.from_file(registry.stored_model(shadow_tag)[1] / registry.CARD_FILE)
-    shadow = Shadow.build(settings, scorer.card, scorer.tag, card, shadow_tag, infer)
+    shadow = Shadow.build(
+        settings, scorer.card, scorer.tag, card, shadow_tag, infer, worker_id=worker_id
+    )
     scorer.infer = shadow.tap(scorer.infer)
     if getattr(scorer, "monitor", None) is not None:
         scorer.monitor.shadow_answer = shadow.answer

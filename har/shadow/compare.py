@@ -6,11 +6,15 @@ models' summed confidence (largest softmax probability) and the windows dropped;
 :meth:`ShadowStats.answer` sums the buckets of an interval into the
 ``GET /monitoring/shadow`` answer. Every window compared also moves the
 ``har_shadow_*`` Prometheus counters (:func:`shadow_metrics`), which BentoML's
-``/metrics`` sums over API workers; the answer covers this worker only.
+``/metrics`` sums over API workers. With a :class:`~har.shadow.store.ShadowStore`, each
+worker writes its buckets to a shared folder at most ``FLUSH_S`` after they change, and
+the answer sums every worker's (this worker's from memory, the others' from their files).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from har.shadow.store import BucketCounts, ShadowStore
+
+log = logging.getLogger(__name__)
+
 #: Seconds per bucket: interval bounds are rounded down to a multiple of this.
 BUCKET_S = 10
 #: Buckets older than this (seconds) are forgotten.
@@ -27,6 +35,8 @@ RETENTION_S = 24 * 3600
 #: Why windows were not compared (the ``reason`` label of the dropped counter).
 DROP_REASONS = ("queue_full", "timeout", "error", "closed")
 STATUSES = ("ok", "off", "insufficient_data")
+#: Seconds at most between a change of this worker's counts and its write to the store.
+FLUSH_S = 1.0
 
 
 @dataclass
@@ -101,6 +111,7 @@ def off_answer() -> dict[str, Any]:
         "agreement": None,
         "dropped": 0,
         "disagreement": {},
+        "workers": 0,
     }
 
 
@@ -115,6 +126,8 @@ class ShadowStats:
         model: the shadow's tag; ``primary_model``: the served model's tag.
         min_windows: fewer windows in an interval: ``insufficient_data``.
         metrics: Prometheus metrics to move (``None``: none).
+        store: the folder shared with the other API workers (``None``: this worker's
+            counts only, in memory).
         clock: seconds since the epoch (tests).
     """
 
@@ -127,6 +140,7 @@ class ShadowStats:
         primary_model: str,
         min_windows: int = 100,
         metrics: ShadowMetrics | None = None,
+        store: ShadowStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.primary_classes = list(primary_classes)
@@ -142,9 +156,12 @@ class ShadowStats:
         self._buckets: dict[int, _Bucket] = {}
         self._lock = threading.Lock()
         self.started = clock()
+        self.store = store
+        self._dirty: set[int] = set()  # bucket keys changed since the last write
+        self._flush_at: float | None = None  # monotonic time of the scheduled write
+        self._store_lock = threading.Lock()
 
-    def _bucket(self, t: float) -> _Bucket:
-        key = int(t // BUCKET_S)
+    def _bucket(self, key: int) -> _Bucket:
         b = self._buckets.get(key)
         if b is None:
             shape = (len(self.primary_classes), len(self.shadow_classes))
@@ -165,9 +182,11 @@ class ShadowStats:
         counts = np.zeros((len(self.primary_classes), len(self.shadow_classes)), np.int64)
         np.add.at(counts, (pi, si), 1)
         with self._lock:
-            b = self._bucket(self.clock())
+            key = int(self.clock() // BUCKET_S)
+            b = self._bucket(key)
             b.matrix += counts
             b.conf_sum += (pc.sum(), sc.sum())
+        self._changed(key)
         if self.metrics is not None:
             self._publish(counts, pc, sc)
 
@@ -190,32 +209,96 @@ class ShadowStats:
         if n <= 0:
             return
         with self._lock:
-            d = self._bucket(self.clock()).dropped
+            key = int(self.clock() // BUCKET_S)
+            d = self._bucket(key).dropped
             d[reason] = d.get(reason, 0) + n
+        self._changed(key)
         if self.metrics is not None:
             self.metrics.dropped.labels(reason).inc(n)
+
+    def _changed(self, key: int) -> None:
+        """Bucket ``key`` changed: write it to the store within ``FLUSH_S``."""
+        if self.store is None:
+            return
+        with self._store_lock:
+            self._dirty.add(key)
+            if self._flush_at is not None:
+                return  # a write is scheduled already
+            self._flush_at = time.monotonic() + FLUSH_S
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a test): write now
+            self.flush()
+            return
+        loop.call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Write the changed buckets' files to the store (no-op without one). Never raises:
+        a full or read-only disk costs the other workers' view, not this worker."""
+        if self.store is None:
+            return
+        with self._store_lock:
+            dirty, self._dirty, self._flush_at = self._dirty, set(), None
+            if not dirty:
+                return
+            with self._lock:
+                hours = {self.store.hour_of(k) for k in dirty}
+                files = {
+                    h: {
+                        k: self._counts(b)
+                        for k, b in self._buckets.items()
+                        if self.store.hour_of(k) == h
+                    }
+                    for h in hours
+                }
+            for hour, buckets in files.items():
+                if not buckets:
+                    continue
+                try:
+                    self.store.write(hour, buckets)
+                except OSError as exc:
+                    log.warning("shadow counts: cannot write to %s (%s)", self.store.folder, exc)
+
+    @staticmethod
+    def _counts(b: _Bucket) -> BucketCounts:
+        dropped = np.array([b.dropped.get(r, 0) for r in DROP_REASONS], np.int64)
+        return BucketCounts(b.matrix.copy(), b.conf_sum.copy(), dropped)
 
     def answer(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
-        """The comparison over ``[since, until]`` (UTC; ``None``: service start / now).
+        """The comparison over ``[since, until]`` (UTC; ``None``: this worker's start / now)
+        of every API worker writing to the same store (this one's only without a store).
 
         Returns ``{"status", "model", "primary_model", "interval", "windows", "agreement",
         "dropped", "dropped_by_reason", "disagreement": {primary: {shadow: count}},
-        "confidence": {"primary", "shadow"}, "min_windows"}``; means are ``None``
-        without windows.
+        "confidence": {"primary", "shadow"}, "min_windows", "workers"}``; means are
+        ``None`` without windows; ``workers``: how many API workers' counts are summed.
         """
-        lo = int(since.timestamp() // BUCKET_S) if since is not None else None
+        started = datetime.fromtimestamp(self.started, UTC)
+        lo = int((since or started).timestamp() // BUCKET_S)
         hi = int(until.timestamp() // BUCKET_S) if until is not None else None
         matrix = np.zeros((len(self.primary_classes), len(self.shadow_classes)), np.int64)
         conf, dropped = np.zeros(2), dict.fromkeys(DROP_REASONS, 0)
+        workers: set[str] = set()
+        own = self.store.writer if self.store is not None else ""
         with self._lock:
             for k, b in self._buckets.items():
-                if (lo is None or k >= lo) and (hi is None or k <= hi):
+                if k >= lo and (hi is None or k <= hi):
                     matrix += b.matrix
                     conf += b.conf_sum
                     for r, n in b.dropped.items():
                         dropped[r] = dropped.get(r, 0) + n
+                    workers.add(own)
+        if self.store is not None:
+            for writer, _, c in self.store.read_others(lo, hi):
+                if c.matrix.shape != matrix.shape:
+                    continue  # cannot happen for one (served, shadow) pair; never a 500
+                matrix += c.matrix
+                conf += c.conf_sum
+                for r, n in zip(DROP_REASONS, c.dropped, strict=True):
+                    dropped[r] += int(n)
+                workers.add(writer)
         n = int(matrix.sum())
         agree = int(matrix[self._same].sum())
         disagreement: dict[str, dict[str, int]] = {}
@@ -227,7 +310,7 @@ class ShadowStats:
             "model": self.model,
             "primary_model": self.primary_model,
             "interval": {
-                "since": (since or datetime.fromtimestamp(self.started, UTC)).isoformat(),
+                "since": (since or started).isoformat(),
                 "until": (until or datetime.fromtimestamp(self.clock(), UTC)).isoformat(),
             },
             "windows": n,
@@ -240,6 +323,7 @@ class ShadowStats:
                 "shadow": float(conf[1] / n) if n else None,
             },
             "min_windows": self.min_windows,
+            "workers": len(workers),
         }
         if n < self.min_windows:
             answer["reason"] = (

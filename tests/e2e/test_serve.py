@@ -179,3 +179,47 @@ def test_user_model_served_by_tag(user_model_files, tmp_path):
         assert body["predictions"][0]["activity"] in USER_CLASSES
         code = server.stop()
     assert code == 0, server.log_tail()
+
+
+def test_two_api_workers_serve_http_and_grpc_and_flush_every_window(
+    bundled_tag, heldout_windows, tmp_path
+):
+    """HAR_API_WORKERS=2: concurrent HTTP clients and separate gRPC connections are served
+    by both workers (they share the HTTP socket; each binds the gRPC port with
+    SO_REUSEPORT), and SIGTERM still flushes one profile row per window from each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from har.monitoring import profiles, store
+
+    folder = tmp_path / "profiles"
+    env = {
+        "HAR_API_WORKERS": "2",
+        "HAR_PROFILE_DIR": str(folder),
+        "HAR_PROFILE_INTERVAL_S": "3600",
+        "HAR_PROFILE_FLUSH_S": "0",
+    }
+    x = heldout_windows["windows"][:5]
+
+    def grpc_predict(target: str) -> int:
+        with grpc.insecure_channel(target) as ch:  # a connection of its own
+            req = har_pb2.PredictRequest(windows=[har_pb2.Window(values=w.ravel()) for w in x])
+            return len(
+                har_pb2_grpc.ActivityRecognitionStub(ch).Predict(req, timeout=60).predictions
+            )
+
+    with bentoml_serve(env, log_dir=tmp_path) as server:
+        with ThreadPoolExecutor(8) as pool:
+            http = list(
+                pool.map(
+                    lambda _: _post(f"{server.url}/predict", {"windows": x.tolist()}), range(16)
+                )
+            )
+            grpc_counts = list(pool.map(lambda _: grpc_predict(server.grpc_target), range(8)))
+        assert all(status == 200 and len(body["predictions"]) == 5 for status, body in http)
+        assert grpc_counts == [5] * 8
+        code = server.stop()
+        assert code == 0, server.log_tail()
+    files = store.list_profiles(folder)
+    assert len({f.writer.split(".")[0] for f in files}) == 2, files  # both workers served
+    rows = sum(profiles.row_count(profiles.read_view(f.path)) for f in files)
+    assert rows == (16 + 8) * 5

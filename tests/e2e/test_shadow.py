@@ -1,6 +1,7 @@
 """A shadow model on a real `bentoml serve`: the served model as its own shadow agrees on
 every window; a degraded copy (one class's output bias raised) disagrees, and both the
-endpoint and /metrics count every window the clients sent."""
+endpoint and /metrics count every window the clients sent, also when two API workers
+(HAR_API_WORKERS=2) each served part of them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +42,24 @@ def _metric(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
-def _serve_and_compare(env: dict[str, str], tmp_path: Path) -> tuple[dict, str, list[str]]:
-    """Send REQUESTS to a server with ``env``; its shadow answer once every window is in."""
+def _serve_and_compare(
+    env: dict[str, str], tmp_path: Path, requests: list[int] = REQUESTS, clients: int = 1
+) -> tuple[dict, str, list[str]]:
+    """Send ``requests`` (window counts) from ``clients`` threads to a server with ``env``;
+    its shadow answer once every window is in."""
     with np.load(HELDOUT) as f:
         windows = f["windows"].astype(np.float32)
-    with bentoml_serve({**ENV, **env}, log_dir=tmp_path) as server:
-        served: list[str] = []
-        start = 0
-        for n in REQUESTS:
-            served += _predict(server.url, windows[start : start + n])
-            start += n
+    bounds = np.cumsum([0, *requests])
+    bodies = [windows[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    profiles = tmp_path / "profiles"  # this server's own shadow counts
+    with bentoml_serve({**ENV, **env}, log_dir=tmp_path, profile_dir=profiles) as server:
+        with ThreadPoolExecutor(clients) as pool:
+            answers = list(pool.map(lambda w: _predict(server.url, w), bodies))
+        served = [activity for answer in answers for activity in answer]
         deadline = time.monotonic() + 60
         while True:
             a = _get(f"{server.url}/monitoring/shadow")
-            if a["windows"] + a["dropped"] >= sum(REQUESTS) or time.monotonic() > deadline:
+            if a["windows"] + a["dropped"] >= sum(requests) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         counted = {
@@ -101,7 +107,7 @@ def test_the_served_model_as_shadow_agrees_on_every_window(
     assert len(served) == sum(REQUESTS)
     assert a["status"] == "ok", (a, log)
     assert a["model"] == a["primary_model"] == bundled_tag
-    assert a["windows"] == sum(REQUESTS) and a["dropped"] == 0, a
+    assert a["windows"] == sum(REQUESTS) and a["dropped"] == 0 and a["workers"] == 1, a
     assert a["agreement"] == 1.0 and a["disagreement"] == {}
     assert a["confidence"]["primary"] == pytest.approx(a["confidence"]["shadow"], abs=1e-6)
     m = a["metrics"]
@@ -112,19 +118,25 @@ def test_the_served_model_as_shadow_agrees_on_every_window(
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_a_degraded_shadow_disagrees_with_counts(degraded_tag: str, tmp_path: Path) -> None:
-    a, log, served = _serve_and_compare({"HAR_SHADOW_MODEL_TAG": degraded_tag}, tmp_path)
-    assert len(served) == sum(REQUESTS)  # every client got its answer
+def test_a_degraded_shadow_disagrees_with_counts_summed_over_two_api_workers(
+    degraded_tag: str, tmp_path: Path
+) -> None:
+    requests = [10] * 15  # 150 windows from 4 clients at once: both workers get some
+    env = {"HAR_SHADOW_MODEL_TAG": degraded_tag, "HAR_API_WORKERS": "2"}
+    a, log, served = _serve_and_compare(env, tmp_path, requests, clients=4)
+    total = sum(requests)
+    assert len(served) == total  # every client got its answer
     assert a["status"] == "ok", (a, log)
+    assert a["workers"] == 2, a  # the asked worker summed the other's counts with its own
     assert a["model"] == degraded_tag and a["model"] != a["primary_model"]
-    assert a["windows"] == sum(REQUESTS) and a["dropped"] == 0, a
+    assert a["windows"] == total and a["dropped"] == 0, a
     assert 0 < a["agreement"] < 1
     pairs = [(p, s, n) for p, row in a["disagreement"].items() for s, n in row.items()]
     assert {s for _, s, _ in pairs} == {"PEN"}  # the raised class takes windows from others
     disagreeing = sum(n for _, _, n in pairs)
-    assert disagreeing == sum(REQUESTS) - round(a["agreement"] * sum(REQUESTS)) > 0
+    assert disagreeing == total - round(a["agreement"] * total) > 0
     assert a["confidence"]["shadow"] != pytest.approx(a["confidence"]["primary"])
     assert "PEN" not in {p for p, _, _ in pairs}
     m = a["metrics"]
-    assert m["windows"] == sum(REQUESTS) and m["disagreements"] == disagreeing
-    assert m["agreements"] == sum(REQUESTS) - disagreeing
+    assert m["windows"] == total and m["disagreements"] == disagreeing
+    assert m["agreements"] == total - disagreeing
