@@ -154,6 +154,7 @@ class ApiWorker:
             unbatched,
             max_batch_size=settings.max_batch_size,
             coalesce_inflight=settings.coalesce_inflight,
+            coalesce_fill=settings.coalesce_fill,
         )
         self.scorer = served_scorer(settings, model, worker_id=f"api{worker_index}")
         self.shadow = attach_shadow(

@@ -60,6 +60,7 @@ class ModelClient:
         max_batch_size: the batched method's largest batch.
         coalesce_inflight: calls of ``batched`` open at once before concurrent callers
             are merged into one call (0: one call per caller).
+        coalesce_fill: balance the merged calls under closed-loop load (har/coalescing.py).
         retry_on: errors after which a call is made once more.
     """
 
@@ -70,13 +71,16 @@ class ModelClient:
         *,
         max_batch_size: int,
         coalesce_inflight: int = 0,
+        coalesce_fill: bool = True,
         retry_on: tuple[type[BaseException], ...] = RETRYABLE,
     ) -> None:
         self.max_batch_size = max_batch_size
         self._unbatched = retrying(unbatched, retry_on)
         small = retrying(batched, retry_on)
         self.coalescer = (
-            Coalescer(small, max_rows=max_batch_size, max_inflight=coalesce_inflight)
+            Coalescer(
+                small, max_rows=max_batch_size, max_inflight=coalesce_inflight, fill=coalesce_fill
+            )
             if coalesce_inflight
             else None
         )

@@ -41,9 +41,9 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=64,
-        description="API worker processes (HTTP and gRPC; each parses, monitors and answers "
-        "on its own core). 2 served 1.35x the HTTP windows/s of 1 at 64 connections on 2 "
-        "cores (load_tests/AB.md); each costs ~0.3 GB.",
+        description="API worker processes (each serves HTTP and gRPC; ~0.3 GB each). On 2 "
+        "cores 2 were no faster than 1 at 64 connections (HTTP 0.92x, gRPC 0.97x; "
+        "load_tests/AB.md): worth it with more cores.",
     )
     coalesce_inflight: int = Field(
         1,
@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         description="Model-service calls an API worker keeps open; concurrent requests beyond "
         "that are merged into one call (0: one call per request). 1 beat 4 by 1.20x (HTTP) "
         "and 1.23x (gRPC) at 64 connections and 1.8-2.4x at 1 (load_tests/AB.md).",
+    )
+    coalesce_fill: bool = Field(
+        True,
+        description="Right after a model call returned, hold the next (at most as long as "
+        "that call took) until a third of the rows in the loop have queued, so that the API "
+        "worker and the model overlap (har/coalescing.py). With it (and the next call sent "
+        "before answering): 1.26x HTTP, 1.13x gRPC at 64 connections (load_tests/AB.md).",
     )
     xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
     tf_intra_op_threads: int = Field(
