@@ -156,13 +156,10 @@ class ApiWorker:
             coalesce_inflight=settings.coalesce_inflight,
             coalesce_fill=settings.coalesce_fill,
         )
-        self.scorer = served_scorer(settings, model, worker_id=f"api{worker_index}")
+        worker_id = f"api{worker_index}"  # names its profile and shadow files
+        self.scorer = served_scorer(settings, model, worker_id=worker_id)
         self.shadow = attach_shadow(
-            self.scorer,
-            settings,
-            shadow_tag,
-            retrying(shadow_call),
-            worker_id=f"api{worker_index}",
+            self.scorer, settings, shadow_tag, retrying(shadow_call), worker_id=worker_id
         )
         self.monitor: Any = self.scorer.monitor
         origin = lifecycle.served_registry_info(lifecycle.stored_model_labels(self.scorer.tag))

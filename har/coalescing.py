@@ -120,16 +120,17 @@ class Coalescer:
             asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]) -> None:
-        started = self.clock()
-        rows, done = 0, False
+        started, rows = self.clock(), 0
         try:
-            x = batch[0][0] if len(batch) == 1 else np.concatenate([b[0] for b in batch])
-            rows = len(x)
-            out = await self.fn(x)
-            # The next call's task is scheduled before this batch's callers resume, so
-            # it reaches the model before they write their answers (the model would
-            # idle meanwhile).
-            done = self._finished(started, rows)
+            try:
+                x = batch[0][0] if len(batch) == 1 else np.concatenate([b[0] for b in batch])
+                rows = len(x)
+                out = await self.fn(x)
+            finally:
+                # The next call's task is scheduled before this batch's callers resume,
+                # so it reaches the model before they write their answers (the model
+                # would idle meanwhile).
+                self._finished(started, rows)
             start = 0
             for xi, fut in batch:
                 n = len(xi)
@@ -142,15 +143,11 @@ class Coalescer:
                     fut.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-        finally:
-            if not done:
-                self._finished(started, rows)
 
-    def _finished(self, started: float, rows: int) -> bool:
+    def _finished(self, started: float, rows: int) -> None:
         """A call of ``rows`` rows begun at ``started`` returned: send the next one."""
         self._inflight -= 1
         self._last_done = self.clock()
         self._last_took = self._last_done - started
         self._loop_rows = rows + self._queued_rows
         self._pump()
-        return True

@@ -31,7 +31,7 @@ from har.card import ModelCard
 from har.errors import InputError
 from har.inference import Infer
 from har.settings import Settings
-from har.shadow.compare import ShadowStats, off_answer, shadow_metrics
+from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, off_answer, shadow_metrics
 from har.shadow.queue import ShadowQueue
 from har.shadow.store import ShadowStore
 
@@ -105,7 +105,6 @@ def shared_store(
 ) -> ShadowStore | None:
     """The folder this worker shares its counts in (``None``: it cannot be created)."""
     from har.monitoring.store import writer_name
-    from har.shadow.compare import BUCKET_S, RETENTION_S
 
     folder = settings.profile_dir / "shadow"
     try:

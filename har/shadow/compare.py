@@ -158,7 +158,7 @@ class ShadowStats:
         self.started = clock()
         self.store = store
         self._dirty: set[int] = set()  # bucket keys changed since the last write
-        self._flush_at: float | None = None  # monotonic time of the scheduled write
+        self._flush_scheduled = False
         self._store_lock = threading.Lock()
 
     def _bucket(self, key: int) -> _Bucket:
@@ -222,9 +222,9 @@ class ShadowStats:
             return
         with self._store_lock:
             self._dirty.add(key)
-            if self._flush_at is not None:
-                return  # a write is scheduled already
-            self._flush_at = time.monotonic() + FLUSH_S
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (a script, a test): write now
@@ -238,7 +238,7 @@ class ShadowStats:
         if self.store is None:
             return
         with self._store_lock:
-            dirty, self._dirty, self._flush_at = self._dirty, set(), None
+            dirty, self._dirty, self._flush_scheduled = self._dirty, set(), False
             if not dirty:
                 return
             with self._lock:
@@ -291,7 +291,7 @@ class ShadowStats:
                         dropped[r] = dropped.get(r, 0) + n
                     workers.add(own)
         if self.store is not None:
-            for writer, _, c in self.store.read_others(lo, hi):
+            for writer, c in self.store.read_others(lo, hi):
                 if c.matrix.shape != matrix.shape:
                     continue  # cannot happen for one (served, shadow) pair; never a 500
                 matrix += c.matrix

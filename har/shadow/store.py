@@ -48,7 +48,7 @@ class BucketCounts:
 
     matrix: np.ndarray  # (n_primary, n_shadow) int64 window counts
     conf_sum: np.ndarray  # float64 (primary, shadow) summed confidence
-    dropped: np.ndarray  # int64 windows dropped per reason (order of ``reasons``)
+    dropped: np.ndarray  # int64 windows dropped per reason (order of compare.DROP_REASONS)
 
 
 def models_key(primary_model: str, shadow_model: str) -> str:
@@ -91,8 +91,9 @@ class ShadowStore:
         """The start (epoch seconds) of the file span holding bucket ``key``."""
         return key * self.bucket_s // FILE_SPAN_S * FILE_SPAN_S
 
-    def path(self, hour: int, writer: str | None = None) -> Path:
-        return self.folder / f"{PREFIX}_{self.models}_{hour}_{writer or self.writer}.npz"
+    def path(self, hour: int) -> Path:
+        """This writer's file of ``hour``."""
+        return self.folder / f"{PREFIX}_{self.models}_{hour}_{self.writer}.npz"
 
     def write(self, hour: int, buckets: dict[int, BucketCounts]) -> None:
         """Replace this writer's file of ``hour`` by ``buckets`` (all its buckets in it)."""
@@ -136,16 +137,14 @@ class ShadowStore:
             if m and m["models"] == self.models:
                 yield path, int(m["hour"]), m["writer"]
 
-    def read_others(
-        self, lo: int | None, hi: int | None
-    ) -> Iterable[tuple[str, np.ndarray, BucketCounts]]:
-        """Other writers' buckets with ``lo <= key <= hi`` (``None``: unbounded), as
-        ``(writer, keys, counts summed over those keys)`` per file read."""
+    def read_others(self, lo: int, hi: int | None) -> Iterable[tuple[str, BucketCounts]]:
+        """Other writers' buckets with ``lo <= key <= hi`` (``hi`` ``None``: unbounded), as
+        ``(writer, counts summed over those buckets)`` per file read."""
         for path, hour, writer in self._files():
             if writer == self.writer:
                 continue
             first, last = hour // self.bucket_s, (hour + FILE_SPAN_S) // self.bucket_s - 1
-            if (lo is not None and last < lo) or (hi is not None and first > hi):
+            if last < lo or (hi is not None and first > hi):
                 continue
             try:
                 with np.load(path) as f:
@@ -156,16 +155,9 @@ class ShadowStore:
             except Exception as exc:
                 log.warning("shadow counts: skipping unreadable %s (%s)", path.name, exc)
                 continue
-            sel = np.ones(len(keys), bool)
-            if lo is not None:
-                sel &= keys >= lo
+            sel = keys >= lo
             if hi is not None:
                 sel &= keys <= hi
             if sel.any():
-                yield (
-                    writer,
-                    keys[sel],
-                    BucketCounts(
-                        matrix[sel].sum(axis=0), conf[sel].sum(axis=0), dropped[sel].sum(axis=0)
-                    ),
-                )
+                summed = (a[sel].sum(axis=0) for a in (matrix, conf, dropped))
+                yield writer, BucketCounts(*summed)
