@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,9 @@ def configure(settings: Settings) -> Configured:
     """Run at import of ``service.py`` (in every worker process): patch BentoML, resolve
     the model this service is configured for (``HAR_MODEL_URI``, else ``HAR_MODEL_TAG``),
     found or stored now so that a plain ``bentoml serve`` works and every worker serves
-    this one tag, and read tokens, TLS and the shadow."""
+    this one tag, and read tokens, TLS and the shadow. Sets the process's thread switch
+    interval (``HAR_GIL_SWITCH_INTERVAL_MS``)."""
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     bentoml_compat.cancel_traffic_timers()
     bentoml_compat.die_with_supervisor()  # workers never outlive `bentoml serve`
     bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths

@@ -22,6 +22,8 @@ import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
 #: Upper bounds of the confidence histogram's buckets (max softmax probability).
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
@@ -131,6 +133,36 @@ def get_metrics() -> HarMetrics:
         if _metrics is None:
             _metrics = _create()
         return _metrics
+
+
+def observe_many(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every ``v`` in ``values``, one update per bucket.
+
+    ``prometheus_client``'s ``observe`` walks the bucket bounds in Python and, in
+    multiprocess mode, writes two memory-mapped values per observation; for the
+    thousands of windows a monitoring drain holds, that is a loop of microseconds per
+    window in the writer thread, which shares the API worker's GIL with its event loop.
+    Here the values are counted per bucket with numpy (``v <= bound``, as ``observe``)
+    and each bucket and the sum are increased once. A histogram without the internals
+    this relies on (another ``prometheus_client``) is observed value by value.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for x in v.tolist():
+            histogram.observe(x)
+        return
+    if v.size == 0:
+        return
+    # the first bound >= v (the last bound is +Inf); NaN sorts past it: observe puts a
+    # NaN in no bucket but adds it to the sum, and so does this
+    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), v, side="left")
+    counts = np.bincount(index, minlength=len(bounds) + 1)[: len(bounds)]
+    total.inc(float(v.sum()))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
 
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {

@@ -39,7 +39,7 @@ import numpy as np
 from har.card import ModelCard
 from har.monitoring import profiles, store
 from har.monitoring.features import CONFIDENCE, PRED_CLASS, FlipTracker, feature_rows
-from har.monitoring.metrics import HarMetrics
+from har.monitoring.metrics import HarMetrics, observe_many
 from har.monitoring.profiles import ProfileView
 from har.monitoring.store import ProfileFile
 from har.settings import Settings
@@ -243,9 +243,7 @@ class ProfileWriter:
         counts = np.bincount(pred, minlength=len(self._pred_counters))
         for k in np.flatnonzero(counts[: len(self._pred_counters)]):
             self._pred_counters[k].inc(int(counts[k]))
-        hist = self._metrics.confidence
-        for c in rows[:, self.columns.index(CONFIDENCE)].tolist():
-            hist.observe(c)
+        observe_many(self._metrics.confidence, rows[:, self.columns.index(CONFIDENCE)])
 
     def _rows(self, batches: list[Batch]) -> np.ndarray:
         """Feature rows of buffered calls, in order (flips compare within each sequence key)."""

@@ -38,3 +38,38 @@ def test_a_plain_tag_leaves_the_environment_alone(monkeypatch):
     monkeypatch.setenv("HAR_MODEL_TAG", "har-cnn-bilstm:latest")
     pin_resolved_models(Settings(), "har-cnn-bilstm:abc", None)
     assert os.environ["HAR_MODEL_TAG"] == "har-cnn-bilstm:latest"
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, 0.020), ("7.5", 0.0075)])
+def test_configure_sets_the_workers_thread_switch_interval(env, expected):
+    """What service.py runs at import in every worker (in a child process: configure
+    patches BentoML for the whole process); only the model lookup is stubbed."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from har import assembly
+        from har.settings import Settings
+        assembly.lifecycle.ensure_served_model = lambda settings: "har-test:1"
+        assembly.resolve_shadow_tag = lambda settings: None
+        before = sys.getswitchinterval()
+        assembly.configure(Settings())
+        print(before, sys.getswitchinterval())
+        """
+    )
+    env_vars = {k: v for k, v in os.environ.items() if k != "HAR_GIL_SWITCH_INTERVAL_MS"}
+    if env is not None:
+        env_vars["HAR_GIL_SWITCH_INTERVAL_MS"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env_vars,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert float(out[0]) == pytest.approx(0.005)  # Python's default, before
+    assert float(out[1]) == pytest.approx(expected)

@@ -72,6 +72,26 @@ def test_csv_iso8601_timestamps(tmp_path):
     assert rec.start == ts[0]
 
 
+@pytest.mark.parametrize("iso", [False, True])
+def test_csv_spaces_around_cells_read_like_none(tmp_path, iso):
+    """Spaces after commas (a common hand-written or spreadsheet export) change nothing,
+    in numbers, ISO 8601 timestamps and the header."""
+    ts = pd.date_range("2025-03-24T07:52:19Z", periods=50, freq="20ms")
+    stamps = [t.isoformat() for t in ts] if iso else [f"{i / 50:.2f}" for i in range(50)]
+    rows = [[s, "0.5", "-1", "9.81", f"{i}.25", "2", "3"] for i, s in enumerate(stamps)]
+    rows[7][4] = "x"  # a non-numeric and an empty cell: those rows are dropped either way
+    rows[9][5] = ""
+    tight, spaced = tmp_path / "tight.csv", tmp_path / "spaced.csv"
+    tight.write_text(HEADER + "".join(",".join(r) + "\n" for r in rows))
+    spaced_header = " , ".join(HEADER.strip().split(",")) + "\n"
+    spaced.write_text(spaced_header + "".join(", ".join(f" {c} " for c in r) + "\n" for r in rows))
+    a, b = read_csv_recording(tight), read_csv_recording(spaced)
+    assert len(a) == len(b) > 40
+    np.testing.assert_array_equal(a.time, b.time)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.start == b.start
+
+
 def test_csv_unsorted_and_duplicate_timestamps_are_ordered(tmp_path):
     p = tmp_path / "r.csv"
     p.write_text(HEADER + "0.02,2,0,0,0,0,0\n0,0,0,0,0,0,0\n0.02,2,0,0,0,0,0\n0.04,4,0,0,0,0,0\n")

@@ -92,3 +92,56 @@ def test_alert_rules_only_use_exported_metrics() -> None:
         assert float(le) in CONFIDENCE_BUCKETS
     # the drift alert looks at the status gauge's label values the code sets
     assert 'status="drift"' in "\n".join(exprs)
+
+
+def _samples(histogram) -> dict[tuple[str, str], float]:
+    return {
+        (s.name, s.labels.get("le", "")): s.value
+        for family in histogram.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+@pytest.mark.parametrize("values", [[], [0.5], "edges", "random"])
+def test_observe_many_counts_like_observe_one_by_one(values) -> None:
+    """Same buckets, count and sum as prometheus_client's own observe, bounds included."""
+    import numpy as np
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from har.monitoring.metrics import observe_many
+
+    if values == "edges":  # exactly on bounds, below the first, above the last finite one
+        values = [*CONFIDENCE_BUCKETS, 0.0, 0.05, 1.5, 0.95, 0.95]
+    elif values == "random":
+        values = np.random.default_rng(0).uniform(0, 1, 5000).tolist()
+    one, many = (
+        Histogram("c", "x", buckets=CONFIDENCE_BUCKETS, registry=CollectorRegistry())
+        for _ in range(2)
+    )
+    for v in values:
+        one.observe(v)
+    observe_many(many, np.asarray(values))
+    expected, got = _samples(one), _samples(many)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+    if len(values) > 1:
+        assert got[("c_bucket", "0.95")] > got[("c_bucket", "0.9")]  # the buckets were used
+
+
+def test_observe_many_without_the_internals_observes_one_by_one() -> None:
+    import numpy as np
+
+    from har.monitoring.metrics import observe_many
+
+    class Plain:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, v: float) -> None:
+            self.seen.append(v)
+
+    h = Plain()
+    observe_many(h, np.array([0.25, 0.75]))
+    assert h.seen == [0.25, 0.75]
