@@ -65,9 +65,7 @@ def configure(settings: Settings) -> Configured:
     """Run at import of ``service.py`` (in every worker process): patch BentoML, resolve
     the model this service is configured for (``HAR_MODEL_URI``, else ``HAR_MODEL_TAG``),
     found or stored now so that a plain ``bentoml serve`` works and every worker serves
-    this one tag, and read tokens, TLS and the shadow. Sets the process's thread switch
-    interval (``HAR_GIL_SWITCH_INTERVAL_MS``)."""
-    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    this one tag, and read tokens, TLS and the shadow."""
     bentoml_compat.cancel_traffic_timers()
     bentoml_compat.die_with_supervisor()  # workers never outlive `bentoml serve`
     bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths
@@ -119,7 +117,9 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
 
     Ready once the shape-generic function is traced; the XLA batch sizes compile after
     that in the background unless ``settings.warmup`` is ``blocking`` (har/inference.py).
+    Sets the worker's thread switch interval (``HAR_MODEL_SWITCH_INTERVAL_MS``).
     """
+    sys.setswitchinterval(settings.model_switch_interval_ms / 1000)
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
     logging.getLogger("har.inference").setLevel(logging.INFO)

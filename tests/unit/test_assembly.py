@@ -41,9 +41,12 @@ def test_a_plain_tag_leaves_the_environment_alone(monkeypatch):
 
 
 @pytest.mark.parametrize(("env", "expected"), [(None, 0.020), ("7.5", 0.0075)])
-def test_configure_sets_the_workers_thread_switch_interval(env, expected):
-    """What service.py runs at import in every worker (in a child process: configure
-    patches BentoML for the whole process); only the model lookup is stubbed."""
+def test_the_model_worker_sets_its_thread_switch_interval_the_api_worker_keeps_pythons(
+    env, expected
+):
+    """What service.py runs in a worker (in a child process: configure patches BentoML
+    for the whole process). configure (every worker, the supervisor) leaves Python's
+    5 ms; model_worker sets HAR_MODEL_SWITCH_INTERVAL_MS. Only the model is stubbed."""
     import subprocess
     import sys
     import textwrap
@@ -51,18 +54,28 @@ def test_configure_sets_the_workers_thread_switch_interval(env, expected):
     script = textwrap.dedent(
         """
         import sys
+        from types import SimpleNamespace
         from har import assembly
         from har.settings import Settings
+
+        class Compiled:
+            def __init__(self, *args, **kwargs): pass
+            def warmup(self, background): pass
+
         assembly.lifecycle.ensure_served_model = lambda settings: "har-test:1"
         assembly.resolve_shadow_tag = lambda settings: None
-        before = sys.getswitchinterval()
-        assembly.configure(Settings())
-        print(before, sys.getswitchinterval())
+        assembly.registry.load_model = lambda tag: SimpleNamespace(model=None)
+        assembly.configure_tensorflow = lambda **kwargs: None
+        assembly.CompiledModel = Compiled
+        settings = assembly.configure(Settings()).settings
+        after_configure = sys.getswitchinterval()
+        assembly.model_worker(settings, "har-test:1")
+        print(after_configure, sys.getswitchinterval())
         """
     )
-    env_vars = {k: v for k, v in os.environ.items() if k != "HAR_GIL_SWITCH_INTERVAL_MS"}
+    env_vars = {k: v for k, v in os.environ.items() if k != "HAR_MODEL_SWITCH_INTERVAL_MS"}
     if env is not None:
-        env_vars["HAR_GIL_SWITCH_INTERVAL_MS"] = env
+        env_vars["HAR_MODEL_SWITCH_INTERVAL_MS"] = env
     out = subprocess.run(
         [sys.executable, "-c", script],
         env=env_vars,
@@ -71,5 +84,5 @@ def test_configure_sets_the_workers_thread_switch_interval(env, expected):
         timeout=120,
         check=True,
     ).stdout.split()
-    assert float(out[0]) == pytest.approx(0.005)  # Python's default, before
+    assert float(out[0]) == pytest.approx(0.005)  # Python's default: API worker, supervisor
     assert float(out[1]) == pytest.approx(expected)
