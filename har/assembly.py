@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -117,9 +116,7 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
 
     Ready once the shape-generic function is traced; the XLA batch sizes compile after
     that in the background unless ``settings.warmup`` is ``blocking`` (har/inference.py).
-    Sets the worker's thread switch interval (``HAR_MODEL_SWITCH_INTERVAL_MS``).
     """
-    sys.setswitchinterval(settings.model_switch_interval_ms / 1000)
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
     logging.getLogger("har.inference").setLevel(logging.INFO)

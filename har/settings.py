@@ -59,17 +59,6 @@ class Settings(BaseSettings):
         "worker and the model overlap (har/coalescing.py). With it (and the next call sent "
         "before answering): 1.26x HTTP, 1.13x gRPC at 64 connections (load_tests/AB.md).",
     )
-    model_switch_interval_ms: float = Field(
-        20.0,
-        gt=0,
-        le=1000,
-        description="The model worker's thread switch interval (sys.setswitchinterval; "
-        "Python's default, which the API worker keeps, is 5 ms): how long its event loop and "
-        "the thread running XLA may each keep the GIL while the other waits. 20 ms beat 5 "
-        "(gRPC 1.10-1.19x at 64 connections); in the API worker 20 ms lost to 5 "
-        "(HTTP 0.88x: its monitoring thread held the event loop up longer) "
-        "(load_tests/AB.md).",
-    )
     xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
     tf_intra_op_threads: int = Field(
         1, ge=1, le=64, description="TensorFlow intra-op threads of the model worker."
