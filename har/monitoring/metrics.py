@@ -147,14 +147,14 @@ def observe_many(histogram: Any, values: np.ndarray) -> None:
     this relies on (another ``prometheus_client``) is observed value by value.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)
     if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
         for x in v.tolist():
             histogram.observe(x)
-        return
-    if v.size == 0:
         return
     # the first bound >= v (the last bound is +Inf); NaN sorts past it: observe puts a
     # NaN in no bucket but adds it to the sum, and so does this

@@ -88,6 +88,7 @@ class ProfileWriter:
         self.drain_s = min(periods)
         self.batch_rows = int(batch_rows)
         self.columns = columns
+        self._pred_col, self._conf_col = columns.index(PRED_CLASS), columns.index(CONFIDENCE)
         self._metrics = metrics
         self._pred_counters = [metrics.predictions.labels(c) for c in card.classes]
         self._flips = FlipTracker()
@@ -239,11 +240,11 @@ class ProfileWriter:
             self._metrics.rows_dropped.inc(n)
             raise
         self._metrics.rows_profiled.inc(n)
-        pred = rows[:, self.columns.index(PRED_CLASS)].astype(np.int64)
+        pred = rows[:, self._pred_col].astype(np.int64)
         counts = np.bincount(pred, minlength=len(self._pred_counters))
         for k in np.flatnonzero(counts[: len(self._pred_counters)]):
             self._pred_counters[k].inc(int(counts[k]))
-        observe_many(self._metrics.confidence, rows[:, self.columns.index(CONFIDENCE)])
+        observe_many(self._metrics.confidence, rows[:, self._conf_col])
 
     def _rows(self, batches: list[Batch]) -> np.ndarray:
         """Feature rows of buffered calls, in order (flips compare within each sequence key)."""
