@@ -121,7 +121,12 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
     logging.getLogger("har.inference").setLevel(logging.INFO)
     model = registry.load_model(tag).model
-    compiled = CompiledModel(model, xla=settings.xla, max_batch_size=settings.max_batch_size)
+    compiled = CompiledModel(
+        model,
+        xla=settings.xla,
+        max_batch_size=settings.max_batch_size,
+        threads=settings.tf_intra_op_threads,
+    )
     compiled.warmup(background=settings.warmup == "background")
     bentoml_compat.freeze_startup_heap()
     return compiled

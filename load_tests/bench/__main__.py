@@ -12,7 +12,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .common import CONCURRENCIES, RAW_BATCHES, RESULTS_FILE, STAGES, Options, Row
+from .common import (
+    CONCURRENCIES,
+    RAW_2_THREADS_CELL,
+    RAW_BATCHES,
+    RAW_END_CELL,
+    RECORDING_WINDOWS,
+    RESULTS_FILE,
+    STAGES,
+    Options,
+    Row,
+)
 from .loadgen import ensure_tools, write_wrk_script
 from .raw import bench_raw, raw_worker
 from .report import format_row_plain, report
@@ -82,6 +92,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     p.add_argument("--profile", type=Path, help="py-spy the workers during the cells into DIR")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs)")
     p.add_argument("--raw-worker", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--raw-batches", type=_int_list, default=RAW_BATCHES, help=argparse.SUPPRESS)
+    p.add_argument("--raw-threads", type=int, default=1, help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     opts = Options(
         quick=ns.quick,
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run every selected measurement, print the table and write RESULTS.md."""
     opts, ns = parse_args(argv)
     if ns.raw_worker is not None:
-        raw_worker(ns.raw_worker, RAW_BATCHES, opts.raw_runs, opts.raw_run_s)
+        raw_worker(ns.raw_worker, ns.raw_batches, opts.raw_runs, opts.raw_run_s, ns.raw_threads)
         return 0
     ensure_tools()
     started = dt.datetime.now(dt.UTC)
@@ -126,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "raw" in opts.stages:
                 print("\n1. raw model", flush=True)
                 rows += bench_raw(setup, opts)
+                if "recording" in opts.stages:  # the ceiling of a recording on two threads
+                    rows += bench_raw(setup, opts, (RECORDING_WINDOWS,), RAW_2_THREADS_CELL, 2)
                 for r in rows:
                     print("  " + format_row_plain(r), flush=True)
             if "naive" in opts.stages:
@@ -141,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "startup" in opts.stages:
                 print("\n5. start-up", flush=True)
                 rows += bench_startup(setup, opts, tmp, json.loads(json_body.read_text()))
+            if "raw" in opts.stages and len(opts.stages) > 1:
+                print("\n6. raw model again (did the machine change during the run?)", flush=True)
+                rows += bench_raw(setup, opts, (max(RAW_BATCHES),), RAW_END_CELL)
+                print("  " + format_row_plain(rows[-1]), flush=True)
         if opts.monitoring == "both":
             ab_rows, ab_lines = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
             rows += ab_rows

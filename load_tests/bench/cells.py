@@ -130,7 +130,9 @@ def grpc_row(
     )
 
 
-def recording_row(base_url: str, csv_bytes: bytes, uploads: int, groups: Groups) -> Row:
+def recording_row(
+    base_url: str, csv_bytes: bytes, uploads: int, groups: Groups, cell: str = RECORDING_CELL
+) -> Row:
     """``POST /predict_recording`` of the one-hour CSV: windows/s, median of ``uploads``.
 
     A failed upload is counted as an error (its answer goes into the note) and retried,
@@ -174,7 +176,7 @@ def recording_row(base_url: str, csv_bytes: bytes, uploads: int, groups: Groups)
     if failures:
         note += "; FAILED uploads (incl. warm-up): " + "; ".join(failures).replace("|", "/")
     row = Row(
-        RECORDING_CELL,
+        cell,
         "1 upload",
         statistics.median(rates),
         p50_ms=1000 * statistics.median(wall for _, wall in results),

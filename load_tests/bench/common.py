@@ -30,8 +30,14 @@ TARGET_STARTUP_S = 10.0
 CLIENT_TIMEOUT_S = 30
 #: Cell names (rows are looked up by them when targets are checked).
 RAW_CELL = "raw model (CompiledModel, XLA, 1 thread)"
+RAW_END_CELL = RAW_CELL + " again, after the other stages"
+RAW_2_THREADS_CELL = "raw model (CompiledModel, XLA, 2 threads: chunks of a recording at once)"
+#: Windows of the benchmark's recording (one hour at 50 Hz, windows of 200, hop 100).
+RECORDING_WINDOWS = 1799
 NAIVE_CELL = "naive /predict (FastAPI, model.predict)"
 RECORDING_CELL = "HTTP /predict_recording (1 h at 50 Hz)"
+#: The recording cell once more on a server with two intra-op threads.
+RECORDING_2_THREADS_CELL = RECORDING_CELL + " [HAR_TF_INTRA_OP_THREADS=2]"
 HTTP_CELL = "HTTP /predict"
 GRPC_CELL = "gRPC Predict"
 AB_PROTOCOLS = (HTTP_CELL, GRPC_CELL)

@@ -41,6 +41,11 @@ def machine_busy_seconds() -> float:
     return t.user + t.nice + t.system + t.irq + t.softirq
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave this VM's cores to other guests (``steal``)."""
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
+
+
 class CpuSampler:
     """CPU used by named groups of processes (and by everything else) over an interval."""
 
@@ -51,6 +56,7 @@ class CpuSampler:
         self._c0: dict[str, float] = {}
         self._busy0 = 0.0
         self._me0 = 0.0
+        self._steal0 = 0.0
 
     def _group_cpu(self) -> dict[str, float]:
         return {
@@ -60,10 +66,12 @@ class CpuSampler:
     def start(self) -> None:
         self._c0 = self._group_cpu()
         self._busy0, self._me0 = machine_busy_seconds(), process_cpu_seconds(self._me)
+        self._steal0 = steal_seconds()
         self._t0 = time.monotonic()
 
     def stop(self, loadgen_cpu_s: float | None = None) -> dict[str, float]:
-        """Per-group percent of one core since :meth:`start`; ``loadgen`` and ``others`` too.
+        """Per-group percent of one core since :meth:`start`; ``loadgen``, ``others`` and
+        ``steal`` (time the host ran other VMs on this VM's cores) too.
 
         Args:
             loadgen_cpu_s: CPU seconds of an external load generator; None means this
@@ -79,6 +87,7 @@ class CpuSampler:
         out = {name: 100 * s / wall for name, s in used.items()}
         out["loadgen"] = 100 * loadgen_cpu_s / wall
         out["others"] = max(0.0, 100 * others / wall)
+        out["steal"] = max(0.0, 100 * (steal_seconds() - self._steal0) / wall)
         return out
 
 

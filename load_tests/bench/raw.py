@@ -19,21 +19,26 @@ import numpy as np
 from tests.helpers.servers import ROOT
 
 from .common import RAW_BATCHES, RAW_CELL, ModelSetup, Options, Row
-from .cpu import machine_busy_seconds
+from .cpu import machine_busy_seconds, steal_seconds
 
 
-def raw_worker(model_path: Path, batches: Sequence[int], runs: int, run_s: float) -> None:
+def raw_worker(
+    model_path: Path, batches: Sequence[int], runs: int, run_s: float, threads: int = 1
+) -> None:
     """(Subprocess) windows/s of the compiled model per batch size; prints one JSON line.
 
     Each run calls the model for about ``run_s`` seconds; ``runs`` runs per batch size.
+    ``threads``: TensorFlow's intra-op threads, and the threads running the chunks of an
+    input bigger than the largest batch (as the model worker with that setting).
     """
     from har.inference import CompiledModel, configure_tensorflow
     from har.registry import load_keras
     from har.settings import get_settings
 
-    configure_tensorflow(intra_op_threads=1, inter_op_threads=1)
+    configure_tensorflow(intra_op_threads=threads, inter_op_threads=1)
     model = load_keras(model_path)
-    compiled = CompiledModel(model, xla=True, max_batch_size=get_settings().max_batch_size)
+    max_batch = get_settings().max_batch_size
+    compiled = CompiledModel(model, xla=True, max_batch_size=max_batch, threads=threads)
     compiled.warmup()
     rng = np.random.default_rng(0)
     _, window, channels = model.input_shape
@@ -47,6 +52,7 @@ def raw_worker(model_path: Path, batches: Sequence[int], runs: int, run_s: float
         calls = max(1, int(run_s / max(time.perf_counter() - t0, 1e-6)))
         rates[str(b)] = []
         c0, busy0, w0 = time.process_time(), machine_busy_seconds(), time.perf_counter()
+        steal0 = steal_seconds()
         for _ in range(runs):
             t0 = time.perf_counter()
             for _ in range(calls):
@@ -56,25 +62,33 @@ def raw_worker(model_path: Path, batches: Sequence[int], runs: int, run_s: float
         cpu[str(b)] = {
             "model": 100 * own / wall,
             "others": max(0.0, 100 * (machine_busy_seconds() - busy0 - own) / wall),
+            "steal": max(0.0, 100 * (steal_seconds() - steal0) / wall),
         }
     print("RAW_JSON " + json.dumps({"rates": rates, "cpu": cpu}), flush=True)
 
 
-def bench_raw(setup: ModelSetup, opts: Options) -> list[Row]:
-    """Run :func:`raw_worker` in a subprocess; one row per batch size."""
+def bench_raw(
+    setup: ModelSetup,
+    opts: Options,
+    batches: Sequence[int] = RAW_BATCHES,
+    cell: str = RAW_CELL,
+    threads: int = 1,
+) -> list[Row]:
+    """Run :func:`raw_worker` in a subprocess; one row of ``cell`` per batch size."""
     cmd = [sys.executable, "-m", "load_tests.bench", "--raw-worker", str(setup.model_path)]
     cmd += ["--raw-runs", str(opts.raw_runs), "--raw-run-s", str(opts.raw_run_s)]
+    cmd += ["--raw-batches", ",".join(map(str, batches)), "--raw-threads", str(threads)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RAW_JSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"raw model benchmark failed:\n{out.stderr[-3000:]}")
     data = json.loads(line.removeprefix("RAW_JSON "))
     rows = []
-    for b in RAW_BATCHES:
+    for b in batches:
         runs = data["rates"][str(b)]
         rows.append(
             Row(
-                RAW_CELL,
+                cell,
                 f"batch={b}",
                 statistics.median(runs),
                 cpu=data["cpu"][str(b)],

@@ -21,8 +21,12 @@ from .common import (
     GRPC_CELL,
     HTTP_CELL,
     NAIVE_CELL,
+    RAW_2_THREADS_CELL,
     RAW_CELL,
+    RAW_END_CELL,
+    RECORDING_2_THREADS_CELL,
     RECORDING_CELL,
+    RECORDING_WINDOWS,
     STARTUP_CELL,
     TARGET_CEILING_FRACTION,
     TARGET_MONITORING_RATIO,
@@ -49,16 +53,12 @@ def fmt(v: float | int | None, digits: int = 1) -> str:
 
 
 def cpu_text(cpu: dict[str, float]) -> str:
-    """CPU split as ``api 95 / model 60 / sup 1; lg 20; others 3`` (percent of a core)."""
+    """CPU split as ``api 95 / model 60 / sup 1; lg 20; others 3; steal 2`` (percent of a core)."""
     short = {"supervisor": "sup", "loadgen": "lg"}
-    server = [
-        f"{short.get(k, k)} {v:.0f}" for k, v in cpu.items() if k not in ("loadgen", "others")
-    ]
+    extra = ("loadgen", "others", "steal")
+    server = [f"{short.get(k, k)} {v:.0f}" for k, v in cpu.items() if k not in extra]
     parts = [" / ".join(server)]
-    if "loadgen" in cpu:
-        parts.append(f"lg {cpu['loadgen']:.0f}")
-    if "others" in cpu:
-        parts.append(f"others {cpu['others']:.0f}")
+    parts += [f"{short.get(k, k)} {cpu[k]:.0f}" for k in extra if k in cpu]
     return "; ".join(p for p in parts if p)
 
 
@@ -75,7 +75,7 @@ def table(rows: list[Row]) -> str:
     """The results as a Markdown table."""
     head = (
         "| cell | load | windows/s | p50 ms | p99 ms | errors | mean batch | "
-        "CPU % of one core (server procs; load gen; others) | note |\n"
+        "CPU % of one core (server procs; load gen; others; steal) | note |\n"
         "|---|---|---:|---:|---:|---:|---:|---|---|\n"
     )
     body = "".join(
@@ -96,6 +96,12 @@ def targets(rows: list[Row], primary: str) -> list[tuple[str, str, bool | None]]
     out: list[tuple[str, str, bool | None]] = []
     raw = [r for r in rows if r.cell == RAW_CELL]
     ceiling = max((r.throughput for r in raw), default=float("nan"))
+    end = next((r.throughput for r in rows if r.cell == RAW_END_CELL), None)
+
+    def at_end(throughput: float) -> str:
+        """The same ratio against the ceiling measured again after the other stages."""
+        return "" if not end else f" ({throughput / end:.2f} x of {end:,.0f} measured at the end)"
+
     naive = find(rows, NAIVE_CELL, "c=64")
     tag = f" [monitoring {primary}]"
     for proto in (HTTP_CELL, GRPC_CELL):
@@ -115,8 +121,8 @@ def targets(rows: list[Row], primary: str) -> list[tuple[str, str, bool | None]]
             out.append(
                 (
                     f"{proto} c=64 >= {want:.2f} x the raw ceiling, zero errors",
-                    f"{r64.throughput:,.0f} / {ceiling:,.0f} windows/s = {frac:.2f} x, "
-                    f"{r64.errors} errors",
+                    f"{r64.throughput:,.0f} / {ceiling:,.0f} windows/s = {frac:.2f} x"
+                    f"{at_end(r64.throughput)}, {r64.errors} errors",
                     frac >= want and r64.errors == 0,
                 )
             )
@@ -140,9 +146,22 @@ def targets(rows: list[Row], primary: str) -> list[tuple[str, str, bool | None]]
             (
                 f"recording >= {100 * TARGET_RECORDING_FRACTION:.0f} % of the raw ceiling "
                 "(and no failed upload)",
-                f"{rec.throughput:,.0f} / {ceiling:,.0f} windows/s = {100 * frac:.0f} %, "
-                f"{rec.errors} failed uploads",
+                f"{rec.throughput:,.0f} / {ceiling:,.0f} windows/s = {100 * frac:.0f} %"
+                f"{at_end(rec.throughput)}, {rec.errors} failed uploads",
                 frac >= TARGET_RECORDING_FRACTION and not rec.errors,
+            )
+        )
+    rec2 = find(rows, RECORDING_2_THREADS_CELL, "1 upload")
+    raw2 = find(rows, RAW_2_THREADS_CELL, f"batch={RECORDING_WINDOWS}")
+    if rec2 is not None and raw2 is not None and raw2.throughput > 0:
+        out.append(
+            (
+                "recording with `HAR_TF_INTRA_OP_THREADS=2` (informational; against the model "
+                "itself on two threads)",
+                f"{rec2.throughput:,.0f} / {raw2.throughput:,.0f} windows/s = "
+                f"{100 * rec2.throughput / raw2.throughput:.0f} %; "
+                f"{rec2.throughput / ceiling:.2f} x the one-thread ceiling",
+                None,
             )
         )
     for proto in AB_PROTOCOLS:
@@ -270,8 +289,9 @@ Written by `python -m load_tests.bench` (see `load_tests/README.md`); overwritte
 CPU columns: percent of one core while the row was measured (200 % = the whole
 2-core machine). `api` = BentoML API worker (HTTP + gRPC, validation, JSON/protobuf,
 monitoring), `model` = the batched model worker, `sup` = BentoML's supervisor,
-`lg` = the load generator, `others` = everything else on the machine (other jobs).
-**The load generator shares the machine's {os.cpu_count()} cores with the server**; it used
+`lg` = the load generator, `others` = everything else on the machine (other jobs),
+`steal` = time the host gave this VM's cores to other VMs (`/proc/stat`; a slow host,
+not a slow service). **The load generator shares the machine's {os.cpu_count()} cores with the server**; it used
 {min(lg, default=0):.0f}-{max(lg, default=0):.0f} % of one core during the cells above.
 Mean batch = requests per call of the batched model method, from BentoML's
 `adaptive_batch_size` histogram. "right after c=64": BentoML's dispatcher waits for

@@ -22,6 +22,7 @@ from .common import (
     HTTP_CELL,
     NAIVE_APP,
     NAIVE_CELL,
+    RECORDING_2_THREADS_CELL,
     RECORDING_CELL,
     ModelSetup,
     Options,
@@ -65,19 +66,29 @@ def server_env(setup: ModelSetup, monitoring: bool) -> dict[str, str]:
     }
 
 
-def serve(stack: contextlib.ExitStack, setup: ModelSetup, tmp: Path, name: str, on: bool) -> Server:
+def serve(
+    stack: contextlib.ExitStack,
+    setup: ModelSetup,
+    tmp: Path,
+    name: str,
+    on: bool,
+    env: dict[str, str] | None = None,
+) -> Server:
     """Start a benchmarked server in ``stack``: its own BentoML home, profiles and logs.
 
     Each server gets a home of its own sharing the model store (two servers on one home
     erase each other's ``/metrics``), profiles under ``tmp/profiles-NAME`` and logs
-    under ``tmp/serve-NAME``.
+    under ``tmp/serve-NAME``. ``env``: settings over :func:`server_env`'s.
     """
     log_dir = tmp / f"serve-{name}"
     log_dir.mkdir(exist_ok=True)
     home = home_sharing_store(tmp / f"home-{name}", setup.model_store)
     return stack.enter_context(
         bentoml_serve(
-            server_env(setup, on), log_dir=log_dir, home=home, profile_dir=tmp / f"profiles-{name}"
+            {**server_env(setup, on), **(env or {})},
+            log_dir=log_dir,
+            home=home,
+            profile_dir=tmp / f"profiles-{name}",
         )
     )
 
@@ -221,6 +232,16 @@ def bench_server(
         if csv_bytes is not None:
             upload = lambda: recording_row(server.url, csv_bytes, opts.uploads, cells.groups)  # noqa: E731
             rows.append(cells.attempt(RECORDING_CELL, "1 upload", upload))
+    if csv_bytes is not None:  # the same uploads with the model worker on both cores
+        print("\nstarting bentoml serve (HAR_TF_INTRA_OP_THREADS=2) ...", flush=True)
+        with contextlib.ExitStack() as stack:
+            env = {"HAR_TF_INTRA_OP_THREADS": "2"}
+            server = serve(stack, setup, tmp, "recording-2-threads", monitoring, env)
+            cells = ServedCells(server, opts, tmp, label, lua, grpc_body)
+            upload = lambda: recording_row(  # noqa: E731
+                server.url, csv_bytes, opts.uploads, cells.groups, RECORDING_2_THREADS_CELL
+            )
+            rows.append(cells.attempt(RECORDING_2_THREADS_CELL, "1 upload", upload))
     return rows
 
 

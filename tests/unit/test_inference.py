@@ -73,3 +73,40 @@ def test_without_xla_every_size_runs_on_the_plain_function(model):
     x = windows(6)
     np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
     assert compiled(windows(0)).shape == (0, 3)
+
+
+def test_a_big_input_runs_its_chunks_on_threads_at_once_and_keeps_its_order(model):
+    compiled = CompiledModel(model, max_batch_size=4, threads=2)
+    compiled.warmup()
+    size_4 = compiled._xla[4]
+    both_in = threading.Barrier(2, timeout=10)  # broken unless two chunks run at once
+    seen: list[str] = []
+
+    def chunk_of_4(x):
+        seen.append(threading.current_thread().name)
+        if len(seen) <= 2:  # the first two chunks meet here; the third runs after one ends
+            both_in.wait()
+        return size_4(x)
+
+    compiled._xla[4] = chunk_of_4
+    x = windows(11)  # chunks 4, 4 and 3 (padded to 4)
+    np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
+    assert len(seen) == 3 and len(set(seen[:2])) == 2
+    assert all(name.startswith("har-chunks") for name in seen)
+
+    seen.clear()
+    compiled._xla[4] = lambda c: (seen.append(threading.current_thread().name), size_4(c))[1]
+    small = windows(4)  # at most max_batch_size: the caller's own thread
+    np.testing.assert_allclose(compiled(small), np.asarray(model(small)), atol=1e-5)
+    assert seen == [threading.current_thread().name]
+
+
+def test_one_thread_runs_the_chunks_on_the_callers_thread(model):
+    compiled = CompiledModel(model, max_batch_size=4)
+    compiled.warmup()
+    size_4 = compiled._xla[4]
+    seen: list[str] = []
+    compiled._xla[4] = lambda c: (seen.append(threading.current_thread().name), size_4(c))[1]
+    x = windows(11)
+    np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
+    assert seen == [threading.current_thread().name] * 3
