@@ -25,8 +25,14 @@ import numpy as np
 
 from har import bentoml_compat, bentoml_requests, grpc_service, lifecycle, registry
 from har.access import Access
+from har.errors import CardMismatchError
 from har.http import HttpApi
-from har.inference import CompiledModel, configure_tensorflow
+from har.inference import (
+    KERAS_EXTRAS,
+    CompiledModel,
+    configure_tensorflow,
+    import_tensorflow_without,
+)
 from har.model_client import ModelClient, retrying
 from har.scorer import served_scorer
 from har.settings import Settings
@@ -117,17 +123,22 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     Ready once the shape-generic function is traced; the XLA batch sizes compile after
     that in the background unless ``settings.warmup`` is ``blocking`` (har/inference.py).
     """
+    import_tensorflow_without(KERAS_EXTRAS)
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
     logging.getLogger("har.inference").setLevel(logging.INFO)
-    model = registry.load_model(tag).model
+    loaded = registry.load_model(tag, probe=False)  # probed below, on the traced function
     compiled = CompiledModel(
-        model,
+        loaded.model,
         xla=settings.xla,
         max_batch_size=settings.max_batch_size,
         threads=settings.tf_intra_op_threads,
     )
     compiled.warmup(background=settings.warmup == "background")
+    try:
+        registry.check_probabilities(compiled, loaded.card)
+    except CardMismatchError as exc:
+        raise CardMismatchError(f"stored model {loaded.tag}: {exc}") from None
     bentoml_compat.freeze_startup_heap()
     return compiled
 

@@ -110,3 +110,21 @@ def test_one_thread_runs_the_chunks_on_the_callers_thread(model):
     x = windows(11)
     np.testing.assert_allclose(compiled(x), np.asarray(model(x)), atol=1e-5)
     assert seen == [threading.current_thread().name] * 3
+
+
+def test_tensorflow_is_imported_without_kerass_optional_extras():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from har.inference import import_tensorflow_without\n"
+        "import_tensorflow_without(('sklearn', 'matplotlib'))\n"
+        "assert 'tensorflow' in sys.modules and 'keras' in sys.modules\n"
+        "print(sorted(m for m in ('sklearn', 'matplotlib') if m in sys.modules))\n"
+        "import sklearn\n"  # installed here (MLflow's dependency): importable again
+        "print('sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "True"]

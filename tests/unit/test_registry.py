@@ -181,3 +181,41 @@ def test_train_reference_cli_passes_the_repository_folders_only_for_the_bundled_
     assert bundled["production_dir"] == PROJECT_ROOT / "data" / "production"
     assert other_out == tmp_path and other["quick"] is True
     assert other["fixtures_dir"] is None and other["production_dir"] is None
+
+
+def test_the_model_worker_probes_its_own_compiled_model_and_refuses_no_softmax(
+    tmp_path, monkeypatch
+):
+    import keras
+
+    from har import assembly
+    from har.settings import Settings
+
+    m = keras.Sequential([keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    card = make_card(["a", "b"], name="user-model")
+    loaded = registry.LoadedModel("user-model:v1", card, m, tmp_path)
+    asked: list[bool] = []
+
+    def load_model(tag, *, probe=True):
+        asked.append(probe)  # shapes only: the probe runs on the worker's own function
+        return loaded
+
+    monkeypatch.setattr(registry, "load_model", load_model)
+    with pytest.raises(CardMismatchError, match=r"stored model user-model:v1: .*softmax"):
+        assembly.model_worker(Settings(xla=False, warmup="blocking"), "user-model:v1")
+    assert asked == [False]
+
+
+def test_load_model_without_the_probe_still_checks_the_shapes(user_model_files, monkeypatch):
+    model_path, card_path = user_model_files
+    tag = registry.import_model(model_path, card_path, name="user-model")
+    probed: list[object] = []
+    monkeypatch.setattr(registry, "check_probabilities", lambda run, card: probed.append(run))
+    assert registry.load_model(tag, probe=False).card.classes == USER_CLASSES
+    assert probed == []
+    registry.load_model(tag)
+    assert len(probed) == 1
+    folder = registry.model_folder(tag)  # a card that does not fit is refused either way
+    _card_file(folder, make_card(["a", "b"], name="user-model"))
+    with pytest.raises(CardMismatchError, match="classes"):
+        registry.load_model(tag, probe=False)
