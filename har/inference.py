@@ -61,8 +61,10 @@ def import_tensorflow_without(modules: Sequence[str] = KERAS_EXTRAS) -> None:
 def configure_tensorflow(intra_op_threads: int = 1, inter_op_threads: int = 1) -> None:
     """Limit TensorFlow's thread pools (must run before TensorFlow executes anything).
 
-    On 2 cores, one intra-op and one inter-op thread per model process leaves the
-    other core to the HTTP/gRPC process instead of fighting over both.
+    One inter-op thread per model process. The model worker's intra-op threads are
+    ``HAR_TF_INTRA_OP_THREADS`` (2): one call runs on one of them, so the second one only
+    works when two calls run at once, e.g. two chunks of a recording
+    (:class:`CompiledModel` ``threads``) while the API worker waits for the answer.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf

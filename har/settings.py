@@ -61,13 +61,13 @@ class Settings(BaseSettings):
     )
     xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
     tf_intra_op_threads: int = Field(
-        1,
+        2,
         ge=1,
         le=64,
         description="TensorFlow intra-op threads of the model worker, and how many chunks "
-        "of a whole recording it runs at once. `2` on 2 cores: a recording's model time "
-        "~1.6-1.9x shorter (the API worker idles meanwhile), single windows at 64 "
-        "connections ~0.9x HTTP (load_tests/AB.md).",
+        "of a whole recording it runs at once: with 2 on 2 cores a recording's model time "
+        "is ~1.6-1.9x shorter than with 1 (the API worker idles meanwhile); single windows "
+        "showed no consistent difference in three A/Bs (load_tests/AB.md).",
     )
     warmup: Literal["background", "blocking"] = Field(
         "background",

@@ -12,7 +12,8 @@ One run measures, one thing at a time:
 
 1. the raw model: ``har.inference.CompiledModel`` (XLA, padded buckets warmed up) with
    ``configure_tensorflow(1, 1)`` in a subprocess, batch sizes 1-128, windows/s
-   (median of ``--raw-runs`` runs); the best is *the ceiling*;
+   (median of ``--raw-runs`` runs); the best is *the ceiling*; with the recording stage
+   also the recording's 1,799 windows on two intra-op threads, two chunks at once;
 2. the naive baseline (``load_tests/naive_baseline/app.py``: FastAPI + ``model.predict``
    per request) with ``wrk`` at concurrency 1, 16, 64;
 3. ``bentoml serve service:HARService`` (started once per configuration with
@@ -25,14 +26,17 @@ One run measures, one thing at a time:
    remembers how long recent batches waited);
 4. ``POST /predict_recording`` with a synthetic one-hour 50 Hz recording: windows/s end
    to end (median of ``--uploads``) and as a fraction of the ceiling; failed uploads are
-   counted and retried;
-5. with ``--monitoring both`` (what ``make bench`` runs): monitoring on vs off, two
+   counted and retried; then on a server with ``HAR_TF_INTRA_OP_THREADS=2``;
+5. the start-up stage (``load_tests/bench/startup.py``), then the raw model at batch 128
+   once more: each ratio to the ceiling is also given against it, so a machine that got
+   slower during the run shows;
+6. with ``--monitoring both`` (what ``make bench`` runs): monitoring on vs off, two
    servers up at once and loaded in turn, HTTP and gRPC at c=64, ``--ab-rounds`` rounds
    (order alternating), medians and the on/off ratio of every round.
 
 Every row also shows where the CPU went while it was measured (percent of one core):
 the server's processes (API worker / model worker / BentoML's supervisor), the load
-generator, and everything else on the machine. The load generators run on the same
+generator, everything else on the machine, and the host's steal time. The load generators run on the same
 cores as the server. Results go to stdout and to ``load_tests/RESULTS.md``.
 
 Modules: ``loadgen`` (wrk, h2load, a gRPC client), ``cpu`` (CPU accounting, py-spy),

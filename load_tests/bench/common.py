@@ -36,8 +36,8 @@ RAW_2_THREADS_CELL = "raw model (CompiledModel, XLA, 2 threads: chunks of a reco
 RECORDING_WINDOWS = 1799
 NAIVE_CELL = "naive /predict (FastAPI, model.predict)"
 RECORDING_CELL = "HTTP /predict_recording (1 h at 50 Hz)"
-#: The recording cell once more on a server with two intra-op threads.
-RECORDING_2_THREADS_CELL = RECORDING_CELL + " [HAR_TF_INTRA_OP_THREADS=2]"
+#: The recording cell once more on a server with one intra-op thread (the default is 2).
+RECORDING_1_THREAD_CELL = RECORDING_CELL + " [HAR_TF_INTRA_OP_THREADS=1]"
 HTTP_CELL = "HTTP /predict"
 GRPC_CELL = "gRPC Predict"
 AB_PROTOCOLS = (HTTP_CELL, GRPC_CELL)

@@ -22,7 +22,7 @@ from .common import (
     HTTP_CELL,
     NAIVE_APP,
     NAIVE_CELL,
-    RECORDING_2_THREADS_CELL,
+    RECORDING_1_THREAD_CELL,
     RECORDING_CELL,
     ModelSetup,
     Options,
@@ -232,16 +232,16 @@ def bench_server(
         if csv_bytes is not None:
             upload = lambda: recording_row(server.url, csv_bytes, opts.uploads, cells.groups)  # noqa: E731
             rows.append(cells.attempt(RECORDING_CELL, "1 upload", upload))
-    if csv_bytes is not None:  # the same uploads with the model worker on both cores
-        print("\nstarting bentoml serve (HAR_TF_INTRA_OP_THREADS=2) ...", flush=True)
+    if csv_bytes is not None:  # the same uploads with the model worker on one core
+        print("\nstarting bentoml serve (HAR_TF_INTRA_OP_THREADS=1) ...", flush=True)
         with contextlib.ExitStack() as stack:
-            env = {"HAR_TF_INTRA_OP_THREADS": "2"}
-            server = serve(stack, setup, tmp, "recording-2-threads", monitoring, env)
+            env = {"HAR_TF_INTRA_OP_THREADS": "1"}
+            server = serve(stack, setup, tmp, "recording-1-thread", monitoring, env)
             cells = ServedCells(server, opts, tmp, label, lua, grpc_body)
             upload = lambda: recording_row(  # noqa: E731
-                server.url, csv_bytes, opts.uploads, cells.groups, RECORDING_2_THREADS_CELL
+                server.url, csv_bytes, opts.uploads, cells.groups, RECORDING_1_THREAD_CELL
             )
-            rows.append(cells.attempt(RECORDING_2_THREADS_CELL, "1 upload", upload))
+            rows.append(cells.attempt(RECORDING_1_THREAD_CELL, "1 upload", upload))
     return rows
 
 

@@ -12,7 +12,7 @@ from load_tests.bench.common import (
     RAW_2_THREADS_CELL,
     RAW_CELL,
     RAW_END_CELL,
-    RECORDING_2_THREADS_CELL,
+    RECORDING_1_THREAD_CELL,
     RECORDING_CELL,
     RECORDING_WINDOWS,
     Row,
@@ -69,12 +69,15 @@ def test_ceiling_ratios_are_also_given_against_the_ceiling_measured_at_the_end()
     assert "at the end" not in text
 
 
-def test_the_two_thread_recording_is_compared_with_the_model_on_two_threads():
-    two = [
-        Row(RAW_2_THREADS_CELL, f"batch={RECORDING_WINDOWS}", 3_600.0),
-        Row(RECORDING_2_THREADS_CELL, "1 upload", 2_700.0, p50_ms=660, errors=0),
+def test_the_recording_is_also_given_against_two_threads_and_with_one_thread():
+    extra = [
+        Row(RAW_2_THREADS_CELL, f"batch={RECORDING_WINDOWS}", 3_800.0),
+        Row(RECORDING_1_THREAD_CELL, "1 upload", 1_500.0, p50_ms=1200, errors=0),
     ]
-    text, met = measured(targets(rows(end=None) + two, "on"), "recording with")
-    assert text == "2,700 / 3,600 windows/s = 75 %; 1.35 x the one-thread ceiling"
-    assert met is None  # informational: the target is the one-thread recording
+    items = targets(rows(end=None) + extra, "on")
+    text, met = measured(items, "recording >=")
+    assert text == "1,900 / 2,000 windows/s = 95 %; 50 % of 3,800 on two threads, 0 failed uploads"
+    assert met is True  # the target is against the one-thread ceiling the issue defines
+    text, met = measured(items, "recording with")
+    assert (text, met) == ("1,500 / 2,000 windows/s = 75 %", None)  # informational
     assert not any(n.startswith("recording with") for n, _, _ in targets(rows(end=None), "on"))
