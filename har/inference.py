@@ -125,7 +125,6 @@ class CompiledModel:
 
         self.model = model
         self.xla = xla
-        self.threads = threads
         # chunk runners shared by concurrent calls; joined at exit by concurrent.futures
         self._pool = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="har-chunks")

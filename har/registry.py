@@ -162,7 +162,6 @@ def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
     resolved, folder = stored_model(tag)
     card = ModelCard.from_file(folder / CARD_FILE)
     model = load_keras(folder / MODEL_FILE)
-    loaded = LoadedModel(resolved, card, model, folder)
     try:
         if probe:
             validate(model, card)
@@ -170,7 +169,7 @@ def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
             card.check_model(tuple(model.input_shape), tuple(model.output_shape))
     except CardMismatchError as exc:
         raise CardMismatchError(f"stored model {resolved}: {exc}") from None
-    return loaded
+    return LoadedModel(resolved, card, model, folder)
 
 
 def ensure_bundled_model() -> str:
