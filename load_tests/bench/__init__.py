@@ -26,7 +26,7 @@ One run measures, one thing at a time:
    remembers how long recent batches waited);
 4. ``POST /predict_recording`` with a synthetic one-hour 50 Hz recording: windows/s end
    to end (median of ``--uploads``) and as a fraction of the ceiling; failed uploads are
-   counted and retried; then on a server with ``HAR_TF_INTRA_OP_THREADS=2``;
+   counted and retried; then on a server with ``HAR_TF_INTRA_OP_THREADS=1`` (default 2);
 5. the start-up stage (``load_tests/bench/startup.py``), then the raw model at batch 128
    once more: each ratio to the ceiling is also given against it, so a machine that got
    slower during the run shows;
@@ -36,8 +36,8 @@ One run measures, one thing at a time:
 
 Every row also shows where the CPU went while it was measured (percent of one core):
 the server's processes (API worker / model worker / BentoML's supervisor), the load
-generator, everything else on the machine, and the host's steal time. The load generators run on the same
-cores as the server. Results go to stdout and to ``load_tests/RESULTS.md``.
+generator, everything else on the machine, and the host's steal time. The load
+generators run on the same cores as the server. Results go to stdout and to ``load_tests/RESULTS.md``.
 
 Modules: ``loadgen`` (wrk, h2load, a gRPC client), ``cpu`` (CPU accounting, py-spy),
 ``workload`` (model store, request bodies, recording), ``raw`` (the ceiling), ``cells``
