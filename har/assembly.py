@@ -25,14 +25,8 @@ import numpy as np
 
 from har import bentoml_compat, bentoml_requests, grpc_service, lifecycle, registry
 from har.access import Access
-from har.errors import CardMismatchError
 from har.http import HttpApi
-from har.inference import (
-    KERAS_EXTRAS,
-    CompiledModel,
-    configure_tensorflow,
-    import_tensorflow_without,
-)
+from har.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
 from har.model_client import ModelClient, retrying
 from har.scorer import served_scorer
 from har.settings import Settings
@@ -123,7 +117,7 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     Ready once the shape-generic function is traced; the XLA batch sizes compile after
     that in the background unless ``settings.warmup`` is ``blocking`` (har/inference.py).
     """
-    import_tensorflow_without(KERAS_EXTRAS)
+    import_tensorflow_without()
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
     logging.getLogger("har.inference").setLevel(logging.INFO)
@@ -135,10 +129,7 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
         threads=settings.tf_intra_op_threads,
     )
     compiled.warmup(background=settings.warmup == "background")
-    try:
-        registry.check_probabilities(compiled, loaded.card)
-    except CardMismatchError as exc:
-        raise CardMismatchError(f"stored model {loaded.tag}: {exc}") from None
+    loaded.check_probabilities(compiled)
     bentoml_compat.freeze_startup_heap()
     return compiled
 

@@ -11,8 +11,9 @@ This module is the one home of these file names.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,23 +51,23 @@ def load_keras(path: str | Path) -> Any:
         raise InputError(f"cannot load {p} as a Keras model: {exc}") from None
 
 
-def validate(model: Any, card: ModelCard) -> None:
+def validate(model: Any, card: ModelCard, *, probe: bool = True) -> None:
     """Check that ``card`` describes ``model`` (input window/channels, classes, softmax).
+
+    ``probe=False``: the shapes only; the caller runs :func:`check_probabilities` on its
+    own compiled model (the model worker, so that start-up traces the model once).
 
     Raises:
         CardMismatchError: naming the card field that does not fit.
     """
     card.check_model(tuple(model.input_shape), tuple(model.output_shape))
-    # a traced function: ~0.3 s, where an eager call of the LSTMs takes ~2.4 s at start-up
-    check_probabilities(CompiledModel(model, xla=False), card)
+    if probe:
+        # a traced function: ~0.3 s, where an eager call of the LSTMs takes ~2.4 s at start-up
+        check_probabilities(CompiledModel(model, xla=False), card)
 
 
 def check_probabilities(run: Callable[[np.ndarray], np.ndarray], card: ModelCard) -> None:
-    """Check that ``run`` (the model as a function) answers a softmax over the classes.
-
-    The model worker passes its own compiled model, so that start-up traces the model
-    once, not twice (``load_model(..., probe=False)`` first).
-    """
+    """Check that ``run`` (the model as a function) answers a softmax over the classes."""
     probe = np.random.default_rng(0).normal(size=(2, card.window, card.n_channels))
     out = np.asarray(run(probe.astype(np.float32)))
     if (out < -1e-6).any() or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
@@ -74,6 +75,15 @@ def check_probabilities(run: Callable[[np.ndarray], np.ndarray], card: ModelCard
             "the model's output is not a probability distribution: its last layer must be a "
             "softmax over the card's 'classes'"
         )
+
+
+@contextlib.contextmanager
+def _naming(tag: str) -> Iterator[None]:
+    """Prefix a :class:`CardMismatchError` raised inside with the stored model's tag."""
+    try:
+        yield
+    except CardMismatchError as exc:
+        raise CardMismatchError(f"stored model {tag}: {exc}") from None
 
 
 @dataclass
@@ -84,6 +94,11 @@ class LoadedModel:
     card: ModelCard
     model: Any
     path: Path
+
+    def check_probabilities(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
+        """:func:`check_probabilities` of ``run`` (this model, compiled by the caller)."""
+        with _naming(self.tag):
+            check_probabilities(run, self.card)
 
     @property
     def reference_path(self) -> Path | None:
@@ -156,19 +171,14 @@ def model_folder(tag: str) -> Path:
 def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
     """Load a stored model and its card, validating one against the other.
 
-    ``probe=False``: check the shapes only; the caller runs :func:`check_probabilities`
-    on its own compiled model.
+    ``probe=False``: shapes only; then :meth:`LoadedModel.check_probabilities` on the
+    caller's own compiled model.
     """
     resolved, folder = stored_model(tag)
     card = ModelCard.from_file(folder / CARD_FILE)
     model = load_keras(folder / MODEL_FILE)
-    try:
-        if probe:
-            validate(model, card)
-        else:
-            card.check_model(tuple(model.input_shape), tuple(model.output_shape))
-    except CardMismatchError as exc:
-        raise CardMismatchError(f"stored model {resolved}: {exc}") from None
+    with _naming(resolved):
+        validate(model, card, probe=probe)
     return LoadedModel(resolved, card, model, folder)
 
 
