@@ -134,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lua = write_wrk_script(tmp / "post.lua", json_body)
         primary = "off" if opts.monitoring == "off" else "on"
         ab_lines: list[str] = []
+        on_off: dict[str, float] = {}
         if not opts.only_ab:
             if "raw" in opts.stages:
                 print("\n1. raw model", flush=True)
@@ -160,10 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench_raw(setup, opts, (max(RAW_BATCHES),), RAW_END_CELL)
                 print("  " + format_row_plain(rows[-1]), flush=True)
         if opts.monitoring == "both":
-            ab_rows, ab_lines = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
+            ab_rows, ab_lines, on_off = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
             rows += ab_rows
 
-        text = report(rows, opts, setup, primary, started, ab_lines)
+        text = report(rows, opts, setup, primary, started, ab_lines, on_off)
         print("\n" + text)
         if opts.results is not None:
             opts.results.write_text(text)

@@ -247,14 +247,15 @@ def bench_server(
 
 def bench_monitoring_ab(
     opts: Options, setup: ModelSetup, tmp: Path, lua: Path, grpc_body: Path
-) -> tuple[list[Row], list[str]]:
+) -> tuple[list[Row], list[str], dict[str, float]]:
     """Monitoring on vs off, interleaved: two servers up at once, loaded one at a time.
 
     Both servers (``HAR_MONITORING=1`` and ``=0``) start together and stay up; each
     round measures HTTP c=64 then gRPC c=64 on one server, then on the other (the order
     alternates between rounds), so slow drifts of the shared machine hit both sides
     alike. The idle server uses no measurable CPU. Returns the median rows of each side
-    and a Markdown table of every round with the per-round on/off ratios.
+    and a Markdown table of every round with the per-round on/off ratios, and per
+    protocol the median of those ratios (the monitoring targets' statistic).
     """
     rounds, c = opts.ab_rounds, 64
     samples: dict[tuple[str, str], list[Row]] = {}
