@@ -382,7 +382,7 @@ def ab_summary(
             on, off = samples[(p, "on")][i].throughput, samples[(p, "off")][i].throughput
             cells.append(f"{on:,.0f} | {off:,.0f} | {on / off if off else float('nan'):.2f}")
         lines.append(f"| {i + 1} | {' | '.join(cells)} |")
-    ratios, paired = [], {}
+    paired: dict[str, float] = {}
     for p in AB_PROTOCOLS:
         per_round = [
             a.throughput / b.throughput
@@ -391,7 +391,6 @@ def ab_summary(
         ]
         if per_round:
             paired[p] = statistics.median(per_round)
-        ratios.append(f"{paired[p]:.2f}" if per_round else "n/a")
         for label in ("on", "off"):
             runs = samples[(p, label)]
             cpu = {k: statistics.median(r.cpu.get(k, 0.0) for r in runs) for k in runs[0].cpu}
@@ -408,6 +407,7 @@ def ab_summary(
                     f"median of {rounds} rounds of {seconds} s",
                 )
             )
-    flat = [x for r in ratios for x in ("", "", f"**{r}**")]
+    medians = [f"{paired[p]:.2f}" if p in paired else "n/a" for p in AB_PROTOCOLS]
+    flat = [x for r in medians for x in ("", "", f"**{r}**")]
     lines.append(f"| median | {' | '.join(flat)} |")
     return rows, lines, paired
