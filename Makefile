@@ -8,7 +8,7 @@ GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
 MODEL_NAME := har-cnn-bilstm
 
-.PHONY: help setup serve test test-fast docs-settings lint typecheck format demo data train proto loadtest bench reliability image image-test clean
+.PHONY: help setup serve test lock-image test-fast docs-settings lint typecheck format demo data train proto loadtest bench reliability image image-test pod-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -67,19 +67,32 @@ train: $(STAMP)  ## retrain + evaluate the bundled model (~15 min on 2 cores), l
 proto: $(STAMP)  ## regenerate the gRPC stubs from har/v1/har.proto
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. har/v1/har.proto
 
+lock-image: $(STAMP)  ## regenerate container/requirements.lock (the image's packages) from requirements.lock
+	$(BIN)/python container/runtime_lock.py
+
 # The Bento carries the tag `ensure-model` prints (bentofile.yaml's model entry replaced,
-# HAR_MODEL_TAG set in the image), in a copy of the build file under .image/.
+# HAR_MODEL_TAG set in the image) and, when HAR_SHADOW_MODEL_URI / _TAG is set, the shadow
+# model and its service (HAR_SHADOW_MODEL_TAG set in the image), in a copy of the build file
+# under .image/. The image installs container/requirements.lock, checked up to date first.
+
 image: $(STAMP)  ## build the Bento + container image of the model to serve (docker or podman)
-	tag="$$($(BIN)/python -m har ensure-model)" && echo "image of $$tag" && mkdir -p .image && \
-	sed -e "s|^  - $(MODEL_NAME):latest$$|  - $$tag|" \
-		-e "s|^envs:$$|envs:\n  - name: HAR_MODEL_TAG\n    value: \"$$tag\"|" \
+	$(BIN)/python container/runtime_lock.py --check
+	tag="$$($(BIN)/python -m har ensure-model)" && echo "image of $$tag" && \
+	shadow="$$($(BIN)/python -m har ensure-model --shadow)" && echo "shadow: $${shadow:-none}" && \
+	mkdir -p .image && \
+	sed -e "s|^  - $(MODEL_NAME):latest$$|  - $$tag$${shadow:+\n  - $$shadow}|" \
+		-e "s|^envs:$$|envs:\n  - name: HAR_MODEL_TAG\n    value: \"$$tag\"$${shadow:+\n  - name: HAR_SHADOW_MODEL_TAG\n    value: \"$$shadow\"}|" \
 		bentofile.yaml > .image/bentofile.yaml && \
 	grep -q -- "- $$tag$$" .image/bentofile.yaml && \
-	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_BENTOFILE=.image/bentofile.yaml \
-		bash container/build-image.sh
+	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= \
+		HAR_BENTOFILE=.image/bentofile.yaml bash container/build-image.sh
 
-image-test: $(STAMP)  ## run the image, smoke-test HTTP + gRPC, check it does not run as root
+image-test: $(STAMP)  ## the built image: smoke test, start time and memory, then the contract suite against it
 	bash container/image-test.sh
+	$(BIN)/python -m pytest -p no:cacheprovider tests/contract --target image
+
+pod-test: $(STAMP)  ## play deploy/k8s as two pods with podman kube play (no cluster): probes, predict, shared profiles
+	bash container/pod-test.sh
 
 USERS ?= 64
 DURATION ?= 60s

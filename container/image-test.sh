@@ -27,6 +27,24 @@ NAME="${HAR_TEST_CONTAINER:-har-image-test}"
 READY_TIMEOUT="${READY_TIMEOUT:-240}"
 WINDOW_FILE="${HAR_TEST_WINDOW:-$PROJECT_ROOT/data/production/window.json}"
 started=0
+# Resident memory (VmRSS) of every process in the container, as a table.
+PROCESS_RSS='
+import os
+rows = []
+for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int):
+    try:
+        status = open(f"/proc/{pid}/status").read()
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        continue
+    rss = next((int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:")), 0)
+    if cmd and rss and pid != str(os.getpid()):
+        rows.append((int(pid), rss / 1024, cmd))
+print("%6s %8s  process" % ("pid", "RSS MB"))
+for pid, mb, cmd in rows:
+    print("%6d %8.0f  %s" % (pid, mb, cmd[:110]))
+print("%6s %8.0f  total" % ("", sum(r[1] for r in rows)))
+'
 
 cleanup() {
     local rc=$?
@@ -61,7 +79,7 @@ host_port() { # container port -> the host port it is published on
 }
 
 main() {
-    local start=$SECONDS image python http_port grpc_port uid
+    local start=$SECONDS image python http_port grpc_port uid ready_s
     select_engine
     image="${HAR_IMAGE:-$(cat "$LAST_IMAGE_FILE" 2>/dev/null || true)}"
     [[ -n "$image" ]] || die "no image: run 'make image' or set HAR_IMAGE"
@@ -91,7 +109,8 @@ main() {
         ((SECONDS < deadline)) || die "/readyz not 200 after $READY_TIMEOUT s"
         sleep 2
     done
-    log "ready after $((SECONDS - start)) s"
+    ready_s=$((SECONDS - start))
+    log "ready after $ready_s s"
 
     "$python" "$CONTAINER_DIR/smoke.py" --window "$WINDOW_FILE" \
         --http "http://127.0.0.1:$http_port" --grpc "127.0.0.1:$grpc_port"
@@ -100,6 +119,13 @@ main() {
     uid="$("$ENGINE" exec "$NAME" sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' /proc/1/status)"
     [[ "$uid" =~ ^[0-9]+$ && "$uid" != 0 ]] || die "the service runs as uid '$uid' (root)"
     log "service runs as uid $uid ($("$ENGINE" exec "$NAME" id -un))"
+
+    # What a user sees of the image: its size, the seconds from `run` to /readyz, and the
+    # resident memory of each process in the container after the smoke test's requests.
+    printf '\nimage %s: %s\nstart -> /readyz: %s s (READY_S)\n' "$image" \
+        "$(numfmt --to=iec --suffix=B "$("$ENGINE" image inspect --format '{{.Size}}' "$image")")" \
+        "$ready_s"
+    "$ENGINE" exec "$NAME" python -c "$PROCESS_RSS"
     log "image test passed in $((SECONDS - start)) s"
 }
 

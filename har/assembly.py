@@ -19,9 +19,11 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from har import bentoml_compat, bentoml_requests, grpc_service, lifecycle, registry
 from har.access import Access
@@ -73,6 +75,7 @@ def configure(settings: Settings) -> Configured:
     bentoml_requests.install()  # client mistakes in a body: 4xx in our words
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
+    require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
     pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     if not settings.tracing:
@@ -80,6 +83,35 @@ def configure(settings: Settings) -> Configured:
     return Configured(
         settings, Access.from_settings(settings), GrpcTLS.from_settings(settings), shadow_tag
     )
+
+
+#: The shadow model's BentoML service (``service.py``).
+SHADOW_SERVICE = "har-shadow"
+
+
+def require_shadow_in_bento(shadow_tag: str | None, bento_path: str | None) -> None:
+    """Refuse, in words, a shadow model that the Bento being served was built without.
+
+    A Bento (and so the image) fixes its services when it is built; ``service.py`` adds the
+    shadow's service only when a shadow is configured. Served from a Bento (``BENTO_PATH``,
+    as in the image) built without one, BentoML's loader would fail with a bare
+    ``StopIteration``; this says what to do instead.
+
+    Raises:
+        SystemExit: ``shadow_tag`` is set and the Bento's ``bento.yaml`` has no shadow service.
+    """
+    if not shadow_tag or not bento_path:
+        return
+    spec = Path(bento_path) / "bento.yaml"
+    if not spec.is_file():
+        return
+    services = {s.get("name") for s in yaml.safe_load(spec.read_text()).get("services") or []}
+    if SHADOW_SERVICE not in services:
+        raise SystemExit(
+            f"a shadow model is configured ({shadow_tag}) but this Bento was built without "
+            "one: unset HAR_SHADOW_MODEL_TAG / HAR_SHADOW_MODEL_URI, or build the image with "
+            "the shadow configured (HAR_SHADOW_MODEL_URI=... make image)"
+        )
 
 
 def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:

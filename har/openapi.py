@@ -16,12 +16,12 @@ It relies on ``Service.openapi_spec`` and the attrs classes of
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from typing import Any
 
 import attrs
 import bentoml
 
+from har import __version__
 from har.card import ModelCard
 
 #: Endpoint groups, in the order the page shows them.
@@ -68,8 +68,12 @@ def tag_for(route: str) -> str | None:
 
 
 def package_version() -> str:
-    """The installed version of the ``har`` package (``pyproject.toml``)."""
-    return importlib.metadata.version("har")
+    """The ``har`` package's version: ``har.__version__``, the one source ``pyproject.toml`` reads.
+
+    Not the installed distribution's metadata: the Bento (and so the image) carries ``har/`` as
+    files, with no metadata to read.
+    """
+    return __version__
 
 
 def describe(card: ModelCard, model_tag: str, routes: list[str]) -> str:

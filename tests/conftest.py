@@ -24,7 +24,22 @@ from tests.helpers.cards import USER_CLASSES, make_card  # noqa: E402
 from tests.helpers.paths import ROOT, TESTS, read_heldout  # noqa: E402
 
 #: Folder under tests/ -> marker every test in it gets (``make test-fast`` deselects e2e).
-FOLDER_MARKERS = {"unit": "unit", "e2e": "e2e"}
+FOLDER_MARKERS = {"unit": "unit", "e2e": "e2e", "contract": "e2e"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--target``: what ``tests/contract`` runs against (``dev`` server or the built ``image``)."""
+    parser.addoption(
+        "--target",
+        choices=("dev", "image"),
+        default=os.environ.get("HAR_CONTRACT_TARGET", "dev"),
+        help="tests/contract: a real `bentoml serve` (dev) or the image `make image` built",
+    )
+    parser.addoption(
+        "--image",
+        default=None,
+        help="tests/contract --target image: the image (default: the last built)",
+    )
 
 
 def pytest_sessionfinish(session, exitstatus):

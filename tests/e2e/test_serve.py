@@ -1,7 +1,8 @@
-"""End-to-end: a real `bentoml serve` (model service + API service), HTTP and gRPC.
+"""End-to-end: a real `bentoml serve` (model service + API service), HTTP and gRPC, in what
+only the dev server shows (its profile files, a user's model by tag, two API workers).
 
-Served probabilities must equal the Keras model called directly on the same
-preprocessed windows; the server must stop cleanly on SIGTERM and flush monitoring.
+What a user calls on any target (predictions equal to Keras, gRPC, streams) is in
+``tests/contract``, which runs against this server and the image alike.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ import urllib.error
 import urllib.request
 
 import grpc
-import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from har import registry
-from har.preprocessing import Preprocessor
-from har.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.cards import USER_CLASSES
-from tests.helpers.paths import PRODUCTION
 from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
@@ -50,75 +46,6 @@ def served(bundled_tag, tmp_path_factory):
     with bentoml_serve(env, log_dir=logs) as server:
         server.profiles = profiles
         yield server
-
-
-@pytest.fixture(scope="module")
-def reference(bundled_tag):
-    return registry.load_model(bundled_tag)
-
-
-def test_http_predict_equals_keras(served, reference, heldout_windows):
-    x = heldout_windows["windows"][:16]
-    status, body = _post(f"{served.url}/predict", {"windows": x.tolist()})
-    assert status == 200, body
-    want = np.asarray(reference.model(Preprocessor(reference.card).scale(x), training=False))
-    got = np.array(
-        [[p["probabilities"][c] for c in reference.card.classes] for p in body["predictions"]]
-    )
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    status, body = _post(f"{served.url}/predict", {"windows": [[[1.0] * 6] * 3]})
-    assert status == 400 and "shape" in json.dumps(body)
-
-
-def test_grpc_health_predict_and_model(served, reference, heldout_windows):
-    x = heldout_windows["windows"][:8]
-    with grpc.insecure_channel(served.grpc_target) as ch:
-        health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
-        assert health.status == health_pb2.HealthCheckResponse.SERVING
-        stub = har_pb2_grpc.ActivityRecognitionStub(ch)
-        req = har_pb2.PredictRequest(windows=[har_pb2.Window(values=w.ravel()) for w in x])
-        resp = stub.Predict(req, timeout=30)
-        assert resp.model == reference.tag
-        got = np.array([list(p.probabilities) for p in resp.predictions])
-        want = np.asarray(reference.model(Preprocessor(reference.card).scale(x), training=False))
-        np.testing.assert_allclose(got, want, atol=1e-5)
-        assert [p.activity for p in resp.predictions] == [
-            reference.card.classes[i] for i in want.argmax(1)
-        ]
-        info = stub.GetModel(har_pb2.GetModelRequest(), timeout=10)
-        assert info.tag == reference.tag and list(info.classes) == reference.card.classes
-        assert info.window == reference.card.window
-        with pytest.raises(grpc.RpcError) as err:
-            stub.Predict(har_pb2.PredictRequest(windows=[har_pb2.Window(values=[1.0] * 7)]))
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert stub.Predict(req, timeout=30).model == reference.tag  # still serving
-
-
-def test_grpc_stream_across_chunk_boundaries(served, reference):
-    rec = read_csv_recording(PRODUCTION / "session_canonical_100hz.csv")
-    n = min(len(rec), 100 * 40)  # 40 s at 100 Hz
-    t, v = rec.time[:n], rec.values[:n]
-    offline = Preprocessor(reference.card).windows(t, v)
-    want = np.asarray(
-        reference.model(Preprocessor(reference.card).scale(offline.values), training=False)
-    )
-    sizes = [1, 7, 64, 333, 50]
-
-    def chunks():
-        i, k = 0, 0
-        while i < n:
-            step = sizes[k % len(sizes)]
-            yield har_pb2.SensorChunk(timestamps=t[i : i + step], values=v[i : i + step].ravel())
-            i, k = i + step, k + 1
-
-    with grpc.insecure_channel(served.grpc_target) as ch:
-        stub = har_pb2_grpc.ActivityRecognitionStub(ch)
-        out = list(stub.StreamPredict(chunks(), timeout=60))
-    assert [o.index for o in out] == list(range(len(offline)))
-    np.testing.assert_allclose([o.start for o in out], offline.start_s, atol=1e-6)
-    got = np.array([list(o.prediction.probabilities) for o in out])
-    np.testing.assert_allclose(got, want, atol=2e-3)
-    assert [o.prediction.activity_id for o in out] == list(want.argmax(1))
 
 
 def _drift(url: str) -> dict:

@@ -1,4 +1,4 @@
-"""A real `bentoml serve`: the demo recording's timeline over HTTP (smoothed by default,
+"""The target (a real `bentoml serve` or the image): the demo recording's timeline over HTTP (smoothed by default,
 raw on request), the smoothed summary of a closed gRPC stream, and the drift report page
 served by `/monitoring/report`."""
 
@@ -15,7 +15,6 @@ import pytest
 
 from har.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
-from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,10 +22,8 @@ CANONICAL = ROOT / "data" / "production" / "session_canonical_100hz.csv"
 
 
 @pytest.fixture(scope="module")
-def server(bundled_tag, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("e2e-timeline")
-    with bentoml_serve({"HAR_PROFILE_DIR": str(logs / "profiles")}, log_dir=logs) as s:
-        yield s
+def server(served):
+    return served
 
 
 def _upload(url: str, smoothing: str | None) -> dict:

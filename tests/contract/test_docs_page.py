@@ -1,10 +1,9 @@
-"""The docs page of a real ``bentoml serve`` as a person sees it: rendered by headless Chromium
+"""The docs page of the target (a real ``bentoml serve`` or the image) as a person sees it: rendered by headless Chromium
 (Debian's ``chromium``; ``.ci/run`` installs it), offline, with this service's description,
 versions and endpoint groups, and none of BentoML's placeholder text."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import re
 import shutil
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from har import __version__
 from har.openapi import TAGS
-from tests.helpers.servers import bentoml_serve
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium")
@@ -52,9 +51,8 @@ def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, bundled_tag):
-    with bentoml_serve(log_dir=tmp_path_factory.mktemp("docs-logs")) as s:
-        yield s
+def server(served):
+    return served
 
 
 def test_page_and_its_scripts_are_served_locally_without_placeholder_text(server):
@@ -69,10 +67,10 @@ def test_page_and_its_scripts_are_served_locally_without_placeholder_text(server
     assert not [p for p in PLACEHOLDERS if p in served]
 
 
-def test_docs_json_of_the_running_service(server, bundled_tag):
+def test_docs_json_of_the_running_service(server, served_tag):
     spec = json.loads(_get(f"{server.url}/docs.json"))
-    assert spec["info"]["version"] == importlib.metadata.version("har")
-    assert bundled_tag in spec["info"]["description"]
+    assert spec["info"]["version"] == __version__
+    assert served_tag in spec["info"]["description"]
 
 
 def test_rendered_page_shows_description_versions_and_groups(server, tmp_path):
@@ -80,12 +78,13 @@ def test_rendered_page_shows_description_versions_and_groups(server, tmp_path):
     text = re.sub(r"<[^>]+>", " ", dom)
     # the visible title: BentoML's stylesheet hides info.title, the description's heading shows
     assert re.search(r"<h1[^>]*>\s*HAR: human-activity recognition", dom)
-    assert importlib.metadata.version("har") in text
+    assert f"har {__version__}" in text
     assert "har-cnn-bilstm:" in text and "200 samples" in text
     for tag in TAGS:
         assert f'id="operations-tag-{tag}"' in dom, tag
     assert "operations-tag-default" not in dom and "Service APIs" not in dom
     assert "/predict_recording" in text and "Classify windows" in text  # a summary per endpoint
+    assert "Failed to load API definition" not in text  # the spec loaded
     assert not [p for p in PLACEHOLDERS if p in dom]
 
 
