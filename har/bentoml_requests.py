@@ -7,10 +7,12 @@ documentation URLs, anything else (a multipart body without a boundary, garbage
 multipart, an upload field sent as text) a 500; each one is logged at ERROR with a
 traceback. Its serde (``_bentoml_impl/serde.py``) also downloads any string sent in place
 of a file (multipart text fields, or a JSON body that is a URL). :func:`install` (called
-by ``service.py`` at import, in every worker) changes three things:
+by ``service.py`` at import, in every worker) changes four things:
 
 - an upload field must be a file part: a string (URL, ``file://...``, anything) is a 400,
   and nothing is fetched or read on the client's behalf;
+- a multipart text field is read as BentoML reads it (JSON if it parses, else the text)
+  but by :func:`form_value`: JSON nested too deeply is a 400, not a ``RecursionError``;
 - a JSON body to an endpoint with upload fields is a 415 (uploads are multipart);
 - errors while parsing the input become ``{"error": message}`` with a 4xx and one INFO
   log line; the model service unreachable (restarting, shutting down) is a 503 with
@@ -22,7 +24,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from har.errors import ModelUnavailableError
+from starlette.datastructures import UploadFile
+
+from har.errors import ModelUnavailableError, quoted
+from har.http_input import MAX_JSON_DEPTH
 
 logger = logging.getLogger("har.http")
 
@@ -61,9 +66,29 @@ def validation_message(exc: Any, limit: int = 3) -> str:
     return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def _refuse_string(obj: Any) -> Any:
-    from starlette.datastructures import UploadFile
+def form_value(name: str, value: str | bytes) -> Any:
+    """A multipart text field's value as BentoML reads it (JSON if it parses, else the
+    text), without its ``json.loads``: nesting too deep for a parser is a 400 naming the
+    field, never a ``RecursionError`` (500); numbers too large become text too."""
+    import orjson
 
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc).lower():
+            raise RequestError(
+                f"form field {quoted(name)} is not accepted: JSON arrays/objects nested too "
+                f"deeply (at most {MAX_JSON_DEPTH} levels are read)"
+            ) from None
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise RequestError(f"form field {quoted(name)} is not UTF-8 text") from None
+    return value
+
+
+def _refuse_string(obj: Any) -> Any:
     if isinstance(obj, UploadFile):
         return obj
     raise RequestError(
@@ -99,13 +124,28 @@ def install() -> None:
         return self.deserialize_model(serde.Payload((body,), metadata=request.headers), cls)
 
     serde.JSONSerde.parse_request = json_parse_request
-    original = serde.MultipartSerde.parse_request
 
     async def multipart_parse_request(self: Any, request: Any, cls: Any) -> Any:
+        # BentoML's MultipartSerde.parse_request, with text fields read by form_value
         ctype = request.headers.get("content-type", "")
         if ctype.split(";")[0].strip() == "multipart/form-data" and "boundary=" not in ctype:
             raise RequestError("multipart/form-data needs a boundary parameter", 400)
-        return await original(self, request, cls)
+        form = await request.form()
+        data: dict[str, Any] = {}
+        for k in form:
+            if k in cls.multipart_fields:
+                value = [await self.ensure_file(v) for v in form.getlist(k)]
+                annotation = cls.model_fields[k].annotation
+                if serde.is_union_type(annotation):
+                    annotation = serde.get_args(annotation)[0]
+                if serde.is_list_type(annotation):
+                    data[k] = value
+                elif value:
+                    data[k] = value[0]
+            else:
+                v = form[k]
+                data[k] = form_value(k, await v.read() if isinstance(v, UploadFile) else v)
+        return cls.model_validate(data)
 
     serde.MultipartSerde.parse_request = multipart_parse_request
 

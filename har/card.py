@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from har.errors import CardMismatchError, InputError
+from har.errors import CardMismatchError, InputError, quoted
 
 CANONICAL_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 #: Accepted unit names; the first of each is the canonical unit.
@@ -68,10 +68,11 @@ class Units(BaseModel):
             key = str(err["loc"][0]) if err["loc"] else ""
             if key in _FIELD_NAMES:
                 what, names = _FIELD_NAMES[key]
-                message = f"unknown {what} unit {err['input']!r}; use one of {list(names)}"
-            else:
-                extra = sorted(str(k) for k in fields if k not in _FIELD_NAMES)
-                message = f"unknown keys in units: {extra}; use 'acc' and 'gyro'"
+                message = f"unknown {what} unit {quoted(err['input'])}; use one of {list(names)}"
+            else:  # quoted: never echo a huge or deeply nested value (har/errors.py)
+                unknown = sorted(str(k) for k in fields if k not in _FIELD_NAMES)
+                extra = ", ".join(quoted(k) for k in unknown[:5]) + (", ..." * (len(unknown) > 5))
+                message = f"unknown keys in units: [{extra}]; use 'acc' and 'gyro'"
             raise InputError(message) from None
 
     @property

@@ -23,3 +23,43 @@ class ModelUnavailableError(RuntimeError):
     """The model service cannot answer right now (restarting, shutting down, overloaded):
     HTTP 503 with ``Retry-After``, gRPC ``UNAVAILABLE``. Not the client's mistake, and
     not a fault of this process either: the client should retry shortly."""
+
+
+#: Characters of a client's string quoted back in an error message.
+QUOTE_CHARS = 40
+
+
+class OutOfRangeNumber:
+    """A JSON number too large for a double, as ``har.http_input`` reads it (its text):
+    numpy refuses to convert it, and the message says where it was and what it was."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        digits = len(self.text.lstrip("-"))
+        return self.text if digits <= 24 else f"{self.text[:12]}... ({digits} characters)"
+
+
+def quoted(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A client's value for an error message, never the whole of a large one.
+
+    A string is quoted (cut at ``limit`` characters), a number shown, anything else named
+    by its JSON type: ``repr`` of a 64 MB string is 64 MB, and of a list nested ~1,000
+    deep it raises ``RecursionError``.
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (int, float, OutOfRangeNumber)):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return f"a {type(value).__name__}"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 import orjson
 
 from har.card import CANONICAL_UNITS, Units
-from har.errors import InputError
+from har.errors import InputError, OutOfRangeNumber, quoted
 
 #: Media type of a NumPy ``.npy`` body.
 NPY_MEDIA_TYPE = "application/x-npy"
@@ -42,12 +43,70 @@ NPY_MEDIA_TYPE = "application/x-npy"
 UNIT_QUERY = {"acc_unit": "acc", "gyro_unit": "gyro"}
 
 
+#: Largest magnitude a float32 holds; a finite JSON number above it is out of range.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Nesting orjson reads; deeper is refused (as is what reaches the fallback parser's
+#: recursion limit, a little lower).
+MAX_JSON_DEPTH = 1024
+
+
+def _number(text: str) -> float | OutOfRangeNumber:
+    """``json.loads``' ``parse_int`` / ``parse_float``: a float, or :class:`OutOfRangeNumber`
+    (``float()`` is linear in the length and gives infinity past a double's range, where
+    ``int()`` would build a big integer that numpy then cannot convert)."""
+    value = float(text)
+    return value if math.isfinite(value) else OutOfRangeNumber(text)
+
+
+def _path(index: tuple[int, ...]) -> str:
+    return "windows" + "".join(f"[{i}]" for i in index)
+
+
+def _first_non_number(windows: object) -> tuple[tuple[int, ...], object] | None:
+    """Where the first leaf of nested lists that is not a number sits, and the leaf.
+
+    Iterative (no recursion, whatever the nesting) and linear in the number of items.
+    """
+    stack: list[tuple[tuple[int, ...], object]] = [((), windows)]
+    while stack:
+        index, item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(((*index, i), x) for i, x in reversed(list(enumerate(item))))
+        elif not isinstance(item, (int, float)) or isinstance(item, bool):
+            return index, item
+    return None
+
+
+def _out_of_range(index: tuple[int, ...], value: object) -> InputError:
+    return InputError(
+        f"{_path(index)}: {quoted(value)} is out of range: sensor values must fit in float32 "
+        f"(magnitude at most {FLOAT32_MAX:.4g})"
+    )
+
+
 def _windows_array(windows: object) -> np.ndarray | InputError:
-    """Nested JSON lists as one float32 array (shape checked later, by the scorer)."""
+    """Nested JSON lists as one float32 array (shape checked later, by the scorer).
+
+    A finite number too large for float32 (or for a double) is refused here, naming
+    where it is; NaN and infinity tokens pass, for the scorer to name.
+    """
     try:
-        return np.asarray(windows, dtype=np.float32)
-    except (ValueError, TypeError) as exc:
-        return InputError(f"windows must be an array of numbers shaped (N, window, 6): {exc}")
+        with np.errstate(over="ignore"):
+            arr = np.asarray(windows, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError) as exc:
+        found = _first_non_number(windows)
+        if found is not None and isinstance(found[1], OutOfRangeNumber):
+            return _out_of_range(*found)
+        why = f"{_path(found[0])} is {quoted(found[1])}" if found and found[0] else str(exc)
+        return InputError(f"windows must be an array of numbers shaped (N, window, 6): {why}")
+    if not np.isfinite(arr).all():  # overflow to infinity, or NaN / Infinity sent as such
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = np.asarray(windows, dtype=np.float64)
+        overflow = np.argwhere(np.isfinite(wide) & ~np.isfinite(arr))
+        if len(overflow):
+            index = tuple(int(i) for i in overflow[0])
+            return _out_of_range(index, float(wide[index]))
+    return arr
 
 
 def _units(fields: object) -> Units | InputError:
@@ -59,27 +118,50 @@ def _units(fields: object) -> Units | InputError:
         return InputError(f"units: {exc}")
 
 
-def parse_json(body: bytes) -> tuple[np.ndarray | InputError, Units | InputError]:
-    """A JSON ``/predict`` body as ``(windows float32, units)``; a mistake in place of either.
+def too_deep(what: str) -> InputError:
+    """The answer to JSON nested deeper than the parsers follow."""
+    return InputError(
+        f"{what} is not accepted: JSON arrays/objects nested too deeply (at most "
+        f"{MAX_JSON_DEPTH} levels are read; windows are 3 levels deep)"
+    )
 
-    NaN and Infinity are not JSON (orjson refuses them); such a body is re-read with
-    the standard library, so the client hears that the values are not finite rather
-    than that the JSON is invalid.
+
+def loads(body: bytes | str, what: str = "request body") -> Any:
+    """JSON as Python values, or an :class:`InputError` naming the problem.
+
+    orjson first (fast, refuses nesting deeper than :data:`MAX_JSON_DEPTH` and numbers
+    beyond a double). Whatever it refuses is read again by the standard library, so
+    that ``NaN`` / ``Infinity`` tokens parse (the client then hears that its values are
+    not finite rather than that the JSON is invalid) and a number too large for a
+    double becomes :class:`~har.errors.OutOfRangeNumber`, reported where it sits. Nesting stays refused
+    either way: never a ``RecursionError``, whatever the depth.
     """
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            err = InputError(f"request body is not valid JSON: {exc}")
-            return err, err
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc).lower():
+            return too_deep(what)
+    try:
+        return json.loads(body, parse_int=_number, parse_float=_number)
+    except RecursionError:
+        return too_deep(what)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return InputError(f"{what} is not valid JSON: {exc}")
+
+
+def parse_json(body: bytes) -> tuple[np.ndarray | InputError, Units | InputError]:
+    """A JSON ``/predict`` body as ``(windows float32, units)``; a mistake in place of either
+    (:func:`loads` says which JSON is refused and how)."""
+    doc = loads(body)
+    if isinstance(doc, InputError):
+        return doc, doc
     if not isinstance(doc, dict):
         err = InputError('the body must be a JSON object: {"windows": [...], "units": {...}}')
         return err, err
     unknown = sorted(set(doc) - {"windows", "units"})
     if unknown:
-        err = InputError(f"unknown fields {unknown}; send 'windows' and optionally 'units'")
+        shown = ", ".join(quoted(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        err = InputError(f"unknown fields [{shown}]; send 'windows' and optionally 'units'")
         return err, err
     if "windows" not in doc:
         err = InputError("missing field 'windows': N windows of window x 6 values")
@@ -91,16 +173,44 @@ def parse_json(body: bytes) -> tuple[np.ndarray | InputError, Units | InputError
 def parse_npy(
     body: bytes, query: Mapping[str, str]
 ) -> tuple[np.ndarray | InputError, Units | InputError]:
-    """An ``application/x-npy`` body as ``(windows float32, units from the query string)``."""
+    """An ``application/x-npy`` body as ``(windows float32, units from the query string)``.
+
+    The header is read first and its shape checked against the bytes that follow, so a
+    header declaring more data than the body holds is refused before anything is
+    allocated (``np.load`` would allocate the declared array first: a 30-byte header can
+    ask for terabytes).
+    """
     units = _units({UNIT_QUERY[k]: v for k, v in query.items() if k in UNIT_QUERY})
+    buf = io.BytesIO(body)
     try:
-        arr = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        version = np.lib.format.read_magic(buf)
+        read_header = NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError(f".npy format version {version} is not supported (1.0 or 2.0)")
+        shape, fortran_order, dtype = read_header(buf)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
         return InputError(f"body is not a readable .npy array: {exc}"), units
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-        kind = getattr(arr, "dtype", type(arr).__name__)
-        return InputError(f".npy body must hold real numbers, got {kind}"), units
+    if dtype.hasobject:
+        return InputError("body is not a readable .npy array: it holds pickled objects"), units
+    if dtype.kind not in "fiu":
+        return InputError(f".npy body must hold real numbers, got {dtype}"), units
+    count = math.prod(shape)
+    need, have = count * dtype.itemsize, len(body) - buf.tell()
+    if have < need:
+        return InputError(
+            f"body is not a readable .npy array: its header declares shape {shape} "
+            f"({need} bytes of data), the body holds {have} bytes"
+        ), units
+    arr = np.frombuffer(body, dtype=dtype, count=count, offset=buf.tell())
+    arr = arr.reshape(shape, order="F" if fortran_order else "C")
     return np.ascontiguousarray(arr, dtype=np.float32), units
+
+
+#: ``.npy`` header readers by format version (3.0 only differs for unicode field names).
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 class PredictInput(bentoml.IODescriptor):

@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from har.bentoml_compat import UNMATCHED_PATH, route_label
-from har.bentoml_requests import validation_message
+from har.bentoml_requests import RequestError, form_value, validation_message
+from har.errors import quoted
 
 
 def _routes() -> list:
@@ -88,3 +89,36 @@ def test_validation_errors_in_our_words():
     msg = validation_message(info.value)
     assert msg == "invalid request: the body is not valid JSON"
     assert "pydantic" not in msg and "http" not in msg
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("g", "g"),  # not JSON: the text, as BentoML keeps it
+        ('"rad/s"', "rad/s"),  # JSON: its value, as BentoML reads it
+        ("12", 12),
+        ("1" + "0" * 400, "1" + "0" * 400),  # beyond a double: kept as text (a 400 later)
+        ("NaN", "NaN"),
+        (b"viterbi", "viterbi"),  # a text field sent as a file part
+    ],
+)
+def test_form_text_fields_read_as_bentoml_reads_them(value, parsed):
+    assert form_value("acc_unit", value) == parsed
+
+
+@pytest.mark.parametrize("value", ["[" * 100_000, b"[" * 100_000 + b"]" * 100_000])
+def test_form_text_field_nested_too_deeply_is_a_400_naming_the_field(value):
+    with pytest.raises(RequestError) as info:
+        form_value("gyro_unit", value)
+    assert info.value.status == 400
+    assert "form field 'gyro_unit'" in str(info.value) and "nested too deeply" in str(info.value)
+
+
+def test_values_in_messages_are_bounded():
+    assert quoted("g") == "'g'"
+    assert quoted("x" * 10_000) == f"{'x' * 40!r}... (10000 characters)"
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    assert quoted(deep) == "an array" and quoted({"a": deep}) == "an object"
+    assert quoted(None) == "null" and quoted(True) == "true" and quoted(1e39) == "the number 1e+39"
