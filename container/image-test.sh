@@ -122,7 +122,7 @@ main() {
 
     # What a user sees of the image: its size, the seconds from `run` to /readyz, and the
     # resident memory of each process in the container after the smoke test's requests.
-    printf '\nimage %s: %s\nstart -> /readyz: %s s (READY_S)\n' "$image" \
+    printf '\nimage %s: %s\nstart -> /readyz: %s s\n' "$image" \
         "$(numfmt --to=iec --suffix=B "$("$ENGINE" image inspect --format '{{.Size}}' "$image")")" \
         "$ready_s"
     "$ENGINE" exec "$NAME" python -c "$PROCESS_RSS"
