@@ -64,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results += kills.kill_workers_then_sigterm(start, profiles)
             start, profiles = starter(tmp, "killpg")
             results.append(kills.kill_process_group(start, profiles))
-            for r in results[-4:]:
+            start, _ = starter(tmp, "kill1of2", {"HAR_API_WORKERS": "2"})
+            results.append(kills.kill_one_of_two_api_workers(start))
+            for r in results[-5:]:
                 print(r.summary()[:2000], flush=True)
     finally:
         print(f"\n{table(results)}\n", flush=True)

@@ -215,6 +215,41 @@ def kill_workers_then_sigterm(start: Callable[[], Server], profiles: Path) -> li
     return results
 
 
+def longest_outage(load: Load, protocol: str, since: float, until: float) -> float:
+    """Longest time in ``[since, until]`` without a successful answer over ``protocol``."""
+    done = sorted(
+        a.done for a in load.answers if a.ok and a.what.startswith(protocol) and since <= a.done
+    )
+    edges = [since, *(t for t in done if t <= until), until]
+    return max(b - a for a, b in zip(edges[:-1], edges[1:], strict=True))
+
+
+def kill_one_of_two_api_workers(start: Callable[[], Server]) -> Result:
+    """SIGKILL one of two API workers (``HAR_API_WORKERS=2``) under load: the other one keeps
+    answering both protocols (they share the ports), so neither should stop for long."""
+    r = Result("SIGKILL 1 of 2 API workers")
+    with start() as server, Load(server).running() as load:
+        time.sleep(3)
+        api = [
+            p
+            for p in psutil.Process(server.pid).children(recursive=True)
+            if "--service-name" in (cmd := p.cmdline())
+            and cmd[cmd.index("--service-name") + 1] == "har"
+        ]
+        r.expect(len(api) == 2, f"{len(api)} API workers, not 2")
+        t_kill = time.monotonic()
+        api[0].send_signal(signal.SIGKILL)
+        time.sleep(20)
+        t_end = time.monotonic()
+    load.count_into(r, t_kill, t_end)
+    for protocol in ("http", "grpc"):
+        gap = longest_outage(load, protocol, t_kill, t_end)
+        r.seen.insert(0, f"{protocol}: longest {gap:.1f} s without a success")
+        r.expect(gap <= 2.0, f"{protocol} went {gap:.1f} s without a success (goal 2 s)")
+    r.expect(r.grpc_bad + r.http_5xx == 0, "faults while the other worker served")
+    return r
+
+
 def kill_process_group(start: Callable[[], Server], profiles: Path) -> Result:
     """SIGKILL ``bentoml serve``'s whole process group: do its workers outlive it?"""
     r = Result("SIGKILL the server's process group")

@@ -39,12 +39,15 @@ def server_env(profiles: Path) -> dict[str, str]:
     }
 
 
-def starter(tmp: Path, name: str) -> tuple[Callable[[], AbstractContextManager[Server]], Path]:
-    """A function starting a fresh server with logs and profiles under ``tmp/name``."""
+def starter(
+    tmp: Path, name: str, extra: dict[str, str] | None = None
+) -> tuple[Callable[[], AbstractContextManager[Server]], Path]:
+    """A function starting a fresh server (``extra`` env) with logs and profiles under ``tmp/name``."""
     folder = tmp / name
     folder.mkdir(parents=True, exist_ok=True)
     profiles = folder / "profiles"
-    return lambda: bentoml_serve(server_env(profiles), log_dir=folder), profiles
+    env = {**server_env(profiles), **(extra or {})}
+    return lambda: bentoml_serve(env, log_dir=folder), profiles
 
 
 @contextmanager
