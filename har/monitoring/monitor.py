@@ -149,7 +149,7 @@ class Monitor:
 
     @property
     def writer(self) -> str:
-        """This worker's writer id in file names (``<worker_id>.<pid>``)."""
+        """This worker's writer id in file names (``<worker_id>.<pid>.<host>``)."""
         return self._writer.name
 
     @property

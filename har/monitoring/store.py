@@ -3,8 +3,12 @@
 Every API worker writes its own files into one folder (``HAR_PROFILE_DIR``), so
 names must never collide and must say which interval they cover::
 
-    har-profile_20250324T075219.123456Z_20250324T080219.123456Z_worker-1.4242.bin
-                 └ first row could be logged ┘ └ file closed ┘  └ worker id . pid ┘
+    har-profile_20250324T075219.123456Z_20250324T080219.123456Z_api1.13.har-7f9c-x2b.bin
+                 └ first row could be logged ┘ └ file closed ┘  └ worker id . pid . host ┘
+
+Replicas sharing the folder (a ReadWriteMany volume) each have their own PID namespace,
+so their API workers often have the same worker id and pid: the host name (the pod's name
+in Kubernetes) keeps their names apart.
 
 Files are written atomically (:func:`har.monitoring.profiles.write_view`) and
 never changed afterwards; any reader can merge any subset of them.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,12 +53,21 @@ def _parse(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def writer_name(worker_id: str | None, pid: int) -> str:
-    """File-name-safe writer id: ``<worker_id>.<pid>`` (``pid<pid>`` without a worker id)."""
-    if worker_id is None:
-        return f"pid{pid}"
-    safe = re.sub(r"[^A-Za-z0-9\-]+", "-", str(worker_id)).strip("-") or "worker"
-    return f"{safe}.{pid}"
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9\-]+", "-", text).strip("-")
+
+
+def writer_name(worker_id: str | None, pid: int, host: str | None = None) -> str:
+    """File-name-safe writer id: ``<worker_id>.<pid>.<host>`` (``pid<pid>.<host>`` without a
+    worker id); ``host`` defaults to this machine's (a pod's) host name.
+
+    The pid alone is not enough: two replicas' API workers (separate PID namespaces) were
+    seen with the same worker id and pid (``api1.13``) in two pods sharing the profile
+    volume, and each then took the other's open partial file for its own and skipped it.
+    """
+    base = f"pid{pid}" if worker_id is None else f"{_safe(str(worker_id)) or 'worker'}.{pid}"
+    host = _safe(socket.gethostname() if host is None else host)[:63].strip("-")
+    return f"{base}.{host}" if host else base
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ answers for all of them, whichever worker a request reaches, each worker also wr
 its buckets into a folder they share (``<HAR_PROFILE_DIR>/shadow``, beside the whylogs
 profiles, so replicas sharing that volume share the comparison too)::
 
-    har-shadow_3f2a9c1e_1764763200_api0.4242.npz
+    har-shadow_3f2a9c1e_1764763200_api0.4242.har-7f9c-x2b.npz
                └ models ┘ └ hour ┘  └ writer ┘
 
-* one file per writer (worker id and pid, as the profile files) and UTC hour, holding
+* one file per writer (worker id, pid and host, as the profile files) and UTC hour, holding
   that hour's non-empty buckets; only its writer rewrites it (to a temporary name, then
   an atomic rename), so readers never see half a file and no lock is needed, even on a
   network volume;
@@ -62,7 +62,7 @@ class ShadowStore:
     Args:
         folder: created if missing.
         primary_model, shadow_model: the tags the counts belong to.
-        writer: this worker's name in its files (``<worker_id>.<pid>``).
+        writer: this worker's name in its files (``<worker_id>.<pid>.<host>``).
         bucket_s: seconds per bucket (a divisor of ``FILE_SPAN_S``).
         retention_s: files whose hour ended longer ago than this are deleted.
     """

@@ -15,8 +15,8 @@ from har.monitoring import store
 def test_profile_file_names_round_trip_and_times_parse() -> None:
     t0 = datetime(2025, 3, 24, 7, 52, 19, 123456, tzinfo=UTC)
     t1 = datetime(2025, 3, 24, 7, 57, 19, tzinfo=UTC)
-    writer = store.writer_name("api worker/1", 42)
-    assert writer == "api-worker-1.42"
+    writer = store.writer_name("api worker/1", 42, host="pod_a.local")
+    assert writer == "api-worker-1.42.pod-a-local"
     path = store.profile_path(Path("/x"), t0, t1, writer)
     f = store.parse_name(path)
     assert f is not None and (f.start, f.end, f.writer, f.partial) == (t0, t1, writer, False)
@@ -66,3 +66,14 @@ def test_partial_files_end_at_their_last_write_and_give_way_to_their_final_file(
     # a writer adding its open interval from memory leaves its own partial out
     assert open_a not in {f.path for f in store.list_profiles(tmp_path, skip_partial_of="a.1")}
     assert dead_b in {f.path for f in store.list_profiles(tmp_path, skip_partial_of="a.1")}
+
+
+def test_replicas_with_the_same_worker_id_and_pid_keep_apart(tmp_path: Path) -> None:
+    """Two pods (own PID namespaces) on one volume: the same worker id and pid (seen with
+    `make pod-test`), told apart by the host name; each sees the other's open partial."""
+    t0 = datetime(2025, 3, 24, 8, 0, tzinfo=UTC)
+    a, b = (store.writer_name("api1", 13, host=h) for h in ("har-a-pod-0", "har-b-pod-0"))
+    assert a != b and store.writer_name("api1", 13).startswith("api1.13.")
+    _touch(store.partial_path(tmp_path, t0, a), t0)
+    open_b = _touch(store.partial_path(tmp_path, t0.replace(second=1), b), t0)
+    assert [f.path for f in store.list_profiles(tmp_path, skip_partial_of=a)] == [open_b]

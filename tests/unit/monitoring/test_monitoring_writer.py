@@ -46,7 +46,7 @@ def test_every_observed_row_is_written_once_across_rollovers_and_workers(tmp_pat
     assert sum(m.rows_dropped for m in mons) == 0
     assert not any(f.partial for f in files), "close removes the partial files"
     writers = {f.writer for f in files}
-    assert writers == {f"api-1.{os.getpid()}", f"api-2.{os.getpid()}"}
+    assert writers == {store.writer_name(w, os.getpid()) for w in ("api-1", "api-2")}
     assert all(sum(f.writer == w for f in files) >= 2 for w in writers), "expected roll-overs"
     assert not list(s.profile_dir.glob(".*.tmp"))
     assert sample("har_profile_rows_total") - profiled_before == observed
