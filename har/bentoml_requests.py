@@ -27,7 +27,7 @@ from typing import Any
 from starlette.datastructures import UploadFile
 
 from har.errors import ModelUnavailableError, quoted
-from har.http_input import MAX_JSON_DEPTH
+from har.safe_json import MAX_JSON_DEPTH, is_depth_error
 
 logger = logging.getLogger("har.http")
 
@@ -75,7 +75,7 @@ def form_value(name: str, value: str | bytes) -> Any:
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        if "depth" in str(exc) or "recursion" in str(exc).lower():
+        if is_depth_error(exc):
             raise RequestError(
                 f"form field {quoted(name)} is not accepted: JSON arrays/objects nested too "
                 f"deeply (at most {MAX_JSON_DEPTH} levels are read)"

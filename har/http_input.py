@@ -25,17 +25,16 @@ a :class:`~har.errors.InputError`, and ``HttpApi.predict`` answers it with a 400
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import bentoml
 import numpy as np
-import orjson
 
 from har.card import CANONICAL_UNITS, Units
 from har.errors import InputError, OutOfRangeNumber, quoted
+from har.safe_json import loads
 
 #: Media type of a NumPy ``.npy`` body.
 NPY_MEDIA_TYPE = "application/x-npy"
@@ -45,17 +44,6 @@ UNIT_QUERY = {"acc_unit": "acc", "gyro_unit": "gyro"}
 
 #: Largest magnitude a float32 holds; a finite JSON number above it is out of range.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: Nesting orjson reads; deeper is refused (as is what reaches the fallback parser's
-#: recursion limit, a little lower).
-MAX_JSON_DEPTH = 1024
-
-
-def _number(text: str) -> float | OutOfRangeNumber:
-    """``json.loads``' ``parse_int`` / ``parse_float``: a float, or :class:`OutOfRangeNumber`
-    (``float()`` is linear in the length and gives infinity past a double's range, where
-    ``int()`` would build a big integer that numpy then cannot convert)."""
-    value = float(text)
-    return value if math.isfinite(value) else OutOfRangeNumber(text)
 
 
 def _path(index: tuple[int, ...]) -> str:
@@ -118,41 +106,10 @@ def _units(fields: object) -> Units | InputError:
         return InputError(f"units: {exc}")
 
 
-def too_deep(what: str) -> InputError:
-    """The answer to JSON nested deeper than the parsers follow."""
-    return InputError(
-        f"{what} is not accepted: JSON arrays/objects nested too deeply (at most "
-        f"{MAX_JSON_DEPTH} levels are read; windows are 3 levels deep)"
-    )
-
-
-def loads(body: bytes | str, what: str = "request body") -> Any:
-    """JSON as Python values, or an :class:`InputError` naming the problem.
-
-    orjson first (fast, refuses nesting deeper than :data:`MAX_JSON_DEPTH` and numbers
-    beyond a double). Whatever it refuses is read again by the standard library, so
-    that ``NaN`` / ``Infinity`` tokens parse (the client then hears that its values are
-    not finite rather than that the JSON is invalid) and a number too large for a
-    double becomes :class:`~har.errors.OutOfRangeNumber`, reported where it sits. Nesting stays refused
-    either way: never a ``RecursionError``, whatever the depth.
-    """
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        if "depth" in str(exc) or "recursion" in str(exc).lower():
-            return too_deep(what)
-    try:
-        return json.loads(body, parse_int=_number, parse_float=_number)
-    except RecursionError:
-        return too_deep(what)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return InputError(f"{what} is not valid JSON: {exc}")
-
-
 def parse_json(body: bytes) -> tuple[np.ndarray | InputError, Units | InputError]:
     """A JSON ``/predict`` body as ``(windows float32, units)``; a mistake in place of either
-    (:func:`loads` says which JSON is refused and how)."""
-    doc = loads(body)
+    (:func:`har.safe_json.loads` says which JSON is refused and how)."""
+    doc = loads(body, "request body", "; windows are 3 levels deep")
     if isinstance(doc, InputError):
         return doc, doc
     if not isinstance(doc, dict):

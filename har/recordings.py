@@ -19,14 +19,15 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import pandas as pd
 
 from har.card import ACC_TO_MS2, CANONICAL_CHANNELS, CANONICAL_UNITS, GYRO_TO_DEG_S, Units
-from har.errors import RecordingError
+from har.errors import InputError, RecordingError
 from har.preprocessing import align_streams, clean_samples, to_canonical
+from har.safe_json import loads, signed_infinity
 
 CSV_COLUMNS: tuple[str, ...] = ("timestamp", *CANONICAL_CHANNELS)
 GARMIN_TIME_FORMAT = "%m/%d/%Y, %I:%M:%S %p"
@@ -184,14 +185,13 @@ def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, p
     try:
         base = pd.to_datetime(df["timestamp"], format=GARMIN_TIME_FORMAT)
         ms = pd.to_numeric(df["timestamp_ms"]).to_numpy(np.float64)
-        # Parse every row's JSON list in one call: "[[...],[...],...]".
-        offsets = json.loads("[" + ",".join(df["sample_time_offset"]) + "]")
-        axes = [json.loads("[" + ",".join(df[c]) + "]") for c in cols]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: an integer past a double
         raise RecordingError(
             f"{name}: malformed Garmin row (timestamps as {GARMIN_TIME_FORMAT!r}, "
             "timestamp_ms a number, the other cells JSON lists)"
         ) from None
+    offsets = _json_lists(df["sample_time_offset"], name, "sample_time_offset")
+    axes = [_json_lists(df[c], name, c) for c in cols]
     lengths = np.fromiter((len(o) for o in offsets), np.int64, len(offsets))
     for c, ax in zip(cols, axes, strict=True):
         if any(len(a) != n for a, n in zip(ax, lengths, strict=True)):
@@ -200,10 +200,25 @@ def _garmin_stream(source: Source, kind: str) -> tuple[np.ndarray, np.ndarray, p
     try:
         off = np.asarray(np.concatenate(offsets), dtype=np.float64) / 1000.0
         vals = np.stack([np.asarray(np.concatenate(ax), dtype=np.float64) for ax in axes], axis=1)
-    except ValueError:
+    except (ValueError, TypeError):
         raise RecordingError(f"{name}: non-numeric values in a burst") from None
     t_ns = np.repeat(row_ns, lengths) + np.round(off * 1e9).astype(np.int64)
     return t_ns, vals, base.iloc[0]
+
+
+def _json_lists(cells: pd.Series, name: str, column: str) -> list[list[Any]]:
+    """Every row's JSON list of a Garmin column, parsed in one call (``"[[...],[...]]"``).
+
+    :func:`har.safe_json.loads`: nesting no parser here can follow is a
+    :class:`RecordingError` naming the column, never a ``RecursionError``; a number past
+    a double is infinite (its sample dropped as NaN ones are), never an ``OverflowError``.
+    """
+    rows = loads("[" + ",".join(cells) + "]", f"{name}: column {column}", huge=signed_infinity)
+    if isinstance(rows, InputError):
+        raise RecordingError(str(rows))
+    if not all(type(row) is list for row in rows):
+        raise RecordingError(f"{name}: every {column} cell must be a JSON list of numbers")
+    return cast(list[list[Any]], rows)
 
 
 def read_garmin_pair(

@@ -122,3 +122,45 @@ def test_csv_errors_name_the_problem(tmp_path, content, match):
 def test_missing_file():
     with pytest.raises(RecordingError, match="not found"):
         read_csv_recording(Path("/nonexistent/x.csv"))
+
+
+def _garmin_with(tmp_path: Path, column: str, cell: str, row: int = 0) -> Path:
+    """The accelerometer fixture with one cell replaced (a hostile upload)."""
+    df = pd.read_csv(FIX / "garmin-accelerometer_data.csv", dtype=str)
+    df.loc[row, column] = cell
+    path = tmp_path / "hostile-accelerometer_data.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "match"),
+    [
+        (
+            "sample_time_offset",
+            "[" * 100_000 + "]" * 100_000,
+            "sample_time_offset is not accepted: JSON",
+        ),
+        ("calibrated_accel_x", "[" * 100_000, "calibrated_accel_x is not accepted: JSON"),
+        ("calibrated_accel_y", "5", "every calibrated_accel_y cell must be a JSON list"),
+        ("calibrated_accel_z", "{}", "every calibrated_accel_z cell must be a JSON list"),
+        ("timestamp_ms", str(10**400), "malformed Garmin row"),
+    ],
+)
+def test_garmin_hostile_cells_are_recording_errors(tmp_path, column, cell, match):
+    with pytest.raises(RecordingError, match=match):
+        read_garmin_pair(_garmin_with(tmp_path, column, cell), FIX / "garmin-gyroscope_data.csv")
+
+
+def test_garmin_numbers_past_a_double_are_dropped_as_non_finite_samples(tmp_path):
+    clean = read_garmin_pair(
+        FIX / "garmin-accelerometer_data.csv", FIX / "garmin-gyroscope_data.csv"
+    )
+    df = pd.read_csv(FIX / "garmin-accelerometer_data.csv", dtype=str)
+    n = len(df.loc[0, "calibrated_accel_x"].split(","))
+    huge = "[" + ",".join([str(10**400), "-1e400"] + ["1.0"] * (n - 2)) + "]"
+    rec = read_garmin_pair(
+        _garmin_with(tmp_path, "calibrated_accel_x", huge), FIX / "garmin-gyroscope_data.csv"
+    )
+    assert np.isfinite(rec.values).all()
+    assert 0 < len(clean) - len(rec) <= 2
