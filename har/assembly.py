@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from har import bentoml_compat, bentoml_requests, grpc_service, lifecycle, registry
+from har import bentoml_compat, bentoml_requests, graceful, grpc_service, lifecycle, registry
 from har.access import Access
 from har.http import HttpApi
 from har.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
@@ -73,6 +73,7 @@ def configure(settings: Settings) -> Configured:
     bentoml_compat.dispatch_without_idle_wait()  # the API worker batches already
     bentoml_compat.cache_media_types()
     bentoml_requests.install()  # client mistakes in a body: 4xx in our words
+    graceful.install()  # on SIGTERM the model workers outlive the API workers' requests
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
@@ -162,6 +163,8 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     )
     compiled.warmup(background=settings.warmup == "background")
     loaded.check_probabilities(compiled)
+    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/graceful.py)
+    logging.getLogger("har.graceful").setLevel(logging.INFO)
     bentoml_compat.freeze_startup_heap()
     return compiled
 
@@ -207,6 +210,8 @@ class ApiWorker:
             self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
         )
         self.grpc_server: Any = None
+        self._grpc_stop: asyncio.Future[None] | None = None
+        self._lease: graceful.CallerLease | None = None
 
     @classmethod
     def of(
@@ -237,13 +242,30 @@ class ApiWorker:
                 stream_idle_timeout_s=s.stream_idle_timeout_s,
                 stream_max_duration_s=s.stream_max_duration_s,
             )
+        # the model workers keep serving until this is released, at the end of stop()
+        self._lease = graceful.CallerLease.take()
+        graceful.on_stop_begins(self._begin_grpc_stop)  # with the HTTP drain, not after it
+        logging.getLogger("har.graceful").setLevel(logging.INFO)
         bentoml_compat.freeze_startup_heap()  # last start-up step of the API worker
 
+    def _begin_grpc_stop(self) -> None:
+        """Refuse new gRPC calls; those in flight get ``GRPC_STOP_GRACE_S`` to finish."""
+        if self.grpc_server is not None and self._grpc_stop is None:
+            self._grpc_stop = asyncio.ensure_future(
+                grpc_service.stop_grpc_server(self.grpc_server, graceful.GRPC_STOP_GRACE_S)
+            )
+
     async def stop(self) -> None:
-        """Stop gRPC, drain the shadow, flush monitoring (every served window on disk)."""
-        if self.grpc_server is not None:
-            await grpc_service.stop_grpc_server(self.grpc_server)
-        if self.shadow is not None:
-            await self.shadow.close()
-        if self.monitor is not None:
-            await asyncio.to_thread(self.monitor.close)
+        """Stop gRPC (begun with the HTTP drain), drain the shadow, flush monitoring (every
+        served window on disk), then release the lease the model workers wait for."""
+        try:
+            self._begin_grpc_stop()
+            if self._grpc_stop is not None:
+                await self._grpc_stop
+            if self.shadow is not None:
+                await self.shadow.close()
+            if self.monitor is not None:
+                await asyncio.to_thread(self.monitor.close)
+        finally:
+            if self._lease is not None:
+                self._lease.release()
