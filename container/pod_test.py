@@ -193,10 +193,11 @@ def playable(
         cm = copy.deepcopy(cm)
         cm["data"] = {**cm.get("data", {}), **settings}
         out.append(cm)
-        changed.append(
-            f"ConfigMap {cm['metadata']['name']}: for the test "
-            + ", ".join(f"{k}={v}" for k, v in settings.items())
-        )
+        if settings:
+            changed.append(
+                f"ConfigMap {cm['metadata']['name']}: for the test "
+                + ", ".join(f"{k}={v!r}" for k, v in settings.items())
+            )
 
     secret_env: dict[str, dict[str, str]] = {}
     for s in by_kind.get("Secret", []):
@@ -204,7 +205,9 @@ def playable(
         if "HAR_API_TOKENS" in values:
             values["HAR_API_TOKENS"] = token  # the base's value is a placeholder
         secret_env[s["metadata"]["name"]] = values
-        skipped.append(f"Secret {s['metadata']['name']} (its values passed as env, below)")
+        skipped.append(
+            f"Secret {s['metadata']['name']} (podman 4.3 cannot feed it to envFrom: its values went into env)"
+        )
 
     pvc = copy.deepcopy(pvc)
     pvc["metadata"]["name"] = VOLUME
@@ -542,6 +545,22 @@ def profile_writers(pod: Pod, folder: str) -> dict[str, int]:
     return writers
 
 
+def memory_in_use(pods: list[Pod]) -> str:
+    """``podman stats`` memory per container (one sample)."""
+    r = podman(
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}}",
+        *(p.container for p in pods),
+        check=False,
+        timeout=60,
+    )
+    lines = [line.split(" ", 1) for line in r.stdout.splitlines() if " " in line]
+    short = {p.container: p.name for p in pods}
+    return "; ".join(f"{short.get(n, n)} {u.split(' / ')[0]}" for n, u in lines) or "n/a"
+
+
 def wait_counted(
     pods: list[Pod], token: str, total: int, timeout: float, shadow_on: bool
 ) -> dict[str, dict[str, Any]]:
@@ -564,7 +583,9 @@ def wait_counted(
         if not shadow_on and any(s["shadow_status"] != "off" for s in seen.values()):
             raise PodTestError(f"shadow not configured, yet /monitoring/shadow says {seen}")
         if all(
-            s["rows"] == total and (s["windows"] == total or not shadow_on) for s in seen.values()
+            s["rows"] == total
+            and (not shadow_on or (s["windows"] == total and (s["workers"] or 0) >= len(pods)))
+            for s in seen.values()
         ):
             return seen
         if time.time() > deadline:
@@ -663,8 +684,14 @@ def main(argv: list[str] | None = None) -> int:
     shadow_on = args.shadow == "on" or (
         args.shadow == "auto" and "har-shadow" in bento_services(args.image, image_env)
     )
-    if shadow_on:
+    # An image built with a shadow (make image with HAR_SHADOW_MODEL_TAG/_URI) carries its
+    # tag in its env; otherwise the served tag is its own shadow (forced with --shadow on).
+    image_shadow = image_env.get("HAR_SHADOW_MODEL_TAG", "")
+    if shadow_on and not image_shadow:
         settings["HAR_SHADOW_MODEL_TAG"] = served
+    elif not shadow_on and image_shadow:
+        settings["HAR_SHADOW_MODEL_TAG"] = ""  # empty: no shadow
+    shadow_tag = (settings.get("HAR_SHADOW_MODEL_TAG") or image_shadow) if shadow_on else ""
 
     docs = render(args.kustomization)
     used: set[int] = set()
@@ -703,7 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: ignored when run in the background
+        signal.signal(sig, on_signal)
     ok = False
     report: list[str] = []
     try:
@@ -799,18 +827,26 @@ def main(argv: list[str] | None = None) -> int:
                     else f"shadow {c['shadow_status']}"
                 )
             )
-        if not shadow_on:
+        if shadow_on:
+            report.append(f"  shadow model {shadow_tag} (served {served})")
+        else:
             report.append(
-                "  shadow NOT checked: the image's Bento has no har-shadow service (service.py "
-                "declares it only when HAR_SHADOW_MODEL_TAG is set at build time; set at deploy "
-                "time, every pod fails at start with StopIteration in BentoML's on_load_bento); "
-                "--shadow on / HAR_POD_TEST_SHADOW=on forces it"
+                "  shadow NOT checked (/monitoring/shadow answered off): "
+                + (
+                    "--shadow off"
+                    if args.shadow == "off"
+                    else "the image's Bento has no har-shadow service, which service.py "
+                    "declares only when a shadow is set at build time (HAR_SHADOW_MODEL_TAG=... "
+                    "make image); on such an image a shadow set at deploy time cannot start"
+                )
             )
         report += [
             f"  both pods counted {total} = {' + '.join(str(p.sent) for p in pods)} windows "
             f"within {count_s:.1f} s (shared volume {VOLUME} at {profile_mount}; "
             f"HAR_PROFILE_INTERVAL_S {config.get('HAR_PROFILE_INTERVAL_S')}; files per writer "
             f"{writers})",
+            f"  memory in use at the end: {memory_in_use(pods)} (limit "
+            f"{container.get('resources', {}).get('limits', {}).get('memory')} each)",
             f"  uid of PID 1: {run_as} in both (runAsUser {run_as}); root filesystem read-only "
             f"(EROFS on /home/bentoml), {profile_mount} writable",
             "  played differently:",
@@ -818,6 +854,7 @@ def main(argv: list[str] | None = None) -> int:
             "  not played (validated offline by tests/unit/test_deploy_k8s.py: kubectl "
             "kustomize + kubernetes-validate strict):",
             *(f"    - {s}" for s in skipped),
+            "  checked here without playing:",
             *(f"    - {n}" for n in offline),
         ]
         ok = True
