@@ -23,7 +23,9 @@ rendered overlay (Deployment, ConfigMap, PersistentVolumeClaim) with the image
    PID 1 is ``runAsUser``; a write to the root filesystem fails with EROFS while the
    profile volume takes one.
 5. Windows sent to A and to B are counted by ``/monitoring/drift`` (``rows``) and
-   ``/monitoring/shadow`` (``windows``) on both pods (shared volume; polled).
+   ``/monitoring/shadow`` (``windows``, summed over both pods' writers) on both pods
+   (shared volume; polled). The shadow only when the image's Bento has one (``make image``
+   with ``HAR_SHADOW_MODEL_TAG``): otherwise it must answer "off" and the report says so.
 6. ``podman kube down`` + volume removal, also on failure; nothing of it may be left.
 
 Run by container/pod-test.sh (which installs podman/catatonit and sets CONTAINERS_CONF).
