@@ -79,8 +79,9 @@ image: $(STAMP)  ## build the Bento + container image of the model to serve (doc
 	$(BIN)/python container/runtime_lock.py --check
 	tag="$$($(BIN)/python -m har ensure-model)" && echo "image of $$tag" && \
 	shadow="$$($(BIN)/python -m har ensure-model --shadow)" && echo "shadow: $${shadow:-none}" && \
+	other="$$(test "$$shadow" = "$$tag" || echo "$$shadow")" && \
 	mkdir -p .image && \
-	sed -e "s|^  - $(MODEL_NAME):latest$$|  - $$tag$${shadow:+\n  - $$shadow}|" \
+	sed -e "s|^  - $(MODEL_NAME):latest$$|  - $$tag$${other:+\n  - $$other}|" \
 		-e "s|^envs:$$|envs:\n  - name: HAR_MODEL_TAG\n    value: \"$$tag\"$${shadow:+\n  - name: HAR_SHADOW_MODEL_TAG\n    value: \"$$shadow\"}|" \
 		bentofile.yaml > .image/bentofile.yaml && \
 	grep -q -- "- $$tag$$" .image/bentofile.yaml && \
