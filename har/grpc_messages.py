@@ -5,7 +5,7 @@ servicer registered with those safe deserializers. Used by :mod:`har.grpc_servic
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -13,10 +13,7 @@ from har.card import Units
 from har.errors import InputError
 from har.results import Predictions
 from har.timeline import Timeline
-from har.v1 import har_pb2
-
-if TYPE_CHECKING:
-    from har.grpc_service import ActivityRecognitionServicer
+from har.v1 import har_pb2, har_pb2_grpc
 
 #: Fully qualified name of the service (health status and reflection use it).
 SERVICE_NAME: str = har_pb2.DESCRIPTOR.services_by_name["ActivityRecognition"].full_name
@@ -88,7 +85,9 @@ def _check(request: object) -> None:
         raise InputError(request.message)
 
 
-def add_servicer(servicer: ActivityRecognitionServicer, server: grpc.aio.Server) -> None:
+def add_servicer(
+    servicer: har_pb2_grpc.ActivityRecognitionServicer, server: grpc.aio.Server
+) -> None:
     """``har_pb2_grpc.add_ActivityRecognitionServicer_to_server`` with deserializers that
     never raise (:func:`safe_deserializer`)."""
     handlers = {

@@ -163,31 +163,3 @@ def observe_many(histogram: Any, values: np.ndarray) -> None:
     total.inc(float(v.sum()))
     for i in np.flatnonzero(counts).tolist():
         buckets[i].inc(int(counts[i]))
-
-
-_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "counter": ("_total",),
-    "histogram": ("_bucket", "_sum", "_count"),
-    "gauge": ("",),
-    "summary": ("", "_sum", "_count"),
-}
-
-
-def exported_names() -> list[str]:
-    """Every sample name the metrics expose (counters ``_total``, histograms ``_bucket|_sum|_count``).
-
-    Derived from the metric objects themselves, so alert rules can be checked against it.
-    """
-    from dataclasses import fields
-
-    from har.lifecycle.served import model_info_gauge
-    from har.shadow.compare import shadow_metrics
-
-    names: list[str] = []
-    shadow = shadow_metrics()
-    metrics = [*get_metrics().all(), model_info_gauge()]
-    metrics += [getattr(shadow, f.name) for f in fields(shadow)]
-    for m in metrics:
-        for family in m.describe():
-            names += [family.name + s for s in _SUFFIXES[family.type]]
-    return sorted(names)

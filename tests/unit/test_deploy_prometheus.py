@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from har.monitoring.metrics import exported_names
+from tests.helpers.metrics import exported_names
 from tests.helpers.paths import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from har.monitoring.metrics import CONFIDENCE_BUCKETS, exported_names
+from har.monitoring.metrics import CONFIDENCE_BUCKETS
+from tests.helpers.metrics import exported_names
 from tests.helpers.paths import ROOT
 
 ALERT_RULES = ROOT / "deploy" / "prometheus" / "alert-rules.yml"
