@@ -28,7 +28,6 @@ from har.http_input import predict_input
 from har.model_client import model_ready
 from har.openapi import DocumentedService
 from har.settings import get_settings
-from har.shadow import http_answer as shadow_answer
 
 config = configure(get_settings())  # patches BentoML; resolves the model (har/assembly.py)
 settings, shadow_tag = config.settings, config.shadow_tag
@@ -150,7 +149,7 @@ class HARService:
     @read_api.get("/monitoring/shadow")
     def shadow_comparison(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
         """The shadow model vs the served one on the same windows (every API worker's)."""
-        return shadow_answer(self.worker.shadow, since, until)
+        return web.shadow_answer(self.worker.shadow, since, until)
 
 
 add_middleware(HARService, config)  # bearer tokens, then body bounds (har/assembly.py)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from har.inference import Infer
+from har.model_call import Infer
 
 
 class Coalescer:

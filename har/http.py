@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import orjson
 from fastapi import Query
@@ -18,6 +18,9 @@ from har.card import Units
 from har.errors import InputError
 from har.recordings import Recording, read_csv_recording, read_garmin_pair
 from har.scorer import Scorer
+
+if TYPE_CHECKING:
+    from har.shadow import Shadow
 
 Scope = dict[str, Any]
 EXAMPLE_WINDOW = [[0.0, 0.0, 9.81, 0.0, 0.0, 0.0]] * 200  # a watch lying flat, at rest
@@ -158,6 +161,19 @@ def json_answer(answer: Any) -> Any:
 def client_error(exc: Exception | str, status: int = 400) -> Any:
     """The JSON answer to a client's mistake: ``{"error": message}`` with a 4xx status."""
     return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+def shadow_answer(shadow: Shadow | None, since: str | None, until: str | None) -> Any:
+    """``GET /monitoring/shadow``: the comparison over the ISO 8601 interval (``off`` without
+    a shadow); a 400 ``{"error"}`` for an unreadable interval."""
+    from har.monitoring.store import parse_interval
+    from har.shadow.compare import off_answer
+
+    try:
+        start, end = parse_interval(since, until)
+    except InputError as exc:
+        return client_error(exc)
+    return off_answer() if shadow is None else shadow.answer(start, end)
 
 
 class HttpApi:

@@ -17,17 +17,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-#: An async model function: ``(N, window, 6)`` float32 scaled windows ->
-#: ``(N, n_classes)`` probabilities (the model service's call, or a compiled model).
-Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
 #: Modules Keras imports only for optional extras (its scikit-learn wrappers, image plots).

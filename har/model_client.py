@@ -1,6 +1,6 @@
 """How the API service calls the model service: routing by size, coalescing, one retry.
 
-:class:`ModelClient` is the :data:`har.inference.Infer` the service gives its
+:class:`ModelClient` is the :data:`har.model_call.Infer` the service gives its
 :class:`~har.scorer.Scorer`. Inputs of at most ``max_batch_size`` windows go to the
 model service's adaptively batched method, merged with concurrent callers by a
 :class:`~har.coalescing.Coalescer`; larger ones (whole recordings) go to its
@@ -24,7 +24,7 @@ import numpy as np
 
 from har.coalescing import Coalescer
 from har.errors import ModelUnavailableError
-from har.inference import Infer
+from har.model_call import Infer
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from har.card import CANONICAL_UNITS, ModelCard, Units
 from har.errors import InputError
-from har.inference import Infer
+from har.model_call import Infer
 from har.preprocessing import Preprocessor, Windows, check_finite
 from har.recordings import Recording
 from har.results import Predictions, RecordingResult, StreamResult
@@ -48,7 +48,7 @@ class Scorer:
     Args:
         card: the served model's card.
         tag: the served model's tag (transports echo it in every answer).
-        infer: the model (see :data:`har.inference.Infer`).
+        infer: the model (see :data:`har.model_call.Infer`).
         monitor: optional observer of every served window (canonical units) and its output.
         max_windows: most windows accepted in one request (a recording: 16 times that;
             a stream chunk: that many hops of time).

@@ -29,9 +29,9 @@ import numpy as np
 
 from har.card import ModelCard
 from har.errors import InputError
-from har.inference import Infer
+from har.model_call import Infer
 from har.settings import Settings
-from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, off_answer, shadow_metrics
+from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, shadow_metrics
 from har.shadow.queue import ShadowQueue
 from har.shadow.store import ShadowStore
 
@@ -43,7 +43,6 @@ __all__ = [
     "ShadowStats",
     "ShadowStore",
     "attach",
-    "http_answer",
     "resolve_shadow_tag",
 ]
 
@@ -223,16 +222,3 @@ def attach(
     if getattr(scorer, "monitor", None) is not None:
         scorer.monitor.shadow_answer = shadow.answer
     return shadow
-
-
-def http_answer(shadow: Shadow | None, since: str | None, until: str | None) -> Any:
-    """``GET /monitoring/shadow``: the comparison over the ISO 8601 interval (``off`` without
-    a shadow); a 400 ``{"error"}`` for an unreadable interval."""
-    from har.http import client_error
-    from har.monitoring.store import parse_interval
-
-    try:
-        start, end = parse_interval(since, until)
-    except InputError as exc:
-        return client_error(exc)
-    return off_answer() if shadow is None else shadow.answer(start, end)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from har.inference import Infer
+from har.model_call import Infer
 
 log = logging.getLogger(__name__)
 #: Seconds between two log lines about failing shadow calls.

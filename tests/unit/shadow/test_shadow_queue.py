@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from har.errors import InputError
+from har.http import shadow_answer
 from har.scorer import Scorer
 from har.settings import Settings
-from har.shadow import Shadow, ShadowQueue, http_answer, rescaler
+from har.shadow import Shadow, ShadowQueue, rescaler
 from tests.helpers.cards import make_card
 
 CARD = make_card(
@@ -177,7 +178,7 @@ def test_a_shadow_with_another_scaler_gets_its_own_scaling() -> None:
         rescaler(CARD, CARD.model_copy(update={"window": 40}))
 
 
-def test_http_answer_is_off_without_a_shadow_and_400_for_a_bad_interval() -> None:
-    off = http_answer(None, None, None)
+def test_shadow_answer_is_off_without_a_shadow_and_400_for_a_bad_interval() -> None:
+    off = shadow_answer(None, None, None)
     assert off["status"] == "off" and off["windows"] == 0 and off["disagreement"] == {}
-    assert http_answer(None, "yesterday-ish", None).status_code == 400
+    assert shadow_answer(None, "yesterday-ish", None).status_code == 400
