@@ -249,9 +249,6 @@ class GrpcServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 
-    async def wait_for_termination(self) -> None:
-        await self.server.wait_for_termination()
-
 
 async def start_grpc_server(
     scorer: Scorer,

@@ -41,11 +41,6 @@ class Predictions:
     def __len__(self) -> int:
         return int(self.probs.shape[0])
 
-    @property
-    def activities(self) -> list[str]:
-        """Name of the predicted class of each window."""
-        return [self.classes[i] for i in self.class_ids.tolist()]
-
 
 @dataclass(frozen=True)
 class RecordingResult:

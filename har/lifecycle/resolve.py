@@ -21,8 +21,6 @@ from har import registry
 from har.errors import InputError
 from har.settings import DEFAULT_MODEL_NAME, Settings
 
-LABEL_KEYS = ("mlflow_uri", "mlflow_name", "mlflow_version", "mlflow_alias", "mlflow_run_id")
-
 
 def bento_tag(name: str, version: str, sha256: str) -> str:
     """BentoML tag of a registry version, e.g. ``har-cnn-bilstm:mlflow-v3-1f2e3d4c5b6a``

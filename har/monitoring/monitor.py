@@ -220,12 +220,6 @@ class Monitor:
             return parts + ([pending] if pending is not None else [])
         raise AssertionError("unreachable")
 
-    def production_profile(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> ProfileView:
-        """Merged profile of :meth:`production_parts`."""
-        return profiles.merge_views(v for _, v in self.production_parts(since, until))
-
     def _evaluate(
         self, since: datetime, until: datetime, *, drain: bool = True
     ) -> tuple[dict[str, Any], ProfileView, list[Part]]:

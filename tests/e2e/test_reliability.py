@@ -1,9 +1,7 @@
 """The reliability harness's short form (``load_tests/reliability``) against a real server.
 
 Every client-input case and a short schemathesis fuzz; ``make reliability`` runs the
-full form with the kill cases. Cases that fail today are marked ``xfail(strict=True)``
-with what issue 10 asks for: when a fix makes one pass, the strict marker fails the
-suite, which means: remove the marker.
+full form with the kill cases.
 """
 
 from __future__ import annotations
@@ -16,17 +14,8 @@ from load_tests.reliability.servers import target_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-
-def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue 10: {reason}")
-
-
-KNOWN: dict[str, pytest.MarkDecorator] = {}  # cases that fail today (none)
-HTTP = [pytest.param(c, id=c.__name__, marks=KNOWN.get(c.__name__, ())) for c in http_cases.CASES]
-GRPC = [
-    pytest.param(c, id=f"grpc_{c.__name__}", marks=KNOWN.get(c.__name__, ()))
-    for c in grpc_cases.CASES
-]
+HTTP = [pytest.param(c, id=c.__name__) for c in http_cases.CASES]
+GRPC = [pytest.param(c, id=f"grpc_{c.__name__}") for c in grpc_cases.CASES]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,6 @@ def test_predictions_pick_the_most_probable_class() -> None:
     assert p.probs.dtype == np.float32 and len(p) == 2
     assert p.class_ids.tolist() == [1, 0]
     np.testing.assert_allclose(p.confidence, [0.7, 0.5], rtol=1e-6)
-    assert p.activities == ["b", "a"] and p.classes == ("a", "b", "c")
+    assert p.classes == ("a", "b", "c")
     empty = Predictions.from_probs(np.empty((0, 3)), ["a", "b", "c"])
-    assert len(empty) == 0 and empty.activities == []
+    assert len(empty) == 0 and empty.class_ids.tolist() == []
