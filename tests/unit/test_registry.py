@@ -186,24 +186,45 @@ def test_train_reference_cli_passes_the_repository_folders_only_for_the_bundled_
 def test_the_model_worker_probes_its_own_compiled_model_and_refuses_no_softmax(
     tmp_path, monkeypatch
 ):
+    """A stored model whose output is not a softmax (its file replaced after the import,
+    which checks it) is loaded from the session's BentoML store, compiled and refused by
+    the model worker; the probe runs once, on the worker's own compiled function."""
     import keras
 
     from har import assembly
+    from har.inference import CompiledModel
     from har.settings import Settings
 
-    m = keras.Sequential([keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(2)])
-    card = make_card(["a", "b"], name="user-model")
-    loaded = registry.LoadedModel("user-model:v1", card, m, tmp_path)
-    asked: list[bool] = []
+    def dense(activation: str | None) -> object:
+        return keras.Sequential(
+            [keras.Input((200, 6)), keras.layers.Flatten(), keras.layers.Dense(2, activation)]
+        )
 
-    def load_model(tag, *, probe=True):
-        asked.append(probe)  # shapes only: the probe runs on the worker's own function
-        return loaded
+    dense("softmax").save(tmp_path / "ok.keras")
+    card = _card_file(tmp_path, make_card(["a", "b"], name="no-softmax"))
+    tag = registry.import_model(tmp_path / "ok.keras", card, name="no-softmax")
+    dense(None).save(registry.model_folder(tag) / registry.MODEL_FILE)
+
+    loads: list[bool] = []
+    real_load = registry.load_model
+
+    def load_model(tag: str, *, probe: bool = True) -> registry.LoadedModel:
+        loads.append(probe)
+        return real_load(tag, probe=probe)
+
+    probed: list[object] = []
+    real_check = registry.check_probabilities
+
+    def check_probabilities(run, card) -> None:
+        probed.append(run)
+        real_check(run, card)
 
     monkeypatch.setattr(registry, "load_model", load_model)
-    with pytest.raises(CardMismatchError, match=r"stored model user-model:v1: .*softmax"):
-        assembly.model_worker(Settings(xla=False, warmup="blocking"), "user-model:v1")
-    assert asked == [False]
+    monkeypatch.setattr(registry, "check_probabilities", check_probabilities)
+    with pytest.raises(CardMismatchError, match=rf"stored model {tag}: .*softmax"):
+        assembly.model_worker(Settings(xla=False, warmup="blocking"), tag)
+    assert loads == [False]  # shapes only at load: no second compiled function for the probe
+    assert len(probed) == 1 and isinstance(probed[0], CompiledModel)
 
 
 def test_load_model_without_the_probe_still_checks_the_shapes(user_model_files, monkeypatch):
