@@ -8,7 +8,7 @@ GRPC_PORT ?= 50051
 HOST ?= http://localhost:$(HTTP_PORT)
 MODEL_NAME := har-cnn-bilstm
 
-.PHONY: help setup serve test lock-image test-fast docs-settings lint typecheck format demo data train proto loadtest bench reliability image image-test pod-test clean
+.PHONY: help setup serve test lock-image test-fast docs docs-settings lint typecheck format demo data train proto loadtest bench reliability image image-test pod-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,16 +31,20 @@ serve: $(STAMP)  ## serve the model (HAR_MODEL_URI or the bundled one): HTTP :30
 	HAR_GRPC_PORT=$(GRPC_PORT) \
 		$(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
 
-test: $(STAMP)  ## lint and type-check, then the whole test suite
+test: $(STAMP)  ## lint and type-check, build the docs site (strict), then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d .site
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## the quick loop: unit + in-process service tests (no e2e, no slow; under a minute)
 	$(BIN)/python -m pytest -q -m "not e2e and not slow" tests/unit tests/service
 
-docs-settings: $(STAMP)  ## regenerate README's settings table from har/settings.py
+docs: $(STAMP)  ## build the docs site (docs/, mkdocs.yml) into .site/; strict: a broken link or a page left out of the nav fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d .site
+
+docs-settings: $(STAMP)  ## regenerate the settings table in docs/settings.md from har/settings.py
 	$(BIN)/python -m har settings-table --write
 
 lint: $(STAMP)  ## ruff lint + format check, mypy type check

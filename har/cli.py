@@ -166,10 +166,11 @@ def _cmd_timeline_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings_table(args: argparse.Namespace) -> int:
-    from har.settings_docs import settings_table, write_readme
+    from har.settings_docs import PAGE, settings_table, write_page
 
     if args.write:
-        print("README.md: settings table " + ("rewritten" if write_readme() else "up to date"))
+        where = PAGE.relative_to(PROJECT_ROOT).as_posix()
+        print(f"{where}: settings table " + ("rewritten" if write_page() else "up to date"))
     else:
         print(settings_table(), end="")
     return 0
@@ -266,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)  # register, promote, rollback, models
 
     s = sub.add_parser("settings-table", help="the HAR_* settings as a markdown table")
-    s.add_argument("--write", action="store_true", help="rewrite README.md's table")
+    s.add_argument("--write", action="store_true", help="rewrite docs/settings.md's table")
     s.set_defaults(func=_cmd_settings_table)
     return p
 

@@ -1,8 +1,8 @@
-"""README's settings table, generated from :class:`har.settings.Settings`.
+"""The docs site's settings table, generated from :class:`har.settings.Settings`.
 
 ``python -m har settings-table --write`` (or ``make docs-settings``) rewrites the table
-between ``<!-- settings:start -->`` and ``<!-- settings:end -->`` in README.md; a unit test
-(``tests/unit/test_settings_docs.py``) fails when the committed table differs.
+between ``<!-- settings:start -->`` and ``<!-- settings:end -->`` in ``docs/settings.md``;
+a unit test (``tests/unit/test_settings_docs.py``) fails when the committed table differs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from har.settings import PROJECT_ROOT, Settings
 
 START = "<!-- settings:start -->"
 END = "<!-- settings:end -->"
-README = PROJECT_ROOT / "README.md"
+#: The page that carries the table (``make docs`` builds the site from ``docs/``).
+PAGE = PROJECT_ROOT / "docs" / "settings.md"
 
 
 def _default(field: FieldInfo) -> str:
@@ -55,12 +56,12 @@ def with_table(text: str, table: str | None = None) -> str:
     """
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"README needs {START} ... {END} around the settings table")
+        raise ValueError(f"the settings page needs {START} ... {END} around the table")
     table = settings_table() if table is None else table
     return text[: start + len(START)] + "\n" + table + text[end:]
 
 
-def write_readme(path: Path = README) -> bool:
+def write_page(path: Path = PAGE) -> bool:
     """Rewrite the table in ``path``; True if the file changed."""
     old = path.read_text(encoding="utf-8")
     new = with_table(old)

@@ -1,16 +1,16 @@
-"""README's settings table is the one generated from ``har.settings.Settings``."""
+"""The docs site's settings table (docs/settings.md) is the one generated from ``har.settings.Settings``."""
 
 from __future__ import annotations
 
 import pytest
 
 from har.settings import Settings
-from har.settings_docs import END, README, START, settings_table, with_table
+from har.settings_docs import END, PAGE, START, settings_table, with_table
 
 
-def test_readme_table_is_the_generated_one() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert with_table(text) == text, "README's settings table is stale: run make docs-settings"
+def test_settings_page_table_is_the_generated_one() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    assert with_table(text) == text, "docs/settings.md's table is stale: run make docs-settings"
 
 
 def test_every_setting_has_a_row_with_its_default_and_description() -> None:
