@@ -12,10 +12,21 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from har.assembly import pin_resolved_models
 from har.settings import Settings
 
 KEYS = ("HAR_MODEL_URI", "HAR_MODEL_TAG", "HAR_SHADOW_MODEL_URI", "HAR_SHADOW_MODEL_TAG")
+
+
+@pytest.fixture(autouse=True)
+def restored_afterwards(monkeypatch):
+    """Register the four variables with monkeypatch (``delenv`` of an unset variable alone
+    registers nothing), so what ``pin_resolved_models`` writes is undone after each test."""
+    for key in KEYS:
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
 
 
 def _inherited() -> dict[str, str | None]:
@@ -31,8 +42,6 @@ def test_a_resolved_alias_is_pinned_for_the_workers(monkeypatch):
     assert isinstance(os.environ, os._Environ)  # the process environment, not a stand-in
     monkeypatch.setenv("HAR_MODEL_URI", "models:/har@champion")
     monkeypatch.setenv("HAR_SHADOW_MODEL_URI", "models:/har@challenger")
-    monkeypatch.delenv("HAR_MODEL_TAG", raising=False)
-    monkeypatch.delenv("HAR_SHADOW_MODEL_TAG", raising=False)
     s = Settings()
     pin_resolved_models(s, "har:mlflow-v3-abc", "har:mlflow-v4-def")
     assert os.environ["HAR_MODEL_TAG"] == "har:mlflow-v3-abc"
@@ -52,9 +61,6 @@ def test_a_resolved_alias_is_pinned_for_the_workers(monkeypatch):
 
 def test_a_plain_tag_leaves_the_environment_alone(monkeypatch):
     assert isinstance(os.environ, os._Environ)
-    monkeypatch.delenv("HAR_MODEL_URI", raising=False)
-    monkeypatch.delenv("HAR_SHADOW_MODEL_URI", raising=False)
-    monkeypatch.delenv("HAR_SHADOW_MODEL_TAG", raising=False)
     monkeypatch.setenv("HAR_MODEL_TAG", "har-cnn-bilstm:latest")
     pin_resolved_models(Settings(), "har-cnn-bilstm:abc", None)
     assert os.environ["HAR_MODEL_TAG"] == "har-cnn-bilstm:latest"
