@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from har import bentoml_compat, bentoml_requests, graceful, grpc_service, lifecycle, registry
+from har import bentoml_compat, bentoml_patches, graceful, grpc_service, lifecycle, registry
 from har.access import Access
 from har.http import HttpApi
 from har.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
@@ -67,20 +67,17 @@ def configure(settings: Settings) -> Configured:
     the model this service is configured for (``HAR_MODEL_URI``, else ``HAR_MODEL_TAG``),
     found or stored now so that a plain ``bentoml serve`` works and every worker serves
     this one tag, and read tokens, TLS and the shadow."""
-    bentoml_compat.cancel_traffic_timers()
+    # every patch of BentoML internals, checked against the BentoML it was written for
+    # (refuses to start where a required one does not match): har/bentoml_patches.py
+    bentoml_patches.apply_patches(
+        tracing=settings.tracing, allow_untested=settings.allow_untested_bentoml
+    )
     bentoml_compat.die_with_supervisor()  # workers never outlive `bentoml serve`
-    bentoml_compat.bound_metric_labels()  # /metrics: one label for unknown paths
-    bentoml_compat.dispatch_without_idle_wait()  # the API worker batches already
-    bentoml_compat.cache_media_types()
-    bentoml_requests.install()  # client mistakes in a body: 4xx in our words
-    graceful.install()  # on SIGTERM the model workers outlive the API workers' requests
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
     pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
-    if not settings.tracing:
-        bentoml_compat.disable_request_tracing()
     return Configured(
         settings, Access.from_settings(settings), GrpcTLS.from_settings(settings), shadow_tag
     )

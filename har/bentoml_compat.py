@@ -1,19 +1,28 @@
 """Workarounds for BentoML behaviour (1.4.30 to 1.4.40) that costs memory and throughput.
 
-``service.py`` calls :func:`cancel_traffic_timers`, :func:`dispatch_without_idle_wait`,
-:func:`cache_media_types` (and, unless tracing is on, :func:`disable_request_tracing`)
-when it is imported (through ``har.assembly.configure``), so the patches are in place in
-every worker process BentoML starts, and :func:`freeze_startup_heap` as each worker's
-last start-up step. The figures in their docstrings were measured on 2 cores with
-``python -m load_tests.bench`` and ``python -m load_tests.bench.ab``. Re-check them when BentoML is upgraded
-(tests/unit/test_bentoml_workarounds.py fails once the timer leak is fixed upstream).
+The functions that patch BentoML (:func:`cancel_traffic_timers`, :func:`bound_metric_labels`,
+:func:`dispatch_without_idle_wait`, :func:`cache_media_types`, :func:`disable_request_tracing`)
+are applied through the registry in ``har/bentoml_patches.py``: ``har.assembly.configure``
+(run when ``service.py`` is imported, in every worker process BentoML starts) checks each
+against the BentoML it was written for, then applies it. :func:`die_with_supervisor` and
+:func:`freeze_startup_heap` (each worker's last start-up step) touch no BentoML code. Each
+patch keeps what it replaced as ``_har_upstream_<name>`` on the patched object, so the
+checks and tests can inspect upstream's code after the patch. The figures in the
+docstrings were measured on 2 cores with ``python -m load_tests.bench`` and
+``python -m load_tests.bench.ab``; docs/bentoml-patches.md lists every patch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from typing import Any
+
+logger = logging.getLogger("har.bentoml")
+
+#: Prefix of the attribute on which a patch keeps what it replaced (``_har_upstream_<name>``).
+UPSTREAM = "_har_upstream_"
 
 
 def cancel_traffic_timers() -> None:
@@ -33,6 +42,7 @@ def cancel_traffic_timers() -> None:
     cls = traffic.TimeoutMiddleware
     if getattr(cls, "_har_cancels_timer", False):
         return
+    setattr(cls, UPSTREAM + "__call__", cls.__call__)
 
     async def __call__(self: Any, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -103,6 +113,9 @@ def disable_request_tracing() -> None:
     """
     from opentelemetry.instrumentation import asgi
 
+    upstream: Any = asgi.OpenTelemetryMiddleware
+    if upstream is not _NoTracing:
+        setattr(asgi, UPSTREAM + "OpenTelemetryMiddleware", upstream)
     asgi.OpenTelemetryMiddleware = _NoTracing  # type: ignore[misc,assignment]
 
 
@@ -181,7 +194,10 @@ def bound_metric_labels() -> None:
     BentoML (1.4.40) labels ``bentoml_service_request_*`` with ``scope["path"]``, so every
     unknown path a client sends adds series (300 random 404 paths: 6,000 series). The
     patch wraps the metrics' ``labels`` so that ``endpoint`` is the matching route's
-    template, and one shared :data:`UNMATCHED_PATH` for paths no route serves. Idempotent.
+    template, and one shared :data:`UNMATCHED_PATH` for paths no route serves. Where the
+    middleware no longer looks as expected (no router below it, no metric labelled
+    ``endpoint``) it logs a WARNING at its first request instead of doing nothing silently.
+    Idempotent.
     """
     from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
 
@@ -189,6 +205,7 @@ def bound_metric_labels() -> None:
     if getattr(cls, "_har_bounded_labels", False):
         return
     setup = cls._setup
+    setattr(cls, UPSTREAM + "_setup", setup)
 
     def _setup(self: Any, *args: Any, **kwargs: Any) -> None:
         setup(self, *args, **kwargs)
@@ -199,10 +216,21 @@ def bound_metric_labels() -> None:
                 break
             app = app.app
         if routes is None:
+            logger.warning(
+                "BentoML patch 'metric-labels' found no router below BentoML's metrics "
+                "middleware: /metrics labels requests by their raw path (unbounded series)"
+            )
             return
+        bounded = 0
         for metric in vars(self).values():
             if "endpoint" in getattr(metric, "_labelnames", ()):
                 metric.labels = _labelled(metric.labels, routes)
+                bounded += 1
+        if not bounded:
+            logger.warning(
+                "BentoML patch 'metric-labels' found no metric labelled 'endpoint' on "
+                "BentoML's metrics middleware: /metrics may label requests by raw path"
+            )
 
     cls._setup = _setup  # type: ignore[method-assign]
     cls._har_bounded_labels = True  # type: ignore[attr-defined]
@@ -259,7 +287,7 @@ def cache_media_types() -> None:
     if hasattr(IOMixin, "_har_upstream_mime_type"):  # patched already
         return
     compute = IOMixin._har_upstream_mime_type = IOMixin.mime_type.__func__
-    cache: dict[type, str] = {}
+    cache = MEDIA_TYPES
 
     def mime_type(cls: type) -> str:
         try:
@@ -270,3 +298,7 @@ def cache_media_types() -> None:
             return answer
 
     IOMixin.mime_type = classmethod(mime_type)
+
+
+#: :func:`cache_media_types`' answers, per IO model class.
+MEDIA_TYPES: dict[type, str] = {}

@@ -7,7 +7,8 @@ documentation URLs, anything else (a multipart body without a boundary, garbage
 multipart, an upload field sent as text) a 500; each one is logged at ERROR with a
 traceback. Its serde (``_bentoml_impl/serde.py``) also downloads any string sent in place
 of a file (multipart text fields, or a JSON body that is a URL). :func:`install` (called
-by ``service.py`` at import, in every worker) changes four things:
+through ``har/bentoml_patches.py``'s registry, which checks first that what it replaces
+has the shape it was written for) changes four things:
 
 - an upload field must be a file part: a string (URL, ``file://...``, anything) is a 400,
   and nothing is fetched or read on the client's behalf;
@@ -17,6 +18,8 @@ by ``service.py`` at import, in every worker) changes four things:
 - errors while parsing the input become ``{"error": message}`` with a 4xx and one INFO
   log line; the model service unreachable (restarting, shutting down) is a 503 with
   ``Retry-After``; other errors of the endpoint keep BentoML's handling (500, traceback).
+
+What each replaced function was is kept as ``_har_upstream_<name>`` on its class.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 
+from har.bentoml_compat import UPSTREAM
 from har.errors import ModelUnavailableError, quoted
 from har.safe_json import MAX_JSON_DEPTH, is_depth_error
 
@@ -108,6 +112,16 @@ def install() -> None:
 
     if getattr(ServiceAppFactory, "_har_client_errors", False):
         return
+    from _bentoml_sdk.io_models import IOMixin
+
+    for owner, name in (
+        (serde.MultipartSerde, "ensure_file"),
+        (serde.JSONSerde, "parse_request"),
+        (serde.MultipartSerde, "parse_request"),
+        (IOMixin, "from_http_request"),
+        (ServiceAppFactory, "api_endpoint"),
+    ):
+        setattr(owner, UPSTREAM + name, vars(owner)[name])
 
     async def ensure_file(obj: Any) -> Any:
         return _refuse_string(obj)
@@ -148,8 +162,6 @@ def install() -> None:
         return cls.model_validate(data)
 
     serde.MultipartSerde.parse_request = multipart_parse_request
-
-    from _bentoml_sdk.io_models import IOMixin
 
     parse = IOMixin.from_http_request.__func__
 

@@ -8,9 +8,10 @@ placeholder, every ``@bentoml.api`` under one "Service APIs" tag, the mounted Fa
 "default" and ``/healthz`` ``/livez`` ``/readyz`` ``/metrics`` under "Infrastructure". None of
 that can be set through a public argument, so :class:`DocumentedService` (handed to
 ``bentoml.service(service_class=...)``, a public argument) rewrites the generated document.
-It relies on ``Service.openapi_spec`` and the attrs classes of
+It relies on ``Service.openapi_spec``, the attrs classes of
 ``bentoml._internal.service.openapi.specification`` (``OpenAPISpecification``, ``Info``, ``Tag``,
-``PathItem``, ``Operation``): checked on BentoML 1.4.30 and 1.4.40, where both are the same.
+``PathItem``, ``Operation``) and ``bentoml._internal.utils.cattr``: the ``docs-page`` entry of
+``har/bentoml_patches.py`` checks them at start (a WARNING where they changed).
 """
 
 from __future__ import annotations

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         "request; turn on together with BentoML's `tracing` configuration (exporter, "
         "sample_rate) to export spans.",
     )
+    allow_untested_bentoml: bool = Field(
+        False,
+        description="Start even where a patch of BentoML internals that correctness relies "
+        "on (client errors as 4xx, bounded metric labels, graceful stop) does not match the "
+        "installed BentoML (another version, or changed internals): each is then applied if "
+        "what it replaces has the expected shape, skipped otherwise, with a WARNING. Off: such "
+        "a start is refused (docs/bentoml-patches.md).",
+    )
     max_windows_per_request: int = Field(4096, ge=1, description="Windows in one /predict.")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes)."

@@ -93,7 +93,11 @@ def test_predict_non_finite_values(client, token):
 
 def test_predict_not_json(client):
     r = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
-    assert 400 <= r.status_code < 500
+    assert r.status_code == 400, r.text
+    assert r.json() == {
+        "error": "request body is not valid JSON: Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1)"
+    }
 
 
 def test_oversized_body_is_refused_and_service_keeps_serving(client, heldout_windows):
@@ -265,7 +269,25 @@ def test_traffic_timeout_still_answers_504_for_slow_requests():
 
 
 def test_startup_heap_is_frozen_for_the_garbage_collector(client):
-    """Full collections skip the start-up heap (HTTP c=64: ~1.3x throughput, see service.py)."""
+    """What the API worker built at start-up, up to its last step (the graceful-stop lease), is
+    left out of collections; requests freeze nothing and what they leave is collectable
+    (HTTP c=64: ~1.3x throughput, har/bentoml_compat.py). In-process the model worker's own
+    freeze runs too; tests/unit/test_bentoml_compat.py checks the API worker's order."""
+    import functools
     import gc
 
-    assert gc.get_freeze_count() > 10_000
+    factory = next(  # BentoML's app factory, behind its endpoint routes
+        r.endpoint.func.__self__
+        for r in client.app.routes
+        if isinstance(getattr(r, "endpoint", None), functools.partial)
+    )
+    worker = factory._service_instance.worker
+    startup = [worker, worker.scorer, worker.http, worker._lease]
+    walked = {id(o) for o in gc.get_objects()}  # what collections walk: not the frozen
+    assert all(gc.is_tracked(o) and id(o) not in walked for o in startup)
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000
+    bodies = [client.post("/predict", json={"windows": [_window()]}).json() for _ in range(3)]
+    assert gc.get_freeze_count() <= frozen  # frozen objects freed, none added
+    walked = {id(o) for o in gc.get_objects()}
+    assert all(id(b) in walked for b in bodies)

@@ -1,32 +1,33 @@
-"""har.bentoml_compat: BentoML's request tracing can be switched off."""
+"""har.bentoml_compat: BentoML's request tracing switched off, the dispatcher's idle wait,
+media types computed once, and the start-up heap frozen."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
+from typing import Any
 
 from har import bentoml_compat
+from tests.unit import bentoml_probe_app
 
 
-def test_disable_request_tracing_leaves_a_pass_through(monkeypatch):
-    from opentelemetry.instrumentation import asgi
-
-    monkeypatch.setattr(asgi, "OpenTelemetryMiddleware", asgi.OpenTelemetryMiddleware)
-    bentoml_compat.disable_request_tracing()
-    seen = []
-
-    async def app(scope, receive, send):
-        seen.append(scope["path"])
-        await send({"type": "http.response.start", "status": 204})
-
-    sent = []
-
-    async def send(msg):
-        sent.append(msg)
-
-    # what BentoML builds: Middleware(OpenTelemetryMiddleware, **options)(app)
-    wrapped = asgi.OpenTelemetryMiddleware(app, excluded_urls=None, tracer_provider=None)
-    asyncio.run(wrapped({"type": "http", "path": "/predict"}, None, send))
-    assert seen == ["/predict"] and sent == [{"type": "http.response.start", "status": 204}]
+def test_bentoml_builds_its_app_without_the_tracing_middleware():
+    """BentoML's own app (built by ``ServiceAppFactory``, tests/unit/bentoml_probe_app.py):
+    upstream puts ``OpenTelemetryMiddleware`` in it and answers with the span's id in
+    ``X-BentoML-Request-ID``; patched, a pass-through takes its place and requests are
+    answered the same, without that header."""
+    patched = bentoml_probe_app.run("patched")
+    upstream = bentoml_probe_app.run("upstream")
+    assert upstream["middlewares"][1] == "OpenTelemetryMiddleware"
+    assert patched["middlewares"] == [
+        "RunnerTrafficMetricsMiddleware",
+        "_NoTracing",
+        *upstream["middlewares"][2:],
+    ]
+    assert len(upstream["request_id_header"]) == 16  # a span id, in hex
+    assert patched["request_id_header"] is None
+    assert patched["echo"] == upstream["echo"] == [200, "hihi"]
 
 
 def learned_wait(log_outbound) -> float:
@@ -57,17 +58,60 @@ def test_media_types_are_computed_once_per_class(monkeypatch):
     from pathlib import Path
 
     import numpy as np
-    from _bentoml_sdk.io_models import ensure_io_descriptor
+    from _bentoml_sdk.io_models import IOMixin, ensure_io_descriptor
 
     bentoml_compat.cache_media_types()
     bentoml_compat.cache_media_types()
     expected = {np.ndarray: "application/json", str: "text/plain", Path: "application/octet-stream"}
     for typ, media in expected.items():
-        cls = ensure_io_descriptor(typ)
-        calls = []
+        cls = ensure_io_descriptor(typ)  # BentoML's IO model for the type
+        monkeypatch.delitem(bentoml_compat.MEDIA_TYPES, cls, raising=False)  # not asked yet
+        calls: list[int] = []
         schema = cls.model_json_schema
         monkeypatch.setattr(
             cls, "model_json_schema", lambda *a, s=schema, c=calls, **k: c.append(1) or s(*a, **k)
         )
         assert [cls.mime_type() for _ in range(3)] == [media] * 3
-        assert len(calls) <= 1  # 0 when an earlier test already asked
+        assert len(calls) == 1  # computed by upstream once, then kept
+        upstream = IOMixin._har_upstream_mime_type
+        assert [upstream(cls) for _ in range(3)] == [media] * 3
+        assert len(calls) == 4  # upstream builds the schema on every call
+
+
+def test_freeze_startup_heap_collects_then_freezes():
+    """Garbage left by start-up is collected, not frozen; what is alive is left out of
+    later collections (``gc.get_objects`` lists only what collections walk)."""
+
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.cycle = garbage  # type: ignore[attr-defined]
+    gone = weakref.ref(garbage)
+    del garbage
+    alive = Node()
+    bentoml_compat.freeze_startup_heap()
+    assert gone() is None
+    assert gc.is_tracked(alive) and all(o is not alive for o in gc.get_objects())
+
+
+def test_the_api_worker_freezes_its_heap_as_its_last_start_up_step(monkeypatch):
+    from har import assembly, graceful
+    from har.access import Access
+    from har.settings import Settings
+
+    order: list[str] = []
+    lease = object()
+
+    def take(*_: Any) -> object:
+        order.append("lease")
+        return lease
+
+    monkeypatch.setattr(graceful.CallerLease, "take", take)
+    monkeypatch.setattr(graceful, "on_stop_begins", lambda hook: order.append("stop hook"))
+    monkeypatch.setattr(bentoml_compat, "freeze_startup_heap", lambda: order.append("freeze"))
+    worker = assembly.ApiWorker.__new__(assembly.ApiWorker)
+    worker.settings = Settings(grpc_port=0)
+    worker.grpc_server, worker._grpc_stop, worker._lease = None, None, None
+    asyncio.run(worker.start(Access.from_settings(worker.settings), None))
+    assert order == ["lease", "stop hook", "freeze"] and worker._lease is lease
