@@ -39,7 +39,7 @@ test: $(STAMP)  ## lint and type-check, build the docs site (strict), then the w
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## the quick loop: unit + in-process service tests (no e2e, no slow; under a minute)
-	$(BIN)/python -m pytest -q -m "not e2e and not slow" tests/unit tests/service
+	$(BIN)/python -m pytest -q -m "not e2e and not slow" tests/unit tests/project tests/service
 
 docs: $(STAMP)  ## build the docs site (docs/, mkdocs.yml) into .site/; strict: a broken link or a page left out of the nav fails
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d .site

@@ -1,6 +1,6 @@
 """BentoML wiring: a batched model service and the API service (HTTP + gRPC) in front of it.
 
-Everything else lives in ``har`` (workers built by ``har/assembly.py``); each endpoint
+Everything else lives in ``har`` (workers built by ``har/serving/assembly.py``); each endpoint
 delegates to it in a line. ``make serve`` (HTTP :3000, gRPC :50051) runs it.
 """
 
@@ -13,9 +13,10 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from har import bentoml_compat
-from har import http as web
-from har.assembly import (
+from har.domain.card import CANONICAL_UNITS
+from har.http import endpoints as web
+from har.serving import workers
+from har.serving.assembly import (
     SERVICE_CONFIG,
     ApiWorker,
     add_middleware,
@@ -23,21 +24,20 @@ from har.assembly import (
     configure,
     model_worker,
 )
-from har.card import CANONICAL_UNITS
-from har.http_input import predict_input
-from har.model_client import model_ready
-from har.openapi import DocumentedService
+from har.serving.model_client import model_ready
+from har.serving.openapi import DocumentedService
+from har.serving.predict_input import predict_input
 from har.settings import get_settings
 
-config = configure(get_settings())  # patches BentoML; resolves the model (har/assembly.py)
+config = configure(get_settings())  # patches BentoML; resolves the model (har/serving/assembly.py)
 settings, shadow_tag = config.settings, config.shadow_tag
 read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @bentoml.service(
     name="har-model",
-    # never recycle the caller's sessions (read by the caller): why in har/bentoml_compat.py
-    runner_connection=bentoml_compat.RUNNER_CONNECTION,
+    # never recycle the caller's sessions (read by the caller): why in har/serving/workers.py
+    runner_connection=workers.RUNNER_CONNECTION,
     **SERVICE_CONFIG,
 )
 class HARModel:
@@ -60,7 +60,7 @@ class HARModel:
 
     @bentoml.api
     def predict_many(self, windows: np.ndarray) -> np.ndarray:
-        """Unbatched path for whole recordings (why two methods: har/model_client.py)."""
+        """Unbatched path for whole recordings (why two methods: har/serving/model_client.py)."""
         return self.compiled(windows)
 
 
@@ -76,8 +76,8 @@ if shadow_tag:
 @bentoml.service(
     name="har",
     http={"port": 3000},
-    runner_probe={"enabled": False},  # __is_ready__ instead (why: har/model_client.py)
-    service_class=DocumentedService,  # the docs page: har/openapi.py
+    runner_probe={"enabled": False},  # __is_ready__ instead (why: har/serving/model_client.py)
+    service_class=DocumentedService,  # the docs page: har/serving/openapi.py
     **api_service_config(settings),  # HAR_API_WORKERS workers
 )
 @bentoml.asgi_app(read_api, path="/")
@@ -90,7 +90,7 @@ class HARService:
 
     def __init__(self) -> None:
         index = bentoml.server_context.worker_index
-        self.worker = ApiWorker.of(self, settings, shadow_tag, index)  # har/assembly.py
+        self.worker = ApiWorker.of(self, settings, shadow_tag, index)  # har/serving/assembly.py
         self.api = self.worker.http
 
     async def __is_ready__(self) -> bool:
@@ -152,4 +152,4 @@ class HARService:
         return web.shadow_answer(self.worker.shadow, since, until)
 
 
-add_middleware(HARService, config)  # bearer tokens, then body bounds (har/assembly.py)
+add_middleware(HARService, config)  # bearer tokens, then body bounds (har/serving/assembly.py)

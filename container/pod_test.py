@@ -6,7 +6,7 @@ rendered overlay (Deployment, ConfigMap, PersistentVolumeClaim) with the image
 
 1. ``kubectl kustomize deploy/k8s/overlays/example``; every document podman cannot play
    (Namespace, Service, HPA, PDB, ServiceMonitor) is left out and named in the report
-   (tests/unit/test_deploy_k8s.py validates them offline against the Kubernetes schemas);
+   (tests/project/test_deploy_k8s.py validates them offline against the Kubernetes schemas);
    the Services' target ports must be container ports of the played pods.
 2. The Deployment becomes two single-replica Deployments (pods A and B) mounting the one
    PVC (one podman volume); each published on free 127.0.0.1 ports (``hostPort``). What
@@ -853,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(EROFS on /home/bentoml), {profile_mount} writable",
             "  played differently:",
             *(f"    - {c}" for c in changed),
-            "  not played (validated offline by tests/unit/test_deploy_k8s.py: kubectl "
+            "  not played (validated offline by tests/project/test_deploy_k8s.py: kubectl "
             "kustomize + kubernetes-validate strict):",
             *(f"    - {s}" for s in skipped),
             "  checked here without playing:",

@@ -1,21 +1,25 @@
 """Human-activity recognition from wrist-worn IMU data: everything except the BentoML wiring.
 
-Modules:
-    settings       one typed settings object read from ``HAR_*`` environment variables
-    errors         exceptions a user can cause (mapped to HTTP 4xx / gRPC INVALID_ARGUMENT)
-    card           the model card: classes, window geometry, units and scaler
-    recordings     reading canonical CSV recordings and Garmin export pairs
-    preprocessing  units, alignment, resampling, gap splitting, windowing, scaling
-    inference      the compiled model function with padded, pre-compiled batch sizes
-    registry       importing models with their cards into the BentoML model store
-    scorer         the transport-agnostic core: windows, recordings, streams -> results
-    results        typed results (predictions, scored windows, activity timeline)
-    formats        the HTTP JSON answers built from those results
-    grpc_service   the gRPC servicer and server
-    http           HTTP pieces that need no BentoML (body limit, uploads, endpoint bodies)
-    model_client   calls to the model service (routing by size, coalescing, retry)
-    bentoml_compat workarounds for BentoML 1.4.30 (timer leak, start-up heap)
-    offline        offline scoring of recording files (python -m har predict)
+One folder per layer, from the top down. A layer imports only the layers below it, the
+packages of one row do not import each other, nothing imports in a circle, and BentoML is
+imported only by ``serving`` and ``runtime.model_store`` (docs/architecture.md draws it)::
+
+    cli         python -m har: the commands, the MLflow lifecycle commands, the settings table
+    serving     the BentoML edge: what each worker builds (assembly), the model service
+                client and its coalescer, graceful stop, the docs page, /predict's input
+                spec, worker start-up, patches/ of BentoML's internals (one module each)
+    http        endpoint bodies, uploads and body bounds; /predict's body to float32
+    grpc        the har.v1 servicer and server, message conversion, TLS
+    training    training and evaluating the bundled model, timeline evaluation
+    shadow      a second model scored on the same windows off the response path
+    core        the transport-agnostic scorer, its JSON answers, bearer tokens, offline scoring
+    lifecycle   the MLflow registry: register, promotion gate, aliases, registry URIs
+    monitoring  whylogs profiles of what is served, drift, Prometheus metrics, the report
+    runtime     the compiled TensorFlow model; BentoML's model store (model_store)
+    domain      model card, errors, recordings, preprocessing, stream windows, timelines,
+                typed results, the model-call type
+    settings    the one typed settings object read from ``HAR_*`` environment variables
+    v1          the gRPC contract (har.proto and its generated code)
 """
 
 __version__ = "0.1.0"

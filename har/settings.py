@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         True,
         description="Right after a model call returned, hold the next (at most as long as "
         "that call took) until a third of the rows in the loop have queued, so that the API "
-        "worker and the model overlap (har/coalescing.py). With it (and the next call sent "
+        "worker and the model overlap (har/serving/coalescing.py). With it (and the next call sent "
         "before answering): 1.26x HTTP, 1.13x gRPC at 64 connections (load_tests/AB.md).",
     )
     xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     report_cache_s: float = Field(
         10.0, ge=0, description="Seconds the service keeps a rendered drift report per interval."
     )
-    # timeline (har/timeline.py): how window predictions become the activity segments
+    # timeline (har/domain/timeline.py): how window predictions become the activity segments
     smoothing: Literal["viterbi", "none"] = Field(
         "viterbi",
         description="Timeline smoothing: 'viterbi' (HMM with a switching penalty, then a "

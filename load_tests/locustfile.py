@@ -42,9 +42,9 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 from locust import HttpUser, User, between, events, task  # noqa: E402
 
-from har.card import ModelCard  # noqa: E402
-from har.preprocessing import Preprocessor  # noqa: E402
-from har.recordings import read_csv_recording  # noqa: E402
+from har.domain.card import ModelCard  # noqa: E402
+from har.domain.preprocessing import Preprocessor  # noqa: E402
+from har.domain.recordings import read_csv_recording  # noqa: E402
 from har.v1 import har_pb2, har_pb2_grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from tests.helpers.cards import USER_CLASSES, make_card  # noqa: E402
 from tests.helpers.paths import ROOT, TESTS, read_heldout  # noqa: E402
 
 #: Folder under tests/ -> marker every test in it gets (``make test-fast`` deselects e2e).
-FOLDER_MARKERS = {"unit": "unit", "e2e": "e2e", "contract": "e2e"}
+FOLDER_MARKERS = {"unit": "unit", "project": "unit", "e2e": "e2e", "contract": "e2e"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +47,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test by its folder (tests/unit -> ``unit``, tests/e2e -> ``e2e``)."""
+    """Mark each test by its folder (tests/unit and tests/project -> ``unit``, tests/e2e -> ``e2e``)."""
     for item in items:
         try:
             folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
@@ -76,9 +76,9 @@ def user_model_files(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def bundled_tag() -> str:
     """The bundled reference model, imported into the session's model store."""
-    from har import registry
+    from har.runtime import model_store
 
-    return registry.ensure_bundled_model()
+    return model_store.ensure_bundled_model()
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,17 @@ Modules:
     listing       ``python -m har models``
     resolve       ``models:/`` URI → BentoML store (idempotent); the tag to serve
     served        ``GET /model``'s ``registry`` object and the ``har_model_info`` gauge
-    cli           the commands, added to ``python -m har`` by ``add_commands``
 
-Importing this package does not import MLflow (the serving image does not carry it).
+Importing this package does not import MLflow (the serving image does not carry it), nor
+BentoML: the BentoML model store is :mod:`har.runtime.model_store`'s. The commands are
+:mod:`har.cli.lifecycle`'s.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from har.lifecycle.served import publish_model_info, served_registry_info, stored_model_labels
+from har.lifecycle.served import publish_model_info, served_registry_info
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,7 +33,6 @@ __all__ = [
     "log_training_run",
     "publish_model_info",
     "served_registry_info",
-    "stored_model_labels",
 ]
 
 

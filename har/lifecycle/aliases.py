@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.lifecycle import gate, store
 from har.settings import Settings
 

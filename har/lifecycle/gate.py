@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from har import registry
-from har.card import ModelCard
-from har.errors import InputError
+from har.domain.card import ModelCard
+from har.domain.errors import InputError
+from har.runtime import model_store
 
 
 @dataclass(frozen=True)
@@ -100,18 +100,18 @@ def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
 
 def evaluate(folder: Path, data: EvalData, version: str) -> Figures:
     """Load a version's ``model.keras`` + ``card.json`` from ``folder``, check the card
-    fits and the model predicts (``registry.validate``), then score ``data``.
+    fits and the model predicts (``model_store.validate``), then score ``data``.
 
     Raises:
         InputError: the files do not load, the card does not fit, or the data's window
             length differs from the card's.
     """
-    from har.inference import CompiledModel
-    from har.preprocessing import Preprocessor
+    from har.domain.preprocessing import Preprocessor
+    from har.runtime.inference import CompiledModel
 
-    card = ModelCard.from_file(folder / registry.CARD_FILE)
-    model = registry.load_keras(folder / registry.MODEL_FILE)
-    registry.validate(model, card)
+    card = ModelCard.from_file(folder / model_store.CARD_FILE)
+    model = model_store.load_keras(folder / model_store.MODEL_FILE)
+    model_store.validate(model, card)
     if data.windows.shape[1:] != (card.window, card.n_channels):
         raise InputError(
             f"evaluation windows are {data.windows.shape[1:]} but version {version}'s card "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.lifecycle import store
 
 #: Run metrics shown per version, when the run logged them.

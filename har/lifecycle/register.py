@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from har import registry
-from har.card import ModelCard
+from har.domain.card import ModelCard
 from har.lifecycle import store
+from har.runtime import model_store
 from har.settings import Settings
 
 
@@ -87,10 +87,10 @@ def version_tags(card: ModelCard, sha256: str, source: Path) -> dict[str, str]:
 def build_reference(model: Any, card: ModelCard, data: Path, dest: Path) -> Path:
     """Write the reference profile of ``data`` (``.npz`` with ``windows``, canonical units,
     or a canonical CSV recording) as scored by ``model``."""
-    from har.inference import CompiledModel
+    from har.domain.preprocessing import Preprocessor
+    from har.domain.recordings import read_csv_recording
     from har.monitoring import build_reference_profile, write_reference_profile
-    from har.preprocessing import Preprocessor
-    from har.recordings import read_csv_recording
+    from har.runtime.inference import CompiledModel
 
     pre = Preprocessor(card)
     if data.suffix == ".npz":
@@ -119,7 +119,7 @@ def register_model(
 
     Args:
         model_path: a Keras 3 ``.keras`` file.
-        card_path: its card (JSON, har/card.py).
+        card_path: its card (JSON, har/domain/card.py).
         name: registered model name (default: the card's ``name``).
         reference_data: windows or a recording to build the reference profile from.
         reference_profile: a ready profile; default: the bundled model's
@@ -133,23 +133,23 @@ def register_model(
     """
     model_path, card_path = Path(model_path), Path(card_path)
     card = ModelCard.from_file(card_path)
-    model = registry.load_keras(model_path)
-    registry.validate(model, card)
+    model = model_store.load_keras(model_path)
+    model_store.validate(model, card)
     sha = sha256_of(model_path)
     name = name or card.name
     c = store.client(settings)
     with tempfile.TemporaryDirectory(prefix="har-register-") as tmp:
         folder = Path(tmp) / store.ARTIFACT_DIR
         folder.mkdir()
-        shutil.copyfile(model_path, folder / registry.MODEL_FILE)
-        card.to_file(folder / registry.CARD_FILE)
-        ref_dest = folder / registry.REFERENCE_FILE
+        shutil.copyfile(model_path, folder / model_store.MODEL_FILE)
+        card.to_file(folder / model_store.CARD_FILE)
+        ref_dest = folder / model_store.REFERENCE_FILE
         if reference_data is not None:
             build_reference(model, card, Path(reference_data), ref_dest)
         elif reference_profile is not None:
             shutil.copyfile(reference_profile, ref_dest)
-        elif registry.BUNDLED_MODEL.is_file() and sha == sha256_of(registry.BUNDLED_MODEL):
-            shutil.copyfile(registry.BUNDLED_REFERENCE, ref_dest)
+        elif model_store.BUNDLED_MODEL.is_file() and sha == sha256_of(model_store.BUNDLED_MODEL):
+            shutil.copyfile(model_store.BUNDLED_REFERENCE, ref_dest)
         tags = version_tags(card, sha, model_path)
         run = c.create_run(
             store.experiment_id(c, settings), run_name=run_name or f"register {name}", tags=tags

@@ -15,10 +15,9 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from har import registry
-from har.errors import InputError
+from har.domain.errors import InputError
+from har.runtime import model_store
 from har.settings import DEFAULT_MODEL_NAME, Settings
 
 
@@ -37,8 +36,6 @@ def import_registered(uri: str, settings: Settings) -> str:
         InputError: the URI is malformed, the name/alias/version is not in the registry,
             or the downloaded file does not match the version's recorded sha256.
     """
-    import bentoml
-
     from har.lifecycle import store
     from har.lifecycle.register import sha256_of
 
@@ -59,49 +56,24 @@ def import_registered(uri: str, settings: Settings) -> str:
         folder = None
         if not sha:  # registered by other means: hash what is downloaded
             folder = store.download_version(c, mv, Path(tmp))
-            sha = labels["sha256"] = sha256_of(folder / registry.MODEL_FILE)
+            sha = labels["sha256"] = sha256_of(folder / model_store.MODEL_FILE)
         tag = bento_tag(ref.name, str(mv.version), sha)
-        try:
-            _relabel(bentoml.models.get(tag), labels)
+        if model_store.relabel(tag, labels):
             return tag
-        except bentoml.exceptions.NotFound:
-            pass
         folder = folder or store.download_version(c, mv, Path(tmp))
-        if sha256_of(folder / registry.MODEL_FILE) != sha:
+        if sha256_of(folder / model_store.MODEL_FILE) != sha:
             raise InputError(
                 f"{uri}: the downloaded model.keras does not match version {mv.version}'s "
                 f"sha256 {sha[:12]}…"
             )
-        ref_file = folder / registry.REFERENCE_FILE
-        try:
-            return registry.import_model(
-                folder / registry.MODEL_FILE,
-                folder / registry.CARD_FILE,
-                name=tag,
-                reference_profile=ref_file if ref_file.is_file() else None,
-                labels=labels,
-            )
-        except bentoml.exceptions.BentoMLException:
-            # another process (a second worker starting) stored it meanwhile
-            return str(bentoml.models.get(tag).tag)
-
-
-def _relabel(model: Any, labels: dict[str, str]) -> None:
-    """Record on a stored model the URI and alias it was resolved through last.
-
-    BentoML 1.4 has no call to change a stored model's labels; they live in its
-    ``model.yaml``, which is rewritten with only ``labels`` changed.
-    """
-    import yaml
-
-    if {k: model.info.labels.get(k) for k in labels} == labels:
-        return
-    path = Path(model.path) / "model.yaml"
-    info = yaml.safe_load(path.read_text())
-    info["labels"] = {**(info.get("labels") or {}), **labels}
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(info, sort_keys=False))
-    tmp.replace(path)
+        ref_file = folder / model_store.REFERENCE_FILE
+        return model_store.import_model_once(
+            folder / model_store.MODEL_FILE,
+            folder / model_store.CARD_FILE,
+            name=tag,
+            reference_profile=ref_file if ref_file.is_file() else None,
+            labels=labels,
+        )
 
 
 def ensure_served_model(settings: Settings) -> str:
@@ -115,11 +87,11 @@ def ensure_served_model(settings: Settings) -> str:
     if settings.model_uri:
         return import_registered(settings.model_uri, settings)
     try:
-        return registry.stored_model(settings.model_tag)[0]
+        return model_store.stored_model(settings.model_tag)[0]
     except InputError:
         name, _, version = settings.model_tag.partition(":")
         if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
-            return registry.ensure_bundled_model()
+            return model_store.ensure_bundled_model()
         raise InputError(
             f"model {settings.model_tag!r} is not in the BentoML model store: run "
             "`python -m har ensure-model` (bundled model, or HAR_MODEL_URI=models:/NAME@ALIAS) "

@@ -32,13 +32,6 @@ def served_registry_info(stored_model_labels: Mapping[str, str]) -> dict[str, st
     }
 
 
-def stored_model_labels(tag: str) -> dict[str, str]:
-    """Labels of a model in the BentoML store."""
-    import bentoml
-
-    return dict(bentoml.models.get(tag).info.labels)
-
-
 def publish_model_info(tag: str, info: Mapping[str, str] | None) -> None:
     """Set ``har_model_info{name, version, alias, run_id} 1`` for the served model.
 

@@ -8,7 +8,7 @@ no global MLflow state (``mlflow.set_tracking_uri``) is touched.
 A registered version carries its files under one artifact folder::
 
     model/model.keras             the Keras 3 model
-    model/card.json               its card (har/card.py)
+    model/card.json               its card (har/domain/card.py)
     model/reference_profile.bin   the whylogs reference profile, when known
 """
 
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.settings import MODEL_URI_PATTERN, Settings
 
 #: Artifact folder of a version's files inside its run.

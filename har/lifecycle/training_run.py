@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from har.card import ModelCard
+from har.domain.card import ModelCard
 from har.lifecycle.register import Registered, register_model
 from har.settings import Settings
 

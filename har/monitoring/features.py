@@ -29,7 +29,7 @@ from typing import cast
 
 import numpy as np
 
-from har.card import CANONICAL_CHANNELS
+from har.domain.card import CANONICAL_CHANNELS
 
 STATS: tuple[str, ...] = ("mean", "std", "min", "max")
 MAGNITUDES: tuple[str, ...] = ("acc_mag_mean", "gyro_mag_mean")

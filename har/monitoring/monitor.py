@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from har.card import ModelCard
-from har.errors import InputError
+from har.domain.card import ModelCard
+from har.domain.errors import InputError
 from har.monitoring import profiles, report, store
 from har.monitoring.drift import DriftConfig, evaluate
 from har.monitoring.features import feature_names, input_feature_names

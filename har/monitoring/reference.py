@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from har.card import CANONICAL_CHANNELS
+from har.domain.card import CANONICAL_CHANNELS
 from har.monitoring import profiles
 from har.monitoring.features import feature_names, feature_rows
 from har.monitoring.profiles import ProfileView

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.monitoring import profiles, store
 from har.monitoring import report_plots as plots
 from har.monitoring.drift import DriftConfig, evaluate

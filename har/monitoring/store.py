@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from har.errors import InputError
+from har.domain.errors import InputError
 
 PREFIX = "har-profile"
 SUFFIX = ".bin"

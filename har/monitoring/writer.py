@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from har.card import ModelCard
+from har.domain.card import ModelCard
 from har.monitoring import profiles, store
 from har.monitoring.features import CONFIDENCE, PRED_CLASS, FlipTracker, feature_rows
 from har.monitoring.metrics import HarMetrics, observe_many

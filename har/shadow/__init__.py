@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from har.card import ModelCard
-from har.errors import InputError
-from har.model_call import Infer
+from har.domain.card import ModelCard
+from har.domain.errors import InputError
+from har.domain.model_call import Infer
 from har.settings import Settings
 from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, shadow_metrics
 from har.shadow.queue import ShadowQueue
@@ -68,15 +68,15 @@ def resolve_shadow_tag(settings: Settings) -> str | None:
             raise InputError(URI_NEEDS_LIFECYCLE) from None
         return str(import_registered(settings.shadow_model_uri, settings))
     if settings.shadow_model_tag:
-        from har import registry
+        from har.runtime import model_store
 
-        return registry.stored_model(settings.shadow_model_tag)[0]
+        return model_store.stored_model(settings.shadow_model_tag)[0]
     return None
 
 
 def rescaler(primary: ModelCard, shadow: ModelCard) -> Callable[[np.ndarray], np.ndarray] | None:
     """The function taking the served model's scaled input to the shadow's (``None``: the
-    same scaler). The card's scaler is a per-channel z-score (har/card.py).
+    same scaler). The card's scaler is a per-channel z-score (har/domain/card.py).
 
     Raises:
         InputError: the shadow expects other windows (length, sample rate).
@@ -206,15 +206,15 @@ def attach(
     *,
     worker_id: str | None = None,
 ) -> Shadow | None:
-    """Give ``scorer`` (a :class:`har.scorer.Scorer`) a shadow calling ``infer`` (the shadow
+    """Give ``scorer`` (a :class:`har.core.scorer.Scorer`) a shadow calling ``infer`` (the shadow
     model service), or do nothing when ``shadow_tag`` is ``None``. The scorer's monitor,
     if any, adds the comparison to its drift report; ``worker_id`` names this API
     worker's files of shared counts."""
     if shadow_tag is None:
         return None
-    from har import registry
+    from har.runtime import model_store
 
-    card = ModelCard.from_file(registry.stored_model(shadow_tag)[1] / registry.CARD_FILE)
+    card = ModelCard.from_file(model_store.stored_model(shadow_tag)[1] / model_store.CARD_FILE)
     shadow = Shadow.build(
         settings, scorer.card, scorer.tag, card, shadow_tag, infer, worker_id=worker_id
     )

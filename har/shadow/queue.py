@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from har.model_call import Infer
+from har.domain.model_call import Infer
 
 log = logging.getLogger(__name__)
 #: Seconds between two log lines about failing shadow calls.

@@ -4,7 +4,7 @@ The reference model has the user's architecture (:mod:`har.training.architecture
 and preprocessing, trained on the public watch data set (:mod:`har.training.data`):
 
 1. every recording is cut into windows by the shared
-   :class:`har.preprocessing.Preprocessor` (window, hop and rate from the card), in
+   :class:`har.domain.preprocessing.Preprocessor` (window, hop and rate from the card), in
    canonical units (m/s², deg/s);
 2. the scaler (per-channel mean and standard deviation over the training windows'
    samples) goes into the card, and the model input is ``Preprocessor.scale`` of

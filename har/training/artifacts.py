@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from har.card import ModelCard
-from har.preprocessing import Preprocessor
+from har.domain.card import ModelCard
+from har.domain.preprocessing import Preprocessor
 from har.settings import PROJECT_ROOT
 from har.training.data import DATASET_NAME, WindowSet
 from har.training.evaluate import TUNING_SPLITS, predict_classes, scores
@@ -72,8 +72,8 @@ def write_reference(
     Returns:
         ``path``.
     """
-    from har.inference import CompiledModel
     from har.monitoring import build_reference_profile, write_reference_profile
+    from har.runtime.inference import CompiledModel
 
     probs = CompiledModel(model, xla=False, max_batch_size=256)(Preprocessor(card).scale(windows))
     view = build_reference_profile(
@@ -130,7 +130,7 @@ def provenance(
     return {
         "dataset": DATASET_NAME,
         "dataset_file": "seglearn/data/watch_dataset.npy (seglearn 1.2.5, BSD-3)",
-        "preprocessing": "har.preprocessing.Preprocessor(card).windows then .scale; "
+        "preprocessing": "har.domain.preprocessing.Preprocessor(card).windows then .scale; "
         "acc g -> m/s2, gyro rad/s -> deg/s; scaler = per-channel mean/std of the "
         "training windows' samples",
         "train_subjects": sorted(int(s) for s in np.unique(train.subjects)),

@@ -8,8 +8,8 @@ found through the installed distribution's metadata; ``import seglearn`` is
 avoided on purpose because the package's own imports target old scikit-learn.
 
 Every recording is converted to canonical units (m/s², deg/s) once, here, and
-becomes a :class:`har.recordings.Recording`; windows are cut later by the shared
-:class:`har.preprocessing.Preprocessor`, never here.
+becomes a :class:`har.domain.recordings.Recording`; windows are cut later by the shared
+:class:`har.domain.preprocessing.Preprocessor`, never here.
 
 Commands:
     ``python -m har data`` → :func:`materialise_raw` (``data/raw/``, git-ignored)
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from har.card import Units
-from har.errors import InputError, RecordingError
-from har.preprocessing import Preprocessor, unit_factors
-from har.recordings import Recording
+from har.domain.card import Units
+from har.domain.errors import InputError, RecordingError
+from har.domain.preprocessing import Preprocessor, unit_factors
+from har.domain.recordings import Recording
 
 DATASET_DISTRIBUTION = "seglearn"
 DATASET_FILE = "seglearn/data/watch_dataset.npy"

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import resample_poly
 
-from har.errors import InputError
-from har.recordings import Recording, write_garmin_pair
+from har.domain.errors import InputError
+from har.domain.recordings import Recording, write_garmin_pair
 from har.training.data import (
     DATASET_RATE_HZ,
     HELDOUT_SUBJECTS,

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from har.card import ModelCard
-from har.errors import InputError
-from har.preprocessing import Preprocessor
+from har.domain.card import ModelCard
+from har.domain.errors import InputError
+from har.domain.preprocessing import Preprocessor
 from har.training.data import HELDOUT_SUBJECTS, WindowSet, load_watch_dataset, windows_of
 from har.training.fit import TrainConfig, base_card, deterministic_tensorflow, train_model
 

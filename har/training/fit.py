@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from har.card import ModelCard, Scaler, Units
-from har.inference import configure_tensorflow
-from har.preprocessing import Preprocessor
+from har.domain.card import ModelCard, Scaler, Units
+from har.domain.preprocessing import Preprocessor
+from har.runtime.inference import configure_tensorflow
 from har.settings import DEFAULT_MODEL_NAME
 from har.training.augmentation import augment
 from har.training.data import DATASET_RATE_HZ, WindowSet

@@ -14,9 +14,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from har.errors import InputError
-from har.preprocessing import Preprocessor
-from har.registry import BUNDLED_MODEL_FILE, CARD_FILE, REFERENCE_FILE
+from har.domain.errors import InputError
+from har.domain.preprocessing import Preprocessor
+from har.runtime.model_store import BUNDLED_MODEL_FILE, CARD_FILE, REFERENCE_FILE
 from har.settings import PRETRAINED_DIR
 from har.training.artifacts import (
     HELDOUT_FILE,

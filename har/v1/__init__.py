@@ -7,5 +7,5 @@ from the repository root with ``make proto``, that is::
     .venv/bin/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \\
         --grpc_python_out=. har/v1/har.proto
 
-and commit the result. The servicer is :mod:`har.grpc_service`.
+and commit the result. The servicer is :mod:`har.grpc.service`.
 """

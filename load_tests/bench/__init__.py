@@ -10,7 +10,7 @@ Run from the repository root::
 
 One run measures, one thing at a time:
 
-1. the raw model: ``har.inference.CompiledModel`` (XLA, padded buckets warmed up) with
+1. the raw model: ``har.runtime.inference.CompiledModel`` (XLA, padded buckets warmed up) with
    ``configure_tensorflow(1, 1)`` in a subprocess, batch sizes 1-128, windows/s
    (median of ``--raw-runs`` runs); the best is *the ceiling*; with the recording stage
    also the recording's 1,799 windows on two intra-op threads, two chunks at once;

@@ -1,4 +1,4 @@
-"""The raw model's ceiling: windows/s of ``har.inference.CompiledModel`` per batch size.
+"""The raw model's ceiling: windows/s of ``har.runtime.inference.CompiledModel`` per batch size.
 
 Measured in a subprocess (``python -m load_tests.bench --raw-worker MODEL``) so that
 TensorFlow is configured exactly as in the served model worker (one thread each).
@@ -31,8 +31,8 @@ def raw_worker(
     ``threads``: TensorFlow's intra-op threads, and the threads running the chunks of an
     input bigger than the largest batch (as the model worker with that setting).
     """
-    from har.inference import CompiledModel, configure_tensorflow
-    from har.registry import load_keras
+    from har.runtime.inference import CompiledModel, configure_tensorflow
+    from har.runtime.model_store import load_keras
     from har.settings import get_settings
 
     configure_tensorflow(intra_op_threads=threads, inter_op_threads=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from har.http_input import NPY_MEDIA_TYPE
+from har.http.request_body import NPY_MEDIA_TYPE
 from tests.helpers.servers import Server, bentoml_serve, free_port, home_sharing_store, running
 
 from .cells import grpc_row, http_row, recording_row, wrk_row
@@ -215,7 +215,7 @@ def bench_server(
     Cells run in order of concurrency, HTTP then gRPC at each level, then the binary
     request bodies at the highest. Upstream BentoML's batching dispatcher learns a wait
     time from recent batches and keeps waiting that long after heavy load
-    (``har.bentoml_compat.dispatch_without_idle_wait`` stops that), so a c=1 cell right
+    (``har.serving.patches.dispatcher_wait`` stops that), so a c=1 cell right
     after the heaviest load gets its own row ("right after c=64").
     ``csv_bytes``: the recording to upload (None: no recording cell).
     """

@@ -21,7 +21,7 @@ from .common import STARTUP_CELL, ModelSetup, Options, Row
 from .cpu import server_groups
 from .stages import server_env
 
-#: What the model worker logs once every XLA batch size is compiled (har/inference.py).
+#: What the model worker logs once every XLA batch size is compiled (har/runtime/inference.py).
 COMPILED_LINE = "XLA batch sizes"
 
 

@@ -27,15 +27,15 @@ def prepare_model(tmp: Path) -> ModelSetup:
     if not bundled:
         os.environ["BENTOML_HOME"] = str(tmp / "bentoml")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from har import registry
+    from har.runtime import model_store
 
     if bundled:
-        tag = registry.ensure_bundled_model()
+        tag = model_store.ensure_bundled_model()
         source = "bundled models/pretrained/har-cnn-bilstm.keras"
     else:
         import keras
 
-        from har.card import ModelCard, Scaler
+        from har.domain.card import ModelCard, Scaler
         from har.training.architecture import build_model
 
         keras.utils.set_random_seed(0)
@@ -48,15 +48,15 @@ def prepare_model(tmp: Path) -> ModelSetup:
             sample_rate_hz=50,
             scaler=Scaler(mean=[0, 0, 9.8, 0, 0, 0], scale=[3, 3, 3, 60, 60, 60]),
         ).to_file(tmp / "standin-card.json")
-        tag = registry.import_model(tmp / "standin.keras", tmp / "standin-card.json")
+        tag = model_store.import_model(tmp / "standin.keras", tmp / "standin-card.json")
         source = (
             "STAND-IN: untrained har.training.architecture.build_model(7) (bundled model absent)"
         )
-    folder = registry.model_folder(tag)  # {BENTOML_HOME}/models/NAME/VERSION
+    folder = model_store.model_folder(tag)  # {BENTOML_HOME}/models/NAME/VERSION
     return ModelSetup(
         tag,
-        folder / registry.MODEL_FILE,
-        folder / registry.CARD_FILE,
+        folder / model_store.MODEL_FILE,
+        folder / model_store.CARD_FILE,
         source,
         model_store=folder.parents[1],
     )

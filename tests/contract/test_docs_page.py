@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from har import __version__
-from har.openapi import TAGS
+from har.serving.openapi import TAGS
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium")

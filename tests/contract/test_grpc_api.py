@@ -10,9 +10,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from har.card import ModelCard
-from har.preprocessing import Preprocessor
-from har.recordings import read_csv_recording
+from har.domain.card import ModelCard
+from har.domain.preprocessing import Preprocessor
+from har.domain.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.paths import PRODUCTION, ROOT
 

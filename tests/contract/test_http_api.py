@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import pytest
 
-from har.card import ModelCard
-from har.preprocessing import Preprocessor
+from har.domain.card import ModelCard
+from har.domain.preprocessing import Preprocessor
 from tests.helpers.paths import ROOT
 
 BUNDLED = ROOT / "models" / "pretrained"

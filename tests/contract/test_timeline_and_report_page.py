@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from har.recordings import read_csv_recording
+from har.domain.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
 
 pytestmark = pytest.mark.e2e

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from har import registry
 from har.cli import main
 from har.lifecycle import aliases, store
 from har.lifecycle.resolve import bento_tag
-from har.lifecycle.served import served_registry_info, stored_model_labels
+from har.lifecycle.served import served_registry_info
+from har.runtime import model_store
+from har.runtime.model_store import stored_labels
 from har.settings import get_settings
 from tests.helpers.lifecycle import degraded_copy, small_eval, use_store
 
@@ -81,7 +82,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 def test_lifecycle_over_http(capsys, monkeypatch, tmp_path, mlflow_server):
     url, folder = mlflow_server
     settings = use_store(monkeypatch, url)
-    model, card = registry.BUNDLED_MODEL, registry.BUNDLED_CARD
+    model, card = model_store.BUNDLED_MODEL, model_store.BUNDLED_CARD
     bad_model = degraded_copy(tmp_path / "degraded.keras")
     data = small_eval(tmp_path / "eval.npz")
 
@@ -113,6 +114,6 @@ def test_lifecycle_over_http(capsys, monkeypatch, tmp_path, mlflow_server):
     tags = [run(capsys, "ensure-model")[1].strip().splitlines()[-1] for _ in range(2)]
     sha = store.get_version(c, "remote", good).tags[store.SHA_TAG]
     assert tags == [bento_tag("remote", good, sha)] * 2
-    info = served_registry_info(stored_model_labels(tags[0]))
+    info = served_registry_info(stored_labels(tags[0]))
     assert info["version"] == good and info["alias"] == "champion" and info["run_id"]
     get_settings.cache_clear()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from har import registry
+from har.runtime import model_store
 from tests.helpers.servers import ROOT, bentoml_serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -59,8 +59,8 @@ def test_the_alias_holder_is_served_across_promote_and_rollback(tmp_path: Path) 
         "HAR_PROFILE_DIR": str(tmp_path / "profiles"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    card = str(registry.BUNDLED_CARD)
-    model = str(registry.BUNDLED_MODEL)
+    card = str(model_store.BUNDLED_CARD)
+    model = str(model_store.BUNDLED_MODEL)
     assert _har(env, "register", model, "--card", card).splitlines()[-1] == "har-cnn-bilstm/1"
     _har(env, "promote", "har-cnn-bilstm", "1")
     assert _har(env, "register", model, "--card", card).splitlines()[-1] == "har-cnn-bilstm/2"

@@ -15,7 +15,7 @@ import urllib.request
 import grpc
 import pytest
 
-from har import registry
+from har.runtime import model_store
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.cards import USER_CLASSES
 from tests.helpers.servers import bentoml_serve
@@ -96,7 +96,7 @@ def test_clean_shutdown_flushes_every_served_window(bundled_tag, heldout_windows
 
 
 def test_user_model_served_by_tag(user_model_files, tmp_path):
-    tag = registry.import_model(*user_model_files, name="user-anxiety-model")
+    tag = model_store.import_model(*user_model_files, name="user-anxiety-model")
     env = {"HAR_MODEL_TAG": tag, "HAR_PROFILE_DIR": str(tmp_path / "p"), "HAR_XLA": "0"}
     with bentoml_serve(env, log_dir=tmp_path) as server:
         status, body = _post(f"{server.url}/predict", {"windows": [[[0.0, 0, 9.8, 0, 0, 0]] * 200]})

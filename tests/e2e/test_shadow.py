@@ -81,7 +81,7 @@ def _shadow_panel_metrics() -> set[str]:
 def degraded_tag(bundled_tag: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A copy of the bundled model whose first class's output bias is raised by 8
     (about 4 in 10 held-out windows change class), imported with `har import-model`."""
-    from har import registry
+    from har.runtime import model_store
 
     d = tmp_path_factory.mktemp("degraded")
     script = (
@@ -91,9 +91,11 @@ def degraded_tag(bundled_tag: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "m.layers[-1].set_weights([k, b]); m.save(sys.argv[2])\n"
     )
     keras_file = d / "degraded.keras"
-    subprocess.run([sys.executable, "-c", script, registry.BUNDLED_MODEL, keras_file], check=True)
+    subprocess.run(
+        [sys.executable, "-c", script, model_store.BUNDLED_MODEL, keras_file], check=True
+    )
     cmd = [sys.executable, "-m", "har", "import-model", str(keras_file)]
-    cmd += ["--card", str(registry.BUNDLED_CARD), "--name", "har-degraded"]
+    cmd += ["--card", str(model_store.BUNDLED_CARD), "--name", "har-degraded"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return out.stdout.strip().splitlines()[-1]
 

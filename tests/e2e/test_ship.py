@@ -39,7 +39,8 @@ def test_bento_carries_service_har_and_model_only(tmp_path):
     bento = tmp_path / "home" / "bentos" / name / version
     src = bento / "src"
     assert (src / "service.py").is_file()
-    assert (src / "har" / "preprocessing.py").is_file()
+    assert (src / "har" / "domain" / "preprocessing.py").is_file()
+    assert (src / "har" / "serving" / "patches" / "guard.py").is_file()
     assert (src / "har" / "v1" / "har.proto").is_file()
     for unwanted in ("tests", "data", "load_tests", ".venv", "models", "container", "deploy"):
         assert not (src / unwanted).exists(), unwanted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from har.card import ModelCard, Scaler
+from har.domain.card import ModelCard, Scaler
 
 #: Per-channel mean of canonical input at rest: gravity on acc_z (m/s²).
 GRAVITY_MEAN = (0.0, 0.0, 9.8, 0.0, 0.0, 0.0)

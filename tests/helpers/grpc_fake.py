@@ -1,4 +1,4 @@
-"""A fake model behind a real :class:`har.scorer.Scorer` and a real in-process
+"""A fake model behind a real :class:`har.core.scorer.Scorer` and a real in-process
 ``grpc.aio`` server, for the gRPC tests (tests/service/test_grpc*.py).
 
 The model is deterministic (class probabilities computed from the scaled input) on a
@@ -15,8 +15,8 @@ import grpc
 import numpy as np
 import pytest
 
-from har.grpc_service import start_grpc_server, stop_grpc_server
-from har.scorer import Scorer
+from har.core.scorer import Scorer
+from har.grpc.service import start_grpc_server, stop_grpc_server
 from har.v1 import har_pb2
 from tests.helpers.cards import make_card
 from tests.helpers.signals import synthetic_recording

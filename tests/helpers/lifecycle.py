@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from har import registry
+from har.runtime import model_store
 from har.settings import Settings, get_settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -28,7 +28,7 @@ def degraded_copy(dest: Path) -> Path:
     softmax, so every window is predicted as the first class (same card, same shapes)."""
     import keras
 
-    model = keras.saving.load_model(registry.BUNDLED_MODEL, compile=False)
+    model = keras.saving.load_model(model_store.BUNDLED_MODEL, compile=False)
     last = model.layers[-1]
     last.set_weights([np.zeros_like(w) for w in last.get_weights()])
     model.save(dest)

@@ -1,7 +1,7 @@
 """Every Prometheus sample name the service exports, read from its metric objects.
 
 Alert rules and dashboards (``deploy/``) are checked against these names
-(tests/unit/monitoring/test_monitoring_metrics.py, tests/unit/test_deploy_prometheus.py).
+(tests/unit/monitoring/test_monitoring_metrics.py, tests/project/test_deploy_prometheus.py).
 """
 
 from __future__ import annotations

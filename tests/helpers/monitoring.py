@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 from prometheus_client import REGISTRY
 
-from har.card import ModelCard
+from har.domain.card import ModelCard
 from har.monitoring import (
     Monitor,
     build_reference_profile,

@@ -3,7 +3,7 @@
 The windows the reference model was trained on come from
 ``har.training.data.windows_of`` (the shared ``Preprocessor``); a user who sends the same
 samples as a canonical CSV, or as a Garmin export pair, goes through
-``read_csv_recording`` / ``read_garmin_pair`` and the service's :class:`har.scorer.Scorer`
+``read_csv_recording`` / ``read_garmin_pair`` and the service's :class:`har.core.scorer.Scorer`
 (which builds its own ``Preprocessor`` from the served card). These tests build the two
 independently (training: the data set's labelled recordings cut by ``windows_of`` with the
 training pipeline's card, ``har.training.fit.base_card``; serving: the file read back and
@@ -19,10 +19,10 @@ import json
 import numpy as np
 import pytest
 
-from har.card import ModelCard, Units
-from har.preprocessing import Preprocessor
-from har.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
-from har.scorer import Scorer
+from har.core.scorer import Scorer
+from har.domain.card import ModelCard, Units
+from har.domain.preprocessing import Preprocessor
+from har.domain.recordings import Recording, read_csv_recording, read_garmin_pair, write_garmin_pair
 from har.training import data as dataset
 from har.training.fit import base_card
 from tests.helpers.paths import PRETRAINED, PRODUCTION

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from har import cli
-from har.offline import score_file
+from har.core.offline import score_file
 from har.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from har.card import ModelCard
-from har.preprocessing import Preprocessor
+from har.domain.card import ModelCard
+from har.domain.preprocessing import Preprocessor
 from har.training import data as dataset
 from tests.helpers.paths import HELDOUT_NPZ as FIXTURE
 from tests.helpers.paths import PRETRAINED, PRODUCTION
@@ -105,7 +105,7 @@ def test_card_reports_leave_subjects_out(card):
 def test_demo_sessions_timeline_follows_the_exercises(model, card, files, truth_file, min_share):
     """Scored like an upload (100 Hz, resampled to 50 Hz), the demo data's windows
     mostly carry the exercise that was really done at that time."""
-    from har.recordings import read_csv_recording, read_garmin_pair
+    from har.domain.recordings import read_csv_recording, read_garmin_pair
 
     paths = [PRODUCTION / f for f in files]
     rec = read_csv_recording(*paths) if len(paths) == 1 else read_garmin_pair(*paths)

@@ -12,18 +12,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from har import registry
-from har.card import ModelCard
+from har.domain.card import ModelCard
+from har.domain.timeline import timeline_of
+from har.runtime import model_store
 from har.settings import get_settings
-from har.timeline import timeline_of
-from har.timeline_eval import pooled_accuracy, production_sessions, score, window_probabilities
+from har.training.timeline_eval import (
+    pooled_accuracy,
+    production_sessions,
+    score,
+    window_probabilities,
+)
 from tests.helpers.paths import PRODUCTION
 
 
 @pytest.fixture(scope="module")
 def scored():
-    card = ModelCard.from_file(registry.BUNDLED_CARD)
-    model = registry.load_keras(registry.BUNDLED_MODEL)
+    card = ModelCard.from_file(model_store.BUNDLED_CARD)
+    model = model_store.load_keras(model_store.BUNDLED_MODEL)
     out = []
     for s in production_sessions(PRODUCTION):
         w, probs = window_probabilities(s.recording, card, model)

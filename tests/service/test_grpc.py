@@ -19,10 +19,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from har.card import ModelCard
-from har.grpc_service import SERVICE_NAME, start_grpc_server, stop_grpc_server
-from har.preprocessing import Preprocessor
-from har.scorer import Scorer
+from har.core.scorer import Scorer
+from har.domain.card import ModelCard
+from har.domain.preprocessing import Preprocessor
+from har.grpc.service import SERVICE_NAME, start_grpc_server, stop_grpc_server
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.grpc_fake import (
     CARD,

@@ -12,10 +12,10 @@ import grpc
 import numpy as np
 import pytest
 
-from har.grpc_service import start_grpc_server, stop_grpc_server
-from har.preprocessing import Preprocessor
-from har.scorer import THREAD_CHUNK_SAMPLES, Scorer
-from har.timeline import TimelineOptions, timeline_of
+from har.core.scorer import THREAD_CHUNK_SAMPLES, Scorer
+from har.domain.preprocessing import Preprocessor
+from har.domain.timeline import TimelineOptions, timeline_of
+from har.grpc.service import start_grpc_server, stop_grpc_server
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.grpc_fake import (
     CARD,

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from har.preprocessing import Preprocessor
+from har.domain.preprocessing import Preprocessor
 from tests.helpers.paths import PRODUCTION, ROOT
 
 
@@ -19,9 +19,9 @@ def client(service_client):
 
 @pytest.fixture(scope="module")
 def keras_ref(bundled_tag):
-    from har import registry
+    from har.runtime import model_store
 
-    loaded = registry.load_model(bundled_tag)
+    loaded = model_store.load_model(bundled_tag)
     return loaded
 
 
@@ -135,9 +135,9 @@ def test_predict_recording_canonical_csv(client):
 
 def test_predict_recording_matches_batch_scoring(client, keras_ref):
     """The service and `har predict` give the same timeline for the same file."""
-    from har.offline import read_recording, score_recording
+    from har.core.offline import read_recording, score_recording
+    from har.domain.timeline import TimelineOptions
     from har.settings import get_settings
-    from har.timeline import TimelineOptions
 
     path = PRODUCTION / "session_canonical_100hz.csv"
     s = get_settings()
@@ -271,8 +271,8 @@ def test_traffic_timeout_still_answers_504_for_slow_requests():
 def test_startup_heap_is_frozen_for_the_garbage_collector(client):
     """What the API worker built at start-up, up to its last step (the graceful-stop lease), is
     left out of collections; requests freeze nothing and what they leave is collectable
-    (HTTP c=64: ~1.3x throughput, har/bentoml_compat.py). In-process the model worker's own
-    freeze runs too; tests/unit/test_bentoml_compat.py checks the API worker's order."""
+    (HTTP c=64: ~1.3x throughput, har/serving/workers.py). In-process the model worker's own
+    freeze runs too; tests/unit/serving/test_workers.py checks the API worker's order."""
     import functools
     import gc
 

@@ -1,4 +1,4 @@
-"""The OpenAPI document behind the docs page (``har/openapi.py`` applied to ``service.py``):
+"""The OpenAPI document behind the docs page (``har/serving/openapi.py`` applied to ``service.py``):
 this service's title, versions and description, endpoints grouped by purpose, an example
 for every request."""
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from har.openapi import TAGS
+from har.serving.openapi import TAGS
 from tests.helpers.servers import ROOT
 
 PLACEHOLDER = "Machine Learning Service created with BentoML"
@@ -32,9 +32,9 @@ def spec(spec_object) -> dict:
 
 @pytest.fixture(scope="module")
 def card(bundled_tag):
-    from har import registry
+    from har.runtime import model_store
 
-    return registry.load_model(bundled_tag).card
+    return model_store.load_model(bundled_tag).card
 
 
 def _operations(spec: dict):

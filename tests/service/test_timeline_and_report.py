@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from har.errors import InputError
-from har.http import HttpApi
+from har.domain.errors import InputError
+from har.http.endpoints import HttpApi
 
 ROOT = Path(__file__).resolve().parents[2]
 CANONICAL = ROOT / "data" / "production" / "session_canonical_100hz.csv"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from har import registry
+from har.runtime import model_store
 from tests.helpers.lifecycle import degraded_copy, small_eval, use_store
 
 
@@ -22,7 +22,7 @@ def settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bundled() -> tuple:
-    return registry.BUNDLED_MODEL, registry.BUNDLED_CARD
+    return model_store.BUNDLED_MODEL, model_store.BUNDLED_CARD
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.lifecycle.gate import Figures, decide, load_eval_data, macro_f1
 from har.lifecycle.store import parse_model_uri
 from har.settings import Settings

@@ -7,11 +7,12 @@ import bentoml
 import pytest
 
 from har.cli import main
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.lifecycle import aliases, gate, store
 from har.lifecycle.register import register_model
 from har.lifecycle.resolve import bento_tag, ensure_served_model
-from har.lifecycle.served import publish_model_info, served_registry_info, stored_model_labels
+from har.lifecycle.served import publish_model_info, served_registry_info
+from har.runtime.model_store import stored_labels
 from har.settings import get_settings
 
 
@@ -39,7 +40,7 @@ def test_ensure_model_imports_exactly_the_alias_holder(
 
     tag = ensure_model(capsys, monkeypatch, "models:/served@champion")
     assert tag == bento_tag("served", v1.version, v1.sha256)
-    labels = stored_model_labels(tag)
+    labels = stored_labels(tag)
     assert served_registry_info(labels) == {
         "uri": "models:/served@champion",
         "name": "served",
@@ -57,7 +58,7 @@ def test_ensure_model_imports_exactly_the_alias_holder(
     assert tag2 == bento_tag("served", v2.version, v2.sha256) != tag
     # by number: the first version again, now labelled as resolved without an alias
     assert ensure_model(capsys, monkeypatch, f"models:/served/{v1.version}") == tag
-    assert served_registry_info(stored_model_labels(tag))["alias"] == ""
+    assert served_registry_info(stored_labels(tag))["alias"] == ""
 
 
 def test_unknown_registry_names_fail_in_one_line(settings):
@@ -76,7 +77,7 @@ def test_a_tag_that_is_not_stored_names_the_command(settings):
 def test_the_default_tag_stores_the_bundled_model(settings):
     tag = ensure_served_model(settings.model_copy(update={"model_uri": None}))
     assert tag.startswith("har-cnn-bilstm:")
-    assert served_registry_info(stored_model_labels(tag)) is None
+    assert served_registry_info(stored_labels(tag)) is None
 
 
 def test_model_info_gauge():

@@ -31,7 +31,7 @@ def test_metrics_are_created_lazily_and_land_in_the_multiprocess_dir(tmp_path: P
         import numpy as np
         import har.monitoring
         assert "prometheus_client" not in sys.modules, "imported at import time"
-        from har.card import ModelCard, Scaler
+        from har.domain.card import ModelCard, Scaler
         from har.settings import Settings
         card = ModelCard(name="t", classes=["a", "b"], window=200, hop=100,
                          sample_rate_hz=50, scaler=Scaler(mean=[0] * 6, scale=[1] * 6))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.monitoring import Monitor, store
 from har.monitoring.drift import DRIFT, OK
 from tests.helpers.monitoring import (

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from har.card import CANONICAL_CHANNELS
-from har.errors import InputError
+from har.domain.card import CANONICAL_CHANNELS
+from har.domain.errors import InputError
 from har.monitoring import profiles, store
 from har.monitoring.drift import DriftConfig
 from har.monitoring.report import drift_report, render_report

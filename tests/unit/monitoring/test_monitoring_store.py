@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.monitoring import store
 
 

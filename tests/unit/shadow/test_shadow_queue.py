@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from har.errors import InputError
-from har.http import shadow_answer
-from har.scorer import Scorer
+from har.core.scorer import Scorer
+from har.domain.errors import InputError
+from har.http.endpoints import shadow_answer
 from har.settings import Settings
 from har.shadow import Shadow, ShadowQueue, rescaler
 from tests.helpers.cards import make_card
@@ -169,7 +169,7 @@ def test_a_shadow_with_another_scaler_gets_its_own_scaling() -> None:
     prepare = rescaler(CARD, other)
     assert prepare is not None and rescaler(CARD, CARD) is None
     canonical = windows(3)
-    from har.preprocessing import scale
+    from har.domain.preprocessing import scale
 
     np.testing.assert_allclose(
         prepare(scale(canonical, CARD.scaler)), scale(canonical, other.scaler), rtol=1e-5, atol=1e-5

@@ -7,7 +7,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from har.errors import InputError
+from har.domain.errors import InputError
 from har.settings import Settings
 from har.shadow import resolve_shadow_tag
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from har.recordings import read_csv_recording, read_garmin_pair
+from har.domain.recordings import read_csv_recording, read_garmin_pair
 from har.training import data as dataset
 from har.training import demo_data
 from tests.helpers.paths import PRODUCTION

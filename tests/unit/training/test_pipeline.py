@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from har import registry
-from har.card import ModelCard
-from har.errors import InputError
-from har.preprocessing import Preprocessor
+from har.domain.card import ModelCard
+from har.domain.errors import InputError
+from har.domain.preprocessing import Preprocessor
+from har.runtime import model_store
 from har.settings import PRETRAINED_DIR
 from har.training import artifacts, fit, pipeline
 from har.training import data as dataset
@@ -57,7 +57,7 @@ def test_one_epoch_smoke_run_writes_a_valid_model_and_card(tmp_path, monkeypatch
 
     import keras
 
-    model = keras.saving.load_model(tmp_path / registry.BUNDLED_MODEL_FILE, compile=False)
+    model = keras.saving.load_model(tmp_path / model_store.BUNDLED_MODEL_FILE, compile=False)
     card.check_model(model.input_shape, model.output_shape)
     with np.load(tmp_path / artifacts.HELDOUT_FILE) as f:
         x, y = f["windows"], f["labels"]
@@ -68,6 +68,6 @@ def test_one_epoch_smoke_run_writes_a_valid_model_and_card(tmp_path, monkeypatch
     from har.monitoring import read_reference_profile
     from har.monitoring.profiles import row_count
 
-    reference = read_reference_profile(tmp_path / registry.REFERENCE_FILE)
+    reference = read_reference_profile(tmp_path / model_store.REFERENCE_FILE)
     assert row_count(reference) == card.training["n_train_windows"]
     assert not (tmp_path / "session_canonical_100hz.csv").exists()  # demo data untouched

@@ -1,0 +1,1 @@
+"""The transport-agnostic core: the scorer, its JSON answers, bearer tokens, offline scoring."""

@@ -1,0 +1,17 @@
+"""The type of the model call the core awaits, without importing the model runtime.
+
+:class:`~har.runtime.inference.CompiledModel` (TensorFlow), :class:`~har.serving.model_client.ModelClient`
+(the model service over HTTP), :class:`~har.serving.coalescing.Coalescer` and the shadow tap all
+are, or wrap, an :data:`Infer`; this module imports only numpy, so importing any of them
+does not import :mod:`har.runtime.inference`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+#: An async model function: ``(N, window, 6)`` float32 scaled windows ->
+#: ``(N, n_classes)`` probabilities (the model service's call, or a compiled model).
+Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]

@@ -1,0 +1,1 @@
+"""The HTTP API without BentoML: endpoint bodies, the request body parser, the body limit."""

@@ -1,0 +1,168 @@
+"""``POST /predict``'s request body, parsed once, straight to float32.
+
+BentoML's default input handling validates ``list[list[list[float]]]`` with pydantic:
+1,200 Python floats per window, each checked, before ``har.core.scorer.Scorer`` turns
+them into an array anyway (about a third of the API worker's time per request, by
+py-spy). ``har.serving.predict_input.PredictInput`` keeps the same pydantic model for the
+OpenAPI page (schema and runnable example) but parses the body with these functions:
+
+- ``application/json`` (the default): ``{"windows": [...], "units": {...}}`` decoded
+  by orjson, the windows converted to one float32 array in one call;
+- ``application/x-npy``: a NumPy ``.npy`` file of shape ``(N, window, 6)`` (float32,
+  or any real dtype: converted), loaded without pickles; units in the query string,
+  ``?acc_unit=g&gyro_unit=rad/s`` (default canonical). Example::
+
+      python -c "import numpy as np, sys; np.save(sys.stdout.buffer, x)" |
+          curl -H 'Content-Type: application/x-npy' --data-binary @- \\
+          'localhost:3000/predict?acc_unit=g'
+
+The body is bounded by ``BodySizeLimitMiddleware`` (``har/http/endpoints.py``) before it is
+read. A client's mistake is not raised here (BentoML would answer a 500 for an
+exception outside its own validation errors): it travels in the ``windows`` field as
+a :class:`~har.domain.errors.InputError`, and ``HttpApi.predict`` answers it with a 400.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from har.domain.card import CANONICAL_UNITS, Units
+from har.domain.errors import InputError, OutOfRangeNumber, quoted
+from har.domain.safe_json import loads
+
+#: Media type of a NumPy ``.npy`` body.
+NPY_MEDIA_TYPE = "application/x-npy"
+#: Query parameters naming the units of an ``.npy`` body (as ``/predict_recording``'s fields).
+UNIT_QUERY = {"acc_unit": "acc", "gyro_unit": "gyro"}
+
+
+#: Largest magnitude a float32 holds; a finite JSON number above it is out of range.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _path(index: tuple[int, ...]) -> str:
+    return "windows" + "".join(f"[{i}]" for i in index)
+
+
+def _first_non_number(windows: object) -> tuple[tuple[int, ...], object] | None:
+    """Where the first leaf of nested lists that is not a number sits, and the leaf.
+
+    Iterative (no recursion, whatever the nesting) and linear in the number of items.
+    """
+    stack: list[tuple[tuple[int, ...], object]] = [((), windows)]
+    while stack:
+        index, item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(((*index, i), x) for i, x in reversed(list(enumerate(item))))
+        elif not isinstance(item, (int, float)) or isinstance(item, bool):
+            return index, item
+    return None
+
+
+def _out_of_range(index: tuple[int, ...], value: object) -> InputError:
+    return InputError(
+        f"{_path(index)}: {quoted(value)} is out of range: sensor values must fit in float32 "
+        f"(magnitude at most {FLOAT32_MAX:.4g})"
+    )
+
+
+def _windows_array(windows: object) -> np.ndarray | InputError:
+    """Nested JSON lists as one float32 array (shape checked later, by the scorer).
+
+    A finite number too large for float32 (or for a double) is refused here, naming
+    where it is; NaN and infinity tokens pass, for the scorer to name.
+    """
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.asarray(windows, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError) as exc:
+        found = _first_non_number(windows)
+        if found is not None and isinstance(found[1], OutOfRangeNumber):
+            return _out_of_range(*found)
+        why = f"{_path(found[0])} is {quoted(found[1])}" if found and found[0] else str(exc)
+        return InputError(f"windows must be an array of numbers shaped (N, window, 6): {why}")
+    if not np.isfinite(arr).all():  # overflow to infinity, or NaN / Infinity sent as such
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = np.asarray(windows, dtype=np.float64)
+        overflow = np.argwhere(np.isfinite(wide) & ~np.isfinite(arr))
+        if len(overflow):
+            index = tuple(int(i) for i in overflow[0])
+            return _out_of_range(index, float(wide[index]))
+    return arr
+
+
+def _units(fields: object) -> Units | InputError:
+    if not isinstance(fields, Mapping):
+        return InputError('units must be an object like {"acc": "g", "gyro": "rad/s"}')
+    try:
+        return Units.parse(fields)
+    except InputError as exc:
+        return InputError(f"units: {exc}")
+
+
+def parse_json(body: bytes) -> tuple[np.ndarray | InputError, Units | InputError]:
+    """A JSON ``/predict`` body as ``(windows float32, units)``; a mistake in place of either
+    (:func:`har.domain.safe_json.loads` says which JSON is refused and how)."""
+    doc = loads(body, "request body", "; windows are 3 levels deep")
+    if isinstance(doc, InputError):
+        return doc, doc
+    if not isinstance(doc, dict):
+        err = InputError('the body must be a JSON object: {"windows": [...], "units": {...}}')
+        return err, err
+    unknown = sorted(set(doc) - {"windows", "units"})
+    if unknown:
+        shown = ", ".join(quoted(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        err = InputError(f"unknown fields [{shown}]; send 'windows' and optionally 'units'")
+        return err, err
+    if "windows" not in doc:
+        err = InputError("missing field 'windows': N windows of window x 6 values")
+        return err, err
+    units = _units(doc["units"]) if "units" in doc else CANONICAL_UNITS
+    return _windows_array(doc["windows"]), units
+
+
+def parse_npy(
+    body: bytes, query: Mapping[str, str]
+) -> tuple[np.ndarray | InputError, Units | InputError]:
+    """An ``application/x-npy`` body as ``(windows float32, units from the query string)``.
+
+    The header is read first and its shape checked against the bytes that follow, so a
+    header declaring more data than the body holds is refused before anything is
+    allocated (``np.load`` would allocate the declared array first: a 30-byte header can
+    ask for terabytes).
+    """
+    units = _units({UNIT_QUERY[k]: v for k, v in query.items() if k in UNIT_QUERY})
+    buf = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(buf)
+        read_header = NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError(f".npy format version {version} is not supported (1.0 or 2.0)")
+        shape, fortran_order, dtype = read_header(buf)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        return InputError(f"body is not a readable .npy array: {exc}"), units
+    if dtype.hasobject:
+        return InputError("body is not a readable .npy array: it holds pickled objects"), units
+    if dtype.kind not in "fiu":
+        return InputError(f".npy body must hold real numbers, got {dtype}"), units
+    count = math.prod(shape)
+    need, have = count * dtype.itemsize, len(body) - buf.tell()
+    if have < need:
+        return InputError(
+            f"body is not a readable .npy array: its header declares shape {shape} "
+            f"({need} bytes of data), the body holds {have} bytes"
+        ), units
+    arr = np.frombuffer(body, dtype=dtype, count=count, offset=buf.tell())
+    arr = arr.reshape(shape, order="F" if fortran_order else "C")
+    return np.ascontiguousarray(arr, dtype=np.float32), units
+
+
+#: ``.npy`` header readers by format version (3.0 only differs for unicode field names).
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}

@@ -1,0 +1,269 @@
+"""What each BentoML worker of ``service.py`` builds from the settings, testable without it.
+
+``service.py`` declares the services and endpoints; at import it calls :func:`configure`,
+and their ``__init__``, start-up and shutdown hooks call the rest:
+
+* :func:`configure`: the BentoML patches, the model to serve (found or stored), tokens,
+  TLS and the shadow's tag;
+* :func:`model_worker`: the model service's compiled Keras model (TensorFlow threads,
+  XLA with its padded batch sizes warmed up, start-up heap frozen);
+* :class:`ApiWorker`: the API service's core (:class:`~har.core.scorer.Scorer` through a
+  coalescing :class:`~har.serving.model_client.ModelClient`), its monitor, the optional shadow,
+  the HTTP endpoint logic and the gRPC server's start and stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from har import lifecycle
+from har.core.access import Access
+from har.core.scorer import served_scorer
+from har.grpc import service as grpc_service
+from har.grpc.tls import GrpcTLS, grpc_server_credentials
+from har.http.endpoints import HttpApi
+from har.runtime import model_store
+from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
+from har.serving import graceful, patches, workers
+from har.serving.model_client import ModelClient, retrying
+from har.settings import Settings
+from har.shadow import attach as attach_shadow
+from har.shadow import resolve_shadow_tag
+
+ModelCall = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+#: Shared by both services: one worker each, generous timeout and concurrency, no access log.
+SERVICE_CONFIG: dict[str, Any] = {
+    "workers": 1,
+    "traffic": {"timeout": 120, "max_concurrency": 4096},
+    "logging": {"access": {"enabled": False}},
+}
+
+
+def api_service_config(settings: Settings) -> dict[str, Any]:
+    """The API service's BentoML config: :data:`SERVICE_CONFIG` with ``HAR_API_WORKERS``
+    workers (they share the HTTP socket, gRPC binds with ``SO_REUSEPORT``)."""
+    return {**SERVICE_CONFIG, "workers": settings.api_workers}
+
+
+@dataclass(frozen=True)
+class Configured:
+    """The service's settings with ``model_tag`` resolved, and what follows from them."""
+
+    settings: Settings
+    access: Access  # bearer tokens (off unless HAR_API_TOKENS*)
+    tls: GrpcTLS | None  # gRPC TLS (off unless HAR_GRPC_TLS_*)
+    shadow_tag: str | None  # off unless HAR_SHADOW_MODEL_TAG / _URI
+
+
+def configure(settings: Settings) -> Configured:
+    """Run at import of ``service.py`` (in every worker process): patch BentoML, resolve
+    the model this service is configured for (``HAR_MODEL_URI``, else ``HAR_MODEL_TAG``),
+    found or stored now so that a plain ``bentoml serve`` works and every worker serves
+    this one tag, and read tokens, TLS and the shadow."""
+    # every patch of BentoML internals, checked against the BentoML it was written for
+    # (refuses to start where a required one does not match): har/serving/patches/
+    patches.apply_patches(tracing=settings.tracing, allow_untested=settings.allow_untested_bentoml)
+    workers.die_with_supervisor()  # workers never outlive `bentoml serve`
+    tag = lifecycle.ensure_served_model(settings)
+    shadow_tag = resolve_shadow_tag(settings)
+    require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
+    pin_resolved_models(settings, tag, shadow_tag)
+    settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
+    return Configured(
+        settings, Access.from_settings(settings), GrpcTLS.from_settings(settings), shadow_tag
+    )
+
+
+#: The shadow model's BentoML service (``service.py``).
+SHADOW_SERVICE = "har-shadow"
+
+
+def require_shadow_in_bento(shadow_tag: str | None, bento_path: str | None) -> None:
+    """Refuse, in words, a shadow model that the Bento being served was built without.
+
+    A Bento (and so the image) fixes its services when it is built; ``service.py`` adds the
+    shadow's service only when a shadow is configured. Served from a Bento (``BENTO_PATH``,
+    as in the image) built without one, BentoML's loader would fail with a bare
+    ``StopIteration``; this says what to do instead.
+
+    Raises:
+        SystemExit: ``shadow_tag`` is set and the Bento's ``bento.yaml`` has no shadow service.
+    """
+    if not shadow_tag or not bento_path:
+        return
+    spec = Path(bento_path) / "bento.yaml"
+    if not spec.is_file():
+        return
+    services = {s.get("name") for s in yaml.safe_load(spec.read_text()).get("services") or []}
+    if SHADOW_SERVICE not in services:
+        raise SystemExit(
+            f"a shadow model is configured ({shadow_tag}) but this Bento was built without "
+            "one: unset HAR_SHADOW_MODEL_TAG / HAR_SHADOW_MODEL_URI, or build the image with "
+            "the shadow configured (HAR_SHADOW_MODEL_URI=... make image)"
+        )
+
+
+def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
+    """Replace registry URIs by the tags they resolved to, in this process's environment.
+
+    ``bentoml serve`` imports ``service.py`` in its supervisor first and starts (and
+    restarts) every worker with a copy of the supervisor's environment: with the tags
+    pinned there, a worker restarted after a promotion serves the version resolved at
+    start, as ``GET /model`` says, instead of the alias's new holder.
+    """
+    if settings.model_uri:
+        os.environ["HAR_MODEL_TAG"] = tag
+        os.environ.pop("HAR_MODEL_URI", None)
+    if settings.shadow_model_uri and shadow_tag:
+        os.environ["HAR_SHADOW_MODEL_TAG"] = shadow_tag
+        os.environ.pop("HAR_SHADOW_MODEL_URI", None)
+
+
+def add_middleware(service: Any, config: Configured) -> None:
+    """The API service's ASGI middleware: tokens (outermost, first), then body bounds."""
+    from har.core.access import BearerAuthMiddleware
+    from har.http.endpoints import BodySizeLimitMiddleware
+
+    service.add_asgi_middleware(BearerAuthMiddleware, access=config.access)
+    service.add_asgi_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=config.settings.max_request_bytes,
+        read_timeout_s=config.settings.body_read_timeout_s,
+    )
+
+
+def model_worker(settings: Settings, tag: str) -> CompiledModel:
+    """The stored model ``tag``, compiled for the model service's worker.
+
+    Ready once the shape-generic function is traced; the XLA batch sizes compile after
+    that in the background unless ``settings.warmup`` is ``blocking`` (har/runtime/inference.py).
+    """
+    import_tensorflow_without()
+    configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
+    # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
+    logging.getLogger("har.runtime.inference").setLevel(logging.INFO)
+    loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
+    compiled = CompiledModel(
+        loaded.model,
+        xla=settings.xla,
+        max_batch_size=settings.max_batch_size,
+        threads=settings.tf_intra_op_threads,
+    )
+    compiled.warmup(background=settings.warmup == "background")
+    loaded.check_probabilities(compiled)
+    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/serving/graceful.py)
+    logging.getLogger("har.graceful").setLevel(logging.INFO)
+    workers.freeze_startup_heap()
+    return compiled
+
+
+class ApiWorker:
+    """One API worker's objects.
+
+    Args:
+        settings: the service's settings (``model_tag`` already resolved).
+        batched, unbatched: the model service's adaptively batched and plain methods.
+        shadow_tag: stored tag of the shadow model (``None``: no shadow).
+        shadow_call: the shadow service's batched method (used only with ``shadow_tag``).
+        worker_index: BentoML's worker index (names this worker's profiles).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        batched: ModelCall,
+        unbatched: ModelCall,
+        *,
+        shadow_tag: str | None,
+        shadow_call: ModelCall,
+        worker_index: int,
+    ) -> None:
+        self.settings = settings
+        model = ModelClient(
+            batched,
+            unbatched,
+            max_batch_size=settings.max_batch_size,
+            coalesce_inflight=settings.coalesce_inflight,
+            coalesce_fill=settings.coalesce_fill,
+        )
+        worker_id = f"api{worker_index}"  # names its profile and shadow files
+        self.scorer = served_scorer(settings, model, worker_id=worker_id)
+        self.shadow = attach_shadow(
+            self.scorer, settings, shadow_tag, retrying(shadow_call), worker_id=worker_id
+        )
+        self.monitor: Any = self.scorer.monitor
+        origin = lifecycle.served_registry_info(model_store.stored_labels(self.scorer.tag))
+        lifecycle.publish_model_info(self.scorer.tag, origin)
+        self.http = HttpApi(
+            self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
+        )
+        self.grpc_server: Any = None
+        self._grpc_stop: asyncio.Future[None] | None = None
+        self._lease: graceful.CallerLease | None = None
+
+    @classmethod
+    def of(
+        cls, service: Any, settings: Settings, shadow_tag: str | None, worker_index: int | None
+    ) -> ApiWorker:
+        """The worker of a BentoML API service instance whose ``model_service`` (and, with
+        ``shadow_tag``, ``shadow_service``) are its ``bentoml.depends`` dependencies."""
+        return cls(
+            settings,
+            lambda x: service.model_service.to_async.predict_proba(x),
+            lambda x: service.model_service.to_async.predict_many(x),
+            shadow_tag=shadow_tag,
+            shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
+            worker_index=worker_index or 0,
+        )
+
+    async def start(self, access: Access, tls: GrpcTLS | None) -> None:
+        """Start the gRPC server (unless ``grpc_port`` is 0) on this worker's event loop."""
+        s = self.settings
+        if s.grpc_port:
+            self.grpc_server = await grpc_service.start_grpc_server(
+                self.scorer,
+                s.grpc_host,
+                s.grpc_port,
+                max_message_bytes=s.max_request_bytes,
+                interceptors=access.grpc_interceptors(),
+                credentials=grpc_server_credentials(tls),
+                stream_idle_timeout_s=s.stream_idle_timeout_s,
+                stream_max_duration_s=s.stream_max_duration_s,
+            )
+        # the model workers keep serving until this is released, at the end of stop()
+        self._lease = graceful.CallerLease.take()
+        graceful.on_stop_begins(self._begin_grpc_stop)  # with the HTTP drain, not after it
+        logging.getLogger("har.graceful").setLevel(logging.INFO)
+        workers.freeze_startup_heap()  # last start-up step of the API worker
+
+    def _begin_grpc_stop(self) -> None:
+        """Refuse new gRPC calls; those in flight get ``GRPC_STOP_GRACE_S`` to finish."""
+        if self.grpc_server is not None and self._grpc_stop is None:
+            self._grpc_stop = asyncio.ensure_future(
+                grpc_service.stop_grpc_server(self.grpc_server, graceful.GRPC_STOP_GRACE_S)
+            )
+
+    async def stop(self) -> None:
+        """Stop gRPC (begun with the HTTP drain), drain the shadow, flush monitoring (every
+        served window on disk), then release the lease the model workers wait for."""
+        try:
+            self._begin_grpc_stop()
+            if self._grpc_stop is not None:
+                await self._grpc_stop
+            if self.shadow is not None:
+                await self.shadow.close()
+            if self.monitor is not None:
+                await asyncio.to_thread(self.monitor.close)
+        finally:
+            if self._lease is not None:
+                self._lease.release()
