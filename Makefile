@@ -31,10 +31,11 @@ serve: $(STAMP)  ## serve the model (HAR_MODEL_URI or the bundled one): HTTP :30
 	HAR_GRPC_PORT=$(GRPC_PORT) \
 		$(BIN)/bentoml serve service:HARService --port $(HTTP_PORT)
 
-test: $(STAMP)  ## lint and type-check, build the docs site (strict), then the whole test suite
+test: $(STAMP)  ## lint, type-check and the import contract, build the docs site (strict), then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d .site
 	$(BIN)/python -m pytest
 
@@ -47,9 +48,10 @@ docs: $(STAMP)  ## build the docs site (docs/, mkdocs.yml) into .site/; strict: 
 docs-settings: $(STAMP)  ## regenerate the settings table in docs/settings.md from har/settings.py
 	$(BIN)/python -m har settings-table --write
 
-lint: $(STAMP)  ## ruff lint + format check, mypy type check
+lint: $(STAMP)  ## ruff lint + format check, mypy type check, the import contract (layers, BentoML at the edge)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)  ## mypy over har/ (configuration in pyproject.toml)
 	$(BIN)/mypy

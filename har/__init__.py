@@ -2,7 +2,8 @@
 
 One folder per layer, from the top down. A layer imports only the layers below it, the
 packages of one row do not import each other, nothing imports in a circle, and BentoML is
-imported only by ``serving`` and ``runtime.model_store`` (docs/architecture.md draws it)::
+imported only by ``serving`` and ``runtime.model_store`` (``lint-imports`` checks all of it:
+``[tool.importlinter]`` in pyproject.toml; docs/architecture.md draws it)::
 
     cli         python -m har: the commands, the MLflow lifecycle commands, the settings table
     serving     the BentoML edge: what each worker builds (assembly), the model service

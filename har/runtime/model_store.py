@@ -7,7 +7,7 @@ used for drift). Loading validates the card against the model. The bundled model
 same card and reference names beside ``har-cnn-bilstm.keras``.
 
 This module is the one home of these file names, and the one module outside
-:mod:`har.serving` that imports BentoML.
+:mod:`har.serving` that imports BentoML (the import contract in pyproject.toml says so).
 The MLflow registry is :mod:`har.lifecycle`'s.
 """
 
