@@ -14,7 +14,7 @@ def dispatch_without_idle_wait() -> None:
     BentoML's ``CorkDispatcher`` learns an average wait from its past batches and keeps
     a lone queued request back (1 ms ticks) while that wait looks worth it. Here the API
     worker already merges concurrent callers into one model call (``HAR_COALESCE_INFLIGHT``,
-    har/coalescing.py), so the model service sees one call at a time per API worker and
+    har/serving/coalescing.py), so the model service sees one call at a time per API worker and
     the learned wait only idles the model. With every batch logged as having waited 0 s
     the learned wait stays 0: a request is dispatched as soon as the previous batch is
     done, and requests that queue behind a running batch still go out together (the

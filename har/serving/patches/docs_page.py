@@ -37,7 +37,7 @@ def check() -> list[str]:
 
 PATCH = Patch(
     name="docs-page",
-    what="har/openapi.py rewrites BentoML's OpenAPI document with the attrs classes of "
+    what="har/serving/openapi.py rewrites BentoML's OpenAPI document with the attrs classes of "
     "bentoml._internal.service.openapi.specification and bentoml_cattr (patches nothing)",
     why="the document's title, version, description and tags cannot be set publicly",
     upstream="none found",

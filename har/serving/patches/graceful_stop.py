@@ -54,7 +54,7 @@ PATCH = Patch(
     name="graceful-stop",
     what="uvicorn.Server.handle_exit / on_tick / shutdown, in BentoML's workers: the model "
     "worker keeps serving until the API workers are done, the API worker begins its gRPC "
-    "stop with the HTTP drain (har/graceful.py; relies on BentoMLContainer."
+    "stop with the HTTP drain (har/serving/graceful.py; relies on BentoMLContainer."
     "remote_runner_mapping and server_context.service_type)",
     why="BentoML sends SIGTERM to every worker at once: the model worker exits while the "
     "API worker still has requests for it",
