@@ -1,6 +1,6 @@
 """The lifecycle commands of ``python -m har``: register, promote, rollback, models.
 
-``add_commands(sub)`` adds them to the main parser's subcommands (har/cli.py). User
+``add_commands(sub)`` adds them to the main parser's subcommands (har/cli/commands.py). User
 errors raise :class:`~har.domain.errors.InputError` (exit status 2); a promotion refused by
 the gate prints both models' figures and exits with status 1.
 """
