@@ -31,50 +31,71 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HAR_", extra="ignore")
 
     model_tag: str = Field(
-        f"{DEFAULT_MODEL_NAME}:latest", description="BentoML model tag the service serves."
+        f"{DEFAULT_MODEL_NAME}:latest",
+        description="BentoML model tag the service serves (NAME:VERSION or NAME:latest).",
     )
-    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 disables gRPC).")
+    grpc_port: int = Field(
+        50051, ge=0, le=65535, description="gRPC port, 0-65535 (0 disables gRPC)."
+    )
     grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
-    max_batch_size: int = Field(128, ge=1, le=4096, description="Largest batch the model sees.")
-    max_latency_ms: int = Field(1000, ge=1, description="Adaptive batching latency budget.")
+    max_batch_size: int = Field(
+        128,
+        ge=1,
+        le=4096,
+        description="Largest batch the model sees, 1-4096 windows: larger batches raise"
+        " throughput under load but make each call, and so the wait of the requests in "
+        "it, longer.",
+    )
+    max_latency_ms: int = Field(
+        1000,
+        ge=1,
+        description="Adaptive batching latency budget of the model service, "
+        "milliseconds (>= 1): a call that would outlive it is cancelled (503), so a "
+        "lower value sheds load sooner but fails more requests at peaks.",
+    )
     api_workers: int = Field(
         1,
         ge=1,
         le=64,
-        description="API worker processes (each serves HTTP and gRPC; ~0.3 GB each). On 2 "
-        "cores 2 were no faster than 1 at 64 connections (HTTP 0.92x, gRPC 0.97x; "
-        "load_tests/AB.md): worth it with more cores.",
+        description="API worker processes, 1-64, each serving HTTP and gRPC (~0.3 GB of"
+        " memory each): more parse and answer on more cores, but on a machine with few "
+        "cores they compete with the model worker for CPU.",
     )
     coalesce_inflight: int = Field(
         1,
         ge=0,
-        description="Model-service calls an API worker keeps open; concurrent requests beyond "
-        "that are merged into one call (0: one call per request). 1 beat 4 by 1.20x (HTTP) "
-        "and 1.23x (gRPC) at 64 connections and 1.8-2.4x at 1 (load_tests/AB.md).",
+        description="Model-service calls an API worker keeps open (>= 0); concurrent "
+        "requests beyond that are merged into one call (0: one call per request): fewer"
+        " open calls make larger batches with less per-call overhead, more let calls "
+        "overlap with smaller batches.",
     )
     coalesce_fill: bool = Field(
         True,
-        description="Right after a model call returned, hold the next (at most as long as "
-        "that call took) until a third of the rows in the loop have queued, so that the API "
-        "worker and the model overlap (har/serving/coalescing.py). With it (and the next call sent "
-        "before answering): 1.26x HTTP, 1.13x gRPC at 64 connections (load_tests/AB.md).",
+        description="Right after a model call returned, hold the next one (at most as "
+        "long as that call took) until a third of the rows in the loop have queued, so "
+        "that the API worker and the model overlap (har/serving/coalescing.py): fuller "
+        "batches under load, for up to one call's time of extra wait.",
     )
-    xla: bool = Field(True, description="Compile the model with XLA (padded batch sizes).")
+    xla: bool = Field(
+        True,
+        description="Compile the model with XLA (padded batch sizes): faster per window"
+        " once compiled, for the time each batch size takes to compile at start.",
+    )
     tf_intra_op_threads: int = Field(
         2,
         ge=1,
         le=64,
-        description="TensorFlow intra-op threads of the model worker, and how many chunks "
-        "of a whole recording it runs at once: with 2 on 2 cores a recording's model time "
-        "is ~1.6-1.9x shorter than with 1 (the API worker idles meanwhile); single windows "
-        "showed no consistent difference in three A/Bs (load_tests/AB.md).",
+        description="TensorFlow intra-op threads of the model worker, 1-64, and how "
+        "many chunks of a whole recording it runs at once: more shorten a recording's "
+        "model time when cores are free, but take CPU from the API workers on a small "
+        "machine.",
     )
     warmup: Literal["background", "blocking"] = Field(
         "background",
         description="When the model worker compiles its XLA batch sizes (~1 s each): "
-        "`background` = after it is ready (a shape-generic function serves meanwhile, "
-        "slower per window for the first seconds; ready in about half the time), "
-        "`blocking` = before it reports ready (full speed from the first request).",
+        "`background` = after it reports ready (a shape-generic function serves "
+        "meanwhile: ready sooner, slower per window for the first seconds), `blocking` "
+        "= before it reports ready (ready later, full speed from the first request).",
     )
     tracing: bool = Field(
         False,
@@ -91,49 +112,86 @@ class Settings(BaseSettings):
         "what it replaces has the expected shape, skipped otherwise, with a WARNING. Off: such "
         "a start is refused (docs/bentoml-patches.md).",
     )
-    max_windows_per_request: int = Field(4096, ge=1, description="Windows in one /predict.")
+    max_windows_per_request: int = Field(
+        4096,
+        ge=1,
+        description="Windows accepted in one prediction request (>= 1; a whole "
+        "recording may have 16 times that); more are refused as an input error.",
+    )
     max_request_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes)."
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body, bytes (>= 1024); larger: 413.",
     )
     align_tolerance_s: float = Field(
-        0.02, gt=0, description="Accelerometer/gyroscope samples further apart are not paired."
+        0.02,
+        gt=0,
+        description="Seconds (> 0) beyond which accelerometer and gyroscope samples are"
+        " not paired: larger pairs more samples of loosely synchronised sensors, at the"
+        " cost of pairing samples further apart in time.",
     )
     max_fill_samples: int = Field(
-        2, ge=0, description="Gaps of at most this many missing samples are interpolated."
+        2,
+        ge=0,
+        description="Gaps of at most this many missing samples (>= 0) are interpolated;"
+        " longer gaps split the recording: larger keeps more windows, with more "
+        "invented data in them.",
     )
     max_resampled_samples: int = Field(
         4_000_000,
         ge=1000,
-        description="Samples the resampler may allocate for one recording (its finest grid, "
-        "6 float64 channels: 48 bytes each, ~192 MB at the default); more: 400.",
+        description="Samples the resampler may allocate for one recording (>= 1000; its"
+        " finest grid, 6 float64 channels: 48 bytes each, ~192 MB at the default); "
+        "more: 400.",
     )
     body_read_timeout_s: float = Field(
         20.0,
         gt=0,
-        description="Seconds a client has to send a whole request body; slower: 408.",
+        description="Seconds (> 0) a client has to send a whole request body; slower: 408.",
     )
     stream_idle_timeout_s: float = Field(
-        60.0, gt=0, description="Seconds a gRPC stream may wait for its next chunk."
+        60.0, gt=0, description="Seconds (> 0) a gRPC stream may wait for its next chunk."
     )
     stream_max_duration_s: float = Field(
-        12 * 3600.0, gt=0, description="Seconds one gRPC stream may stay open."
+        12 * 3600.0, gt=0, description="Seconds (> 0) one gRPC stream may stay open."
     )
     uncertain_below: float = Field(
-        0.6, gt=0, lt=1, description="A window with lower confidence counts as uncertain."
+        0.6,
+        gt=0,
+        lt=1,
+        description="A window whose confidence is below this (between 0 and 1, "
+        "exclusive) counts as uncertain.",
     )
-    profile_dir: Path = Field(Path("logs/whylogs"), description="Where whylogs profiles go.")
-    profile_interval_s: float = Field(300.0, gt=0, description="Profile roll-over period.")
+    profile_dir: Path = Field(
+        Path("logs/whylogs"), description="Folder the whylogs profiles are written to."
+    )
+    profile_interval_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds (> 0) one whylogs profile covers before it rolls over: "
+        "shorter gives finer drift history, with more files.",
+    )
     profile_queue_size: int = Field(
         20_000,
         ge=1,
-        description="Windows waiting for the monitoring writer before new ones are dropped "
-        "(each holds its 200x6 float32 samples: ~4.8 KB, ~96 MB at the default).",
+        description="Windows (>= 1) waiting for the monitoring writer before new ones "
+        "are dropped (each holds its 200x6 float32 samples: ~4.8 KB, ~96 MB at the "
+        "default).",
     )
-    monitoring: bool = Field(True, description="Profile served windows with whylogs.")
+    monitoring: bool = Field(
+        True,
+        description="Profile served windows with whylogs (for the drift endpoints and gauges).",
+    )
     drift_threshold: float = Field(
-        0.7, gt=0, le=1, description="Hellinger distance above which a feature has drifted."
+        0.7,
+        gt=0,
+        le=1,
+        description="Hellinger distance (above 0, at most 1) above which a feature has "
+        "drifted: lower flags smaller shifts, with more false alarms.",
     )
-    drift_min_rows: int = Field(100, ge=1, description="Fewer rows: insufficient_data.")
+    drift_min_rows: int = Field(
+        100, ge=1, description="Rows (>= 1) a drift comparison needs; fewer: insufficient_data."
+    )
     # monitoring
     drift_every_s: float = Field(
         60.0,
@@ -147,11 +205,15 @@ class Settings(BaseSettings):
     profile_flush_s: float = Field(
         5.0,
         ge=0,
-        description="Seconds between writes of a worker's open profile interval to its one "
-        "partial file (a hard kill loses at most about this much; 0: only at roll-over).",
+        description="Seconds (>= 0) between writes of a worker's open profile interval "
+        "to its one partial file (a hard kill loses at most about this much; 0: only at"
+        " roll-over).",
     )
     report_cache_s: float = Field(
-        10.0, ge=0, description="Seconds the service keeps a rendered drift report per interval."
+        10.0,
+        ge=0,
+        description="Seconds (>= 0) the service keeps a rendered drift report per "
+        "interval (0: no cache).",
     )
     # timeline (har/domain/timeline.py): how window predictions become the activity segments
     smoothing: Literal["viterbi", "none"] = Field(
@@ -162,12 +224,14 @@ class Settings(BaseSettings):
     switch_penalty: float = Field(
         6.0,
         ge=0,
-        description="Nats an activity change costs in the Viterbi pass (0: raw argmax).",
+        description="Nats (>= 0) an activity change costs in the Viterbi pass: higher "
+        "gives fewer, longer segments (0: raw argmax).",
     )
     min_segment_s: float = Field(
         0.0,
         ge=0,
-        description="Smoothed segments shorter than this (seconds) join a neighbour (0: off).",
+        description="Smoothed segments shorter than this many seconds (>= 0) join a "
+        "neighbour (0: off).",
     )
 
     # access
@@ -210,10 +274,16 @@ class Settings(BaseSettings):
         "(wins over model_tag; resolved by `python -m har ensure-model`).",
     )
     gate_accuracy_tolerance: float = Field(
-        0.01, ge=0, le=1, description="Promotion gate: accepted accuracy drop vs the holder."
+        0.01,
+        ge=0,
+        le=1,
+        description="Promotion gate: accepted accuracy drop vs the holder (0-1, a fraction).",
     )
     gate_macro_f1_tolerance: float = Field(
-        0.01, ge=0, le=1, description="Promotion gate: accepted macro-F1 drop vs the holder."
+        0.01,
+        ge=0,
+        le=1,
+        description="Promotion gate: accepted macro-F1 drop vs the holder (0-1, a fraction).",
     )
 
     @field_validator("model_uri")
@@ -237,14 +307,21 @@ class Settings(BaseSettings):
     shadow_queue_windows: int = Field(
         4096,
         ge=1,
-        description="Windows waiting for the shadow before new ones are dropped (~4.8 KB each).",
+        description="Windows (>= 1) waiting for the shadow before new ones are dropped "
+        "(~4.8 KB each).",
     )
     shadow_timeout_s: float = Field(
-        10.0, gt=0, description="Deadline of one shadow call; its windows are dropped after it."
+        10.0,
+        gt=0,
+        description="Deadline of one shadow call, seconds (> 0); its windows are dropped after it.",
     )
-    shadow_inflight: int = Field(2, ge=1, description="Shadow calls an API worker keeps open.")
+    shadow_inflight: int = Field(
+        2, ge=1, description="Shadow calls an API worker keeps open (>= 1)."
+    )
     shadow_min_windows: int = Field(
-        100, ge=1, description="Fewer windows compared in an interval: insufficient_data."
+        100,
+        ge=1,
+        description="Windows (>= 1) an interval's comparison needs; fewer: insufficient_data.",
     )
 
     @field_validator("shadow_model_tag", "shadow_model_uri")
