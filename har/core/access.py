@@ -29,7 +29,6 @@ token, or which prefix of one, matched.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +39,7 @@ from typing import Any
 
 import grpc
 
+from har.core.answers import error_answer_bytes
 from har.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class BearerAuthMiddleware:
         challenge = b'Bearer realm="har"'
         if header is not None:
             challenge += b', error="invalid_token"'
-        body = json.dumps({"error": _MISSING if header is None else _INVALID}).encode()
+        body = error_answer_bytes(_MISSING if header is None else _INVALID)
         await send(
             {
                 "type": "http.response.start",

@@ -8,6 +8,7 @@ times to 3 (milliseconds).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,17 @@ from har.domain.card import ModelCard
 from har.domain.results import Predictions, RecordingResult
 
 JSON = dict[str, Any]
+
+
+def error_answer(message: str) -> JSON:
+    """The body of every HTTP error answer (4xx and 5xx): ``{"error": message}``."""
+    return {"error": message}
+
+
+def error_answer_bytes(message: str) -> bytes:
+    """:func:`error_answer` as the raw ASGI middlewares send it: ``json.dumps`` (ASCII, with
+    ``", "`` and ``": "`` separators), unlike a ``JSONResponse``'s compact form."""
+    return json.dumps(error_answer(message)).encode()
 
 
 def prediction_objects(preds: Predictions) -> list[JSON]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -133,7 +132,7 @@ class BodySizeLimitMiddleware:
 
     @staticmethod
     async def _reject(send: Any, status: int, message: str) -> None:
-        body = json.dumps({"error": message}).encode()
+        body = answers.error_answer_bytes(message)
         await send(
             {
                 "type": "http.response.start",
@@ -160,7 +159,7 @@ def json_answer(answer: Any) -> Any:
 
 def client_error(exc: Exception | str, status: int = 400) -> Any:
     """The JSON answer to a client's mistake: ``{"error": message}`` with a 4xx status."""
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    return JSONResponse(answers.error_answer(str(exc)), status_code=status)
 
 
 def shadow_answer(shadow: Shadow | None, since: str | None, until: str | None) -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 
+from har.core.answers import error_answer
 from har.domain.errors import ModelUnavailableError, quoted
 from har.domain.safe_json import MAX_JSON_DEPTH, is_depth_error
 from har.serving.patches.guard import UPSTREAM, Expect, Patch
@@ -185,11 +186,11 @@ def install() -> None:
             return await endpoint(self, name, request)
         except RequestError as exc:
             logger.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc)
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return JSONResponse(error_answer(str(exc)), status_code=exc.status)
         except ModelUnavailableError as exc:
             logger.warning("%s %s: 503 %s", request.method, request.url.path, exc)
             return JSONResponse(
-                {"error": "the model is unavailable; retry shortly"},
+                error_answer("the model is unavailable; retry shortly"),
                 status_code=503,
                 headers={"Retry-After": "2"},
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from har.core.answers import error_answer
 from har.serving.patches.guard import UPSTREAM, Expect, Patch
 
 #: :func:`~har.serving.patches.guard.fingerprint` of ``TimeoutMiddleware.__call__`` on WRITTEN_FOR.
@@ -52,7 +53,7 @@ def cancel_traffic_timers() -> None:
             await waiter
         except TimeoutError:
             if fut.cancel():
-                body = {"error": f"Not able to process the request in {self.timeout} seconds"}
+                body = error_answer(f"Not able to process the request in {self.timeout} seconds")
                 await JSONResponse(body, status_code=504)(scope, receive, send)
         else:
             await fut

@@ -51,3 +51,11 @@ def test_recording_answer_lists_windows_segments_summary_and_smoothing() -> None
     assert body["summary"] == {"PEN": 3.0, "ABD": 2.98}
     assert list(body["summary"]) == ["PEN", "ABD"]  # most seconds first
     json.dumps(body)  # plain Python types only
+
+
+def test_error_answer_is_the_one_error_body_in_both_serialisations() -> None:
+    from har.core.answers import error_answer, error_answer_bytes
+
+    assert error_answer("bad") == {"error": "bad"}
+    # the raw ASGI middlewares' bytes (json.dumps), as they were before the builder
+    assert error_answer_bytes("bad é") == b'{"error": "bad \\u00e9"}'
