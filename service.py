@@ -25,7 +25,7 @@ from har.serving.assembly import (
     model_worker,
 )
 from har.serving.model_client import model_ready
-from har.serving.openapi import DocumentedService
+from har.serving.openapi import documented_service
 from har.serving.predict_input import predict_input
 from har.settings import get_settings
 
@@ -77,7 +77,7 @@ if shadow_tag:
     name="har",
     http={"port": 3000},
     runner_probe={"enabled": False},  # __is_ready__ instead (why: har/serving/model_client.py)
-    service_class=DocumentedService,  # the docs page: har/serving/openapi.py
+    service_class=documented_service(settings.model_tag),  # the docs page: har/serving/openapi.py
     **api_service_config(settings),  # HAR_API_WORKERS workers
 )
 @bentoml.asgi_app(read_api, path="/")

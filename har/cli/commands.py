@@ -163,14 +163,16 @@ def _cmd_timeline_eval(args: argparse.Namespace) -> int:
         production_sessions,
     )
 
-    _, card, model = load_for_scoring(args.model, get_settings().model_tag)
-    sessions = production_sessions(args.production)
+    settings = get_settings()
+    _, card, model = load_for_scoring(args.model, settings.model_tag)
+    sessions = production_sessions(args.production, align_tolerance_s=settings.align_tolerance_s)
     if not args.no_heldout:
         sessions += heldout_sessions()
-    options = TimelineOptions.from_settings(get_settings()).override(
+    options = TimelineOptions.from_settings(settings).override(
         switch_penalty=args.switch_penalty, min_segment_s=args.min_segment_s
     )
-    print(markdown_table(compare(sessions, card, model, options=options)))
+    rows = compare(sessions, card, model, max_fill=settings.max_fill_samples, options=options)
+    print(markdown_table(rows))
     return 0
 
 

@@ -230,7 +230,14 @@ def _served(tag: str) -> tuple[str, ModelCard]:
 
 
 class DocumentedService(bentoml.Service):
-    """A BentoML service whose docs page describes this project (see the module docstring)."""
+    """A BentoML service whose docs page describes this project (see the module docstring).
+
+    ``bentoml.service`` gets :func:`documented_service`'s subclass, which carries the model
+    tag to document when no dependency serves a model.
+    """
+
+    #: The tag documented when no dependency serves a model (``settings.model_tag``).
+    default_model_tag: str = ""
 
     @property
     def openapi_spec(self) -> Any:
@@ -242,6 +249,10 @@ class DocumentedService(bentoml.Service):
         for dep in self.dependencies.values():
             for model in getattr(dep.on, "models", None) or []:
                 return str(model.tag)
-        from har.settings import get_settings
+        return self.default_model_tag
 
-        return get_settings().model_tag
+
+def documented_service(model_tag: str) -> type[DocumentedService]:
+    """:class:`DocumentedService` documenting ``model_tag`` (the caller's ``settings.model_tag``)
+    when no dependency serves a model; for ``bentoml.service(service_class=...)``."""
+    return type(DocumentedService.__name__, (DocumentedService,), {"default_model_tag": model_tag})

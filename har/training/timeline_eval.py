@@ -133,13 +133,15 @@ class Labelled:
     truth: Truth
 
 
-def production_sessions(folder: Path) -> list[Labelled]:
-    """The demo recordings of ``folder`` (``data/production/``) with their truth files."""
+def production_sessions(folder: Path, *, align_tolerance_s: float) -> list[Labelled]:
+    """The demo recordings of ``folder`` (``data/production/``) with their truth files.
+
+    ``align_tolerance_s``: the Garmin pair's accelerometer/gyroscope pairing tolerance
+    (seconds; the service's is ``settings.align_tolerance_s``).
+    """
     from har.core.offline import read_recording
-    from har.settings import get_settings
 
-    tol = get_settings().align_tolerance_s
-
+    tol = align_tolerance_s
     folder = Path(folder)
     canonical = folder / "session_canonical_100hz.csv"
     acc, gyro = folder / "session-accelerometer_data.csv", folder / "session-gyroscope_data.csv"
@@ -190,8 +192,14 @@ def heldout_sessions(subjects: Sequence[int] | None = None) -> list[Labelled]:
     return out
 
 
-def window_probabilities(rec: Any, card: Any, model: Any) -> tuple[Any, np.ndarray]:
-    """``(Windows, (N, K) probabilities)`` of a recording, through the serving path."""
+def window_probabilities(
+    rec: Any, card: Any, model: Any, *, max_fill: int
+) -> tuple[Any, np.ndarray]:
+    """``(Windows, (N, K) probabilities)`` of a recording, through the serving path.
+
+    ``max_fill``: the longest gap (missing samples) that is interpolated (the service's is
+    ``settings.max_fill_samples``).
+    """
     from har.core.scorer import Scorer
     from har.runtime.inference import CompiledModel
 
@@ -200,15 +208,13 @@ def window_probabilities(rec: Any, card: Any, model: Any) -> tuple[Any, np.ndarr
     async def infer(x: np.ndarray) -> np.ndarray:
         return compiled(x)
 
-    from har.settings import get_settings
-
-    scorer = Scorer(card, "eval", infer, max_fill=get_settings().max_fill_samples)
+    scorer = Scorer(card, "eval", infer, max_fill=max_fill)
     result = asyncio.run(scorer.predict_recording(rec))
     return result.windows, result.predictions.probs
 
 
 def compare(
-    sessions: Sequence[Labelled], card: Any, model: Any, **smoothed: Any
+    sessions: Sequence[Labelled], card: Any, model: Any, *, max_fill: int, **smoothed: Any
 ) -> list[tuple[str, str, Score]]:
     """``(recording, method, Score)`` rows: raw and smoothed timelines of every session.
 
@@ -218,7 +224,7 @@ def compare(
     """
     rows = []
     for s in sessions:
-        w, probs = window_probabilities(s.recording, card, model)
+        w, probs = window_probabilities(s.recording, card, model, max_fill=max_fill)
         for label, options in (("raw", {"smoothing": "none"}), ("smoothed", smoothed)):
             tl = timeline_of(w, probs, card.classes, **options)
             rows.append((s.name, label, score(tl, w.start_s, w.end_s, card.classes, s.truth)))

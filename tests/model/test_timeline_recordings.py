@@ -30,8 +30,12 @@ def scored():
     card = ModelCard.from_file(model_store.BUNDLED_CARD)
     model = model_store.load_keras(model_store.BUNDLED_MODEL)
     out = []
-    for s in production_sessions(PRODUCTION):
-        w, probs = window_probabilities(s.recording, card, model)
+    settings = get_settings()
+    sessions = production_sessions(PRODUCTION, align_tolerance_s=settings.align_tolerance_s)
+    for s in sessions:
+        w, probs = window_probabilities(
+            s.recording, card, model, max_fill=settings.max_fill_samples
+        )
         out.append((s, w, probs, card.classes))
     return out
 
