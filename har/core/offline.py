@@ -54,6 +54,24 @@ def read_recording(
     return read_csv_recording(path, units)
 
 
+def in_process_scorer(
+    card: ModelCard,
+    tag: str,
+    model: Any,
+    *,
+    max_fill: int,
+    timeline: TimelineOptions | None = None,
+) -> Scorer:
+    """A :class:`Scorer` whose model is ``model`` compiled in this process (no XLA, batches
+    of at most 256 windows) instead of called through the model service."""
+    compiled = CompiledModel(model, xla=False, max_batch_size=256)
+
+    async def infer(x: np.ndarray) -> np.ndarray:
+        return compiled(x)
+
+    return Scorer(card, tag, infer, max_fill=max_fill, timeline=timeline)
+
+
 def score_recording(
     rec: Recording,
     tag: str,
@@ -70,12 +88,7 @@ def score_recording(
         timeline: the default timeline options (the service's come from its settings).
         smoothing: this recording's method, as the endpoint's ``smoothing`` field.
     """
-    compiled = CompiledModel(model, xla=False, max_batch_size=256)
-
-    async def infer(x: np.ndarray) -> np.ndarray:
-        return compiled(x)
-
-    scorer = Scorer(card, tag, infer, max_fill=max_fill, timeline=timeline)
+    scorer = in_process_scorer(card, tag, model, max_fill=max_fill, timeline=timeline)
     return answers.recording_answer(tag, asyncio.run(scorer.predict_recording(rec, smoothing)))
 
 

@@ -200,15 +200,9 @@ def window_probabilities(
     ``max_fill``: the longest gap (missing samples) that is interpolated (the service's is
     ``settings.max_fill_samples``).
     """
-    from har.core.scorer import Scorer
-    from har.runtime.inference import CompiledModel
+    from har.core.offline import in_process_scorer
 
-    compiled = CompiledModel(model, xla=False, max_batch_size=256)
-
-    async def infer(x: np.ndarray) -> np.ndarray:
-        return compiled(x)
-
-    scorer = Scorer(card, "eval", infer, max_fill=max_fill)
+    scorer = in_process_scorer(card, "eval", model, max_fill=max_fill)
     result = asyncio.run(scorer.predict_recording(rec))
     return result.windows, result.predictions.probs
 
