@@ -286,10 +286,10 @@ class Settings(BaseSettings):
         description="Promotion gate: accepted macro-F1 drop vs the holder (0-1, a fraction).",
     )
 
-    @field_validator("model_uri")
+    @field_validator("model_uri", "shadow_model_uri")
     @classmethod
     def _registry_uri(cls, v: str | None) -> str | None:
-        if not v:  # an empty HAR_MODEL_URI means "not set"
+        if not v:  # an empty HAR_MODEL_URI / HAR_SHADOW_MODEL_URI means "not set"
             return None
         if not MODEL_URI_PATTERN.fullmatch(v):
             raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
@@ -324,17 +324,10 @@ class Settings(BaseSettings):
         description="Windows (>= 1) an interval's comparison needs; fewer: insufficient_data.",
     )
 
-    @field_validator("shadow_model_tag", "shadow_model_uri")
+    @field_validator("shadow_model_tag")
     @classmethod
     def _empty_is_unset(cls, v: str | None) -> str | None:
         return v or None  # HAR_SHADOW_MODEL_TAG= (empty) means no shadow
-
-    @field_validator("shadow_model_uri")
-    @classmethod
-    def _registry_uri_form(cls, v: str | None) -> str | None:
-        if v and not MODEL_URI_PATTERN.fullmatch(v):
-            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
-        return v
 
 
 @lru_cache(maxsize=1)

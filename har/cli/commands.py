@@ -189,6 +189,7 @@ def _cmd_settings_table(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
+    from har.cli.lifecycle import add_model_file_arguments
     from har.domain.card import ACC_UNITS, GYRO_UNITS
     from har.domain.timeline import SMOOTHING_METHODS
     from har.settings import get_settings
@@ -197,14 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("import-model", help="store a Keras model with its card; prints the tag")
-    s.add_argument("model", type=Path, help="a Keras 3 .keras file")
-    s.add_argument("--card", type=Path, required=True, help="the model card (JSON)")
-    s.add_argument("--name", help="model name in the store (default: the card's name)")
-    s.add_argument(
-        "--reference-data",
-        type=Path,
-        help="training windows (.npz with 'windows', canonical units) or a canonical CSV "
-        "recording, to build the reference profile for drift",
+    add_model_file_arguments(
+        s,
+        name_help="model name in the store (default: the card's name)",
+        reference_help="training windows (.npz with 'windows', canonical units) or a canonical "
+        "CSV recording, to build the reference profile for drift",
     )
     s.set_defaults(func=_cmd_import_model)
 

@@ -101,17 +101,25 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_model_file_arguments(
+    s: argparse.ArgumentParser, *, name_help: str, reference_help: str
+) -> None:
+    """The arguments of a command that takes a model file: ``model``, ``--card``, ``--name``
+    and ``--reference-data`` (``import-model``, ``register``)."""
+    s.add_argument("model", type=Path, help="a Keras 3 .keras file")
+    s.add_argument("--card", type=Path, required=True, help="the model card (JSON)")
+    s.add_argument("--name", help=name_help)
+    s.add_argument("--reference-data", type=Path, help=reference_help)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``register``, ``promote``, ``rollback`` and ``models`` to ``python -m har``."""
     s = sub.add_parser("register", help="log a model + card to MLflow; prints NAME/VERSION")
-    s.add_argument("model", type=Path, help="a Keras 3 .keras file")
-    s.add_argument("--card", type=Path, required=True, help="the model card (JSON)")
-    s.add_argument("--name", help="registered model name (default: the card's name)")
-    s.add_argument(
-        "--reference-data",
-        type=Path,
-        help="training windows (.npz with 'windows') or a canonical CSV, for the reference "
-        "profile (default: the bundled profile when the file is the bundled model)",
+    add_model_file_arguments(
+        s,
+        name_help="registered model name (default: the card's name)",
+        reference_help="training windows (.npz with 'windows') or a canonical CSV, for the "
+        "reference profile (default: the bundled profile when the file is the bundled model)",
     )
     s.add_argument(
         "--training-run",
