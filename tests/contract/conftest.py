@@ -89,5 +89,19 @@ def window() -> list[list[float]]:
 
 
 @pytest.fixture(scope="session")
+def reference():
+    """The bundled model and card, loaded here from the repository's files (not the target)."""
+    import keras
+
+    from har.domain.card import ModelCard
+
+    card = ModelCard.from_file(ROOT / "models" / "pretrained" / "card.json")
+    model = keras.models.load_model(
+        ROOT / "models" / "pretrained" / "har-cnn-bilstm.keras", compile=False
+    )
+    return model, card
+
+
+@pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return ROOT / "tests" / "fixtures"

@@ -4,25 +4,15 @@
 from __future__ import annotations
 
 import grpc
-import keras
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from har.domain.card import ModelCard
 from har.domain.preprocessing import Preprocessor
 from har.domain.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
-from tests.helpers.paths import PRODUCTION, ROOT
-
-BUNDLED = ROOT / "models" / "pretrained"
-
-
-@pytest.fixture(scope="module")
-def reference():
-    card = ModelCard.from_file(BUNDLED / "card.json")
-    return keras.models.load_model(BUNDLED / "har-cnn-bilstm.keras", compile=False), card
+from tests.helpers.paths import PRODUCTION
 
 
 @pytest.fixture(scope="module")

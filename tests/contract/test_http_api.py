@@ -7,18 +7,14 @@ import json
 import time
 import urllib.error
 import urllib.request
-import uuid
-from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
-from har.domain.card import ModelCard
 from har.domain.preprocessing import Preprocessor
+from tests.helpers.multipart import upload
 from tests.helpers.paths import ROOT
 
-BUNDLED = ROOT / "models" / "pretrained"
 PRODUCTION = ROOT / "data" / "production"
 SHORT = ROOT / "tests" / "fixtures"
 
@@ -41,38 +37,6 @@ def get(url: str, timeout: float = 60) -> tuple[int, str, str]:
             return r.status, r.headers.get("content-type", ""), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("content-type", ""), e.read().decode()
-
-
-def upload(
-    url: str, files: dict[str, Path], fields: dict[str, str] | None = None
-) -> tuple[int, dict]:
-    """A multipart ``POST`` of ``files`` (form name -> path) and text ``fields``."""
-    b = uuid.uuid4().hex
-    parts = [
-        f'--{b}\r\nContent-Disposition: form-data; name="{name}"; filename="{path.name}"\r\n'
-        "Content-Type: text/csv\r\n\r\n".encode()
-        + path.read_bytes()
-        + b"\r\n"
-        for name, path in files.items()
-    ]
-    parts += [
-        f'--{b}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        for k, v in (fields or {}).items()
-    ]
-    body = b"".join(parts) + f"--{b}--\r\n".encode()
-    req = urllib.request.Request(url, body, {"content-type": f"multipart/form-data; boundary={b}"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-@pytest.fixture(scope="module")
-def reference():
-    """The bundled model and card, loaded here from the repository's files (not the server)."""
-    card = ModelCard.from_file(BUNDLED / "card.json")
-    return keras.models.load_model(BUNDLED / "har-cnn-bilstm.keras", compile=False), card
 
 
 def test_predict_equals_keras_in_order(served, served_tag, reference, heldout_windows):

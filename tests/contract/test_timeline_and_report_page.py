@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import grpc
@@ -15,6 +14,7 @@ import pytest
 
 from har.domain.recordings import read_csv_recording
 from har.v1 import har_pb2, har_pb2_grpc
+from tests.helpers.multipart import upload
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,22 +27,11 @@ def server(served):
 
 
 def _upload(url: str, smoothing: str | None) -> dict:
-    """``POST /predict_recording`` of the demo CSV as multipart form data (stdlib only)."""
-    b = uuid.uuid4().hex
-    parts = [
-        f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n'
-        "Content-Type: text/csv\r\n\r\n".encode()
-        + CANONICAL.read_bytes()
-        + b"\r\n"
-    ]
-    if smoothing is not None:
-        field = f'--{b}\r\nContent-Disposition: form-data; name="smoothing"\r\n\r\n{smoothing}\r\n'
-        parts.append(field.encode())
-    body = b"".join(parts) + f"--{b}--\r\n".encode()
-    headers = {"content-type": f"multipart/form-data; boundary={b}"}
-    req = urllib.request.Request(f"{url}/predict_recording", body, headers)
-    with urllib.request.urlopen(req, timeout=120) as r:
-        return json.loads(r.read())
+    """``POST /predict_recording`` of the demo CSV (with ``smoothing`` when given)."""
+    fields = {} if smoothing is None else {"smoothing": smoothing}
+    status, body = upload(f"{url}/predict_recording", {"file": CANONICAL}, fields)
+    assert status == 200, body
+    return body
 
 
 def test_demo_recording_timeline_tiles_and_smoothing_merges(server):
