@@ -17,11 +17,11 @@ from har.domain.card import CANONICAL_UNITS
 from har.http import endpoints as web
 from har.serving import workers
 from har.serving.assembly import (
-    SERVICE_CONFIG,
     ApiWorker,
     add_middleware,
     api_service_config,
     configure,
+    model_service_config,
     model_worker,
 )
 from har.serving.model_client import model_ready
@@ -38,7 +38,7 @@ read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, o
     name="har-model",
     # never recycle the caller's sessions (read by the caller): why in har/serving/workers.py
     runner_connection=workers.RUNNER_CONNECTION,
-    **SERVICE_CONFIG,
+    **model_service_config(settings),  # with HAR_TRACING: BentoML's OTLP exporter
 )
 class HARModel:
     """The Keras model behind one adaptively batched method (BentoML's successor to a runner)."""

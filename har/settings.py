@@ -99,10 +99,30 @@ class Settings(BaseSettings):
     )
     tracing: bool = Field(
         False,
-        description="BentoML's OpenTelemetry request spans (and its X-BentoML-Request-ID "
-        "header). Off: its tracing middleware is not installed, which saves CPU on every "
-        "request; turn on together with BentoML's `tracing` configuration (exporter, "
-        "sample_rate) to export spans.",
+        description="OpenTelemetry spans: BentoML's HTTP request spans (and its "
+        "X-BentoML-Request-ID header), one span per gRPC call and one per model call, in "
+        "one trace per request across the API and model workers, exported with OTLP/HTTP "
+        "(protobuf) to HAR_TRACING_ENDPOINT. Off: no span is made (BentoML's tracing "
+        "middleware is not installed), which saves CPU on every request.",
+    )
+    tracing_endpoint: str = Field(
+        "http://127.0.0.1:4318/v1/traces",
+        description="OTLP/HTTP traces URL spans are exported to with HAR_TRACING=1 (an "
+        "OpenTelemetry Collector, Jaeger or Tempo; path `/v1/traces`).",
+    )
+    tracing_sample_rate: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests traced with HAR_TRACING=1, 0-1 (parent-based: a "
+        "request that arrives with a sampled W3C `traceparent` is traced): lower costs "
+        "less CPU and export traffic under load.",
+    )
+    fault_injection: bool = Field(
+        False,
+        description="Tests only: a gRPC call with the metadata `x-har-fault: internal` "
+        "or `unavailable` fails its model call that way (har/grpc/observability.py), to "
+        "check metrics and alerts end to end. Never on in production.",
     )
     allow_untested_bentoml: bool = Field(
         False,

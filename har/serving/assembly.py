@@ -29,12 +29,14 @@ from har import lifecycle
 from har.core.access import Access
 from har.core.scorer import served_scorer
 from har.grpc import service as grpc_service
+from har.grpc.observability import ObservabilityInterceptor
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
+from har.monitoring.traffic import SHADOW, grpc_metrics, model_call_metrics
 from har.runtime import model_store
 from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
 from har.serving import graceful, patches, workers
-from har.serving.model_client import ModelClient, retrying
+from har.serving.model_client import ModelClient, observed, retrying
 from har.settings import Settings
 from har.shadow import attach as attach_shadow
 from har.shadow import resolve_shadow_tag
@@ -51,8 +53,29 @@ SERVICE_CONFIG: dict[str, Any] = {
 
 def api_service_config(settings: Settings) -> dict[str, Any]:
     """The API service's BentoML config: :data:`SERVICE_CONFIG` with ``HAR_API_WORKERS``
-    workers (they share the HTTP socket, gRPC binds with ``SO_REUSEPORT``)."""
-    return {**SERVICE_CONFIG, "workers": settings.api_workers}
+    workers (they share the HTTP socket, gRPC binds with ``SO_REUSEPORT``), and
+    :func:`tracing_config`."""
+    return {**model_service_config(settings), "workers": settings.api_workers}
+
+
+def model_service_config(settings: Settings) -> dict[str, Any]:
+    """The model service's BentoML config: :data:`SERVICE_CONFIG` and :func:`tracing_config`."""
+    return {**SERVICE_CONFIG, **tracing_config(settings)}
+
+
+def tracing_config(settings: Settings) -> dict[str, Any]:
+    """BentoML's ``tracing`` section for ``HAR_TRACING``: an OTLP/HTTP (protobuf) exporter
+    to ``HAR_TRACING_ENDPOINT``, parent-based sampling at ``HAR_TRACING_SAMPLE_RATE``
+    (empty when tracing is off: BentoML's default, no exporter, nothing sampled)."""
+    if not settings.tracing:
+        return {}
+    return {
+        "tracing": {
+            "exporter_type": "otlp",
+            "sample_rate": settings.tracing_sample_rate,
+            "otlp": {"protocol": "http", "endpoint": settings.tracing_endpoint},
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -167,6 +190,18 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     return compiled
 
 
+def api_tracer(settings: Settings) -> Any:
+    """The OpenTelemetry tracer of this worker's gRPC and model-call spans: from the tracer
+    provider BentoML built from :func:`tracing_config` (the one its HTTP spans use, so
+    they share its exporter and sampler); ``None`` when ``HAR_TRACING`` is off."""
+    if not settings.tracing:
+        return None
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    provider = BentoMLContainer.tracer_provider.get()
+    return provider.get_tracer("har")
+
+
 class ApiWorker:
     """One API worker's objects.
 
@@ -189,17 +224,26 @@ class ApiWorker:
         worker_index: int,
     ) -> None:
         self.settings = settings
+        self.tracer = api_tracer(settings)
+        calls = model_call_metrics()  # rows, wait, duration of the model calls (served/shadow)
         model = ModelClient(
             batched,
             unbatched,
             max_batch_size=settings.max_batch_size,
             coalesce_inflight=settings.coalesce_inflight,
             coalesce_fill=settings.coalesce_fill,
+            metrics=calls,
+            tracer=self.tracer,
+            fault_injection=settings.fault_injection,
         )
         worker_id = f"api{worker_index}"  # names its profile and shadow files
         self.scorer = served_scorer(settings, model, worker_id=worker_id)
         self.shadow = attach_shadow(
-            self.scorer, settings, shadow_tag, retrying(shadow_call), worker_id=worker_id
+            self.scorer,
+            settings,
+            shadow_tag,
+            observed(retrying(shadow_call), SHADOW, calls),  # off the request path: no spans
+            worker_id=worker_id,
         )
         self.monitor: Any = self.scorer.monitor
         origin = lifecycle.served_registry_info(model_store.stored_labels(self.scorer.tag))
@@ -235,7 +279,12 @@ class ApiWorker:
                 s.grpc_host,
                 s.grpc_port,
                 max_message_bytes=s.max_request_bytes,
-                interceptors=access.grpc_interceptors(),
+                interceptors=[  # outermost first: refused calls are counted too
+                    ObservabilityInterceptor(
+                        grpc_metrics(), self.tracer, fault_injection=s.fault_injection
+                    ),
+                    *access.grpc_interceptors(),
+                ],
                 credentials=grpc_server_credentials(tls),
                 stream_idle_timeout_s=s.stream_idle_timeout_s,
                 stream_max_duration_s=s.stream_max_duration_s,

@@ -41,6 +41,9 @@ class Coalescer:
         fill: balance the calls under closed-loop load (see the module's docstring).
         max_wait_s: longest a call is held back for ``fill``.
         clock: monotonic seconds (tests).
+        on_call: called as each call goes out with how long its oldest row waited
+            (seconds, by ``clock``): the hold to fill a batch plus any wait for a free
+            call slot (``har_model_call_wait_seconds``).
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class Coalescer:
         fill: bool = False,
         max_wait_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        on_call: Callable[[float], None] | None = None,
     ) -> None:
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
@@ -61,7 +65,9 @@ class Coalescer:
         self.fill = fill
         self.max_wait_s = max_wait_s
         self.clock = clock
+        self.on_call = on_call
         self._queue: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self._oldest: list[float] = []  # enqueue time of each queued item (same order)
         self._queued_rows = 0
         self._inflight = 0
         self.calls = 0  # calls of fn made (for tests and metrics)
@@ -73,6 +79,7 @@ class Coalescer:
     async def __call__(self, x: np.ndarray) -> np.ndarray:
         fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._queue.append((x, fut))
+        self._oldest.append(self.clock())
         self._queued_rows += len(x)
         self._pump()
         return await fut
@@ -106,17 +113,23 @@ class Coalescer:
         while self._queue and self._inflight < self.max_inflight:
             batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
             rows = 0
+            first_queued = 0.0  # enqueue time of the batch's first (oldest) row
             while self._queue and (not batch or rows + len(self._queue[0][0]) <= self.max_rows):
                 item = self._queue.pop(0)
+                queued_at = self._oldest.pop(0)
                 self._queued_rows -= len(item[0])
                 if item[1].done():  # caller went away (cancelled)
                     continue
+                if not batch:
+                    first_queued = queued_at
                 batch.append(item)
                 rows += len(item[0])
             if not batch:
                 continue
             self._inflight += 1
             self.calls += 1
+            if self.on_call is not None:
+                self.on_call(self.clock() - first_queued)
             asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]) -> None:

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from contextlib import nullcontext
 from typing import Any
 
 import aiohttp
 import numpy as np
 
 from har.domain.errors import ModelUnavailableError
-from har.domain.model_call import Infer
+from har.domain.model_call import INJECTED_FAULT, Infer
+from har.monitoring.traffic import SERVED, ModelCallMetrics
 from har.serving.coalescing import Coalescer
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,49 @@ def retrying(fn: Infer, retry_on: tuple[type[BaseException], ...] = RETRYABLE) -
     return call
 
 
+def observed(fn: Infer, model: str, metrics: ModelCallMetrics | None, tracer: Any = None) -> Infer:
+    """``fn`` (one call of the model service), measured and traced.
+
+    Each call observes its windows (``har_model_call_rows``) and duration
+    (``har_model_call_seconds``) and is counted open (``har_model_calls_in_flight``),
+    all labelled ``model``; with an OpenTelemetry ``tracer`` it is the span
+    ``har.model_call`` (attributes ``har.model``, ``har.rows``), a child of the current
+    span: the request whose arrival sent the call (a coalesced call carries other
+    requests' windows too). ``metrics=None`` and ``tracer=None``: ``fn`` itself.
+    """
+    if metrics is None and tracer is None:
+        return fn
+    rows: Any = None
+    seconds: Any = None
+    in_flight: Any = None
+    if metrics is not None:
+        rows, seconds = metrics.rows.labels(model), metrics.seconds.labels(model)
+        in_flight = metrics.in_flight.labels(model)
+
+    async def call(x: np.ndarray) -> np.ndarray:
+        n = int(x.shape[0])
+        span = (
+            tracer.start_as_current_span(
+                "har.model_call", attributes={"har.model": model, "har.rows": n}
+            )
+            if tracer is not None
+            else nullcontext()
+        )
+        with span:
+            if in_flight is None:
+                return await fn(x)
+            in_flight.inc()
+            started = time.perf_counter()
+            try:
+                return await fn(x)
+            finally:
+                seconds.observe(time.perf_counter() - started)
+                rows.observe(n)
+                in_flight.dec()
+
+    return call
+
+
 class ModelClient:
     """Callable ``(N, window, 6)`` scaled float32 -> ``(N, n_classes)`` probabilities.
 
@@ -62,6 +108,16 @@ class ModelClient:
             are merged into one call (0: one call per caller).
         coalesce_fill: balance the merged calls under closed-loop load (har/serving/coalescing.py).
         retry_on: errors after which a call is made once more.
+        metrics: the model-call metrics (:mod:`har.monitoring.traffic`, ``model="served"``):
+            each call of the model service as :func:`observed` says, the coalescer's
+            wait, and the requests waiting for an answer (``har_model_callers``).
+            ``None``: none recorded.
+        tracer: an OpenTelemetry tracer: each call of the model service is a span
+            (:func:`observed`). ``None``: no spans.
+        fault_injection: fail a request whose context carries
+            :data:`~har.domain.model_call.INJECTED_FAULT` (tests only, ``HAR_FAULT_INJECTION``):
+            ``internal`` raises ``RuntimeError``, ``unavailable``
+            :class:`~har.domain.errors.ModelUnavailableError`.
     """
 
     def __init__(
@@ -73,13 +129,22 @@ class ModelClient:
         coalesce_inflight: int = 0,
         coalesce_fill: bool = True,
         retry_on: tuple[type[BaseException], ...] = RETRYABLE,
+        metrics: ModelCallMetrics | None = None,
+        tracer: Any = None,
+        fault_injection: bool = False,
     ) -> None:
         self.max_batch_size = max_batch_size
-        self._unbatched = retrying(unbatched, retry_on)
-        small = retrying(batched, retry_on)
+        self.fault_injection = fault_injection
+        self._unbatched = observed(retrying(unbatched, retry_on), SERVED, metrics, tracer)
+        small = observed(retrying(batched, retry_on), SERVED, metrics, tracer)
+        self._callers = metrics.callers.labels(SERVED) if metrics is not None else None
         self.coalescer = (
             Coalescer(
-                small, max_rows=max_batch_size, max_inflight=coalesce_inflight, fill=coalesce_fill
+                small,
+                max_rows=max_batch_size,
+                max_inflight=coalesce_inflight,
+                fill=coalesce_fill,
+                on_call=metrics.wait.labels(SERVED).observe if metrics is not None else None,
             )
             if coalesce_inflight
             else None
@@ -91,6 +156,12 @@ class ModelClient:
         cannot be reached (after the retry) or answers that it is unavailable."""
         from bentoml.exceptions import ServiceUnavailable
 
+        if self.fault_injection and (fault := INJECTED_FAULT.get()):
+            if fault == "unavailable":
+                raise ModelUnavailableError("injected fault: the model service is unavailable")
+            raise RuntimeError(f"injected fault: {fault} (HAR_FAULT_INJECTION)")
+        if self._callers is not None:
+            self._callers.inc()
         try:
             if scaled.shape[0] <= self.max_batch_size:
                 return await self._small(scaled)
@@ -99,6 +170,9 @@ class ModelClient:
             raise ModelUnavailableError(
                 f"the model service is unavailable ({type(exc).__name__}); retry shortly"
             ) from exc
+        finally:
+            if self._callers is not None:
+                self._callers.dec()
 
 
 async def model_ready(

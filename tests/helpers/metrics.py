@@ -10,6 +10,7 @@ from dataclasses import fields
 
 from har.lifecycle.served import model_info_gauge
 from har.monitoring.metrics import get_metrics
+from har.monitoring.traffic import grpc_metrics, model_call_metrics
 from har.shadow.compare import shadow_metrics
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -26,6 +27,7 @@ def exported_names() -> list[str]:
     shadow = shadow_metrics()
     metrics = [*get_metrics().all(), model_info_gauge()]
     metrics += [getattr(shadow, f.name) for f in fields(shadow)]
+    metrics += [*grpc_metrics().all(), *model_call_metrics().all()]
     for m in metrics:
         for family in m.describe():
             names += [family.name + s for s in _SUFFIXES[family.type]]

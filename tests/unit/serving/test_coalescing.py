@@ -228,3 +228,24 @@ def test_the_next_call_goes_out_before_the_answered_callers_resume():
     _run(main())
     # the model gets the queued rows while the first caller writes its answer
     assert events == ["call 1", "call 2", "answered 0", "answered 1", "answered 2"]
+
+
+def test_on_call_gets_how_long_each_call_s_oldest_row_waited():
+    waits: list[float] = []
+
+    async def fn(x):
+        await asyncio.sleep(0.05)
+        return x
+
+    async def main():
+        c = Coalescer(fn, max_rows=128, max_inflight=1, on_call=waits.append)
+        first = asyncio.ensure_future(c(np.zeros((1, 1))))  # goes out at once
+        await asyncio.sleep(0)
+        rest = [c(np.zeros((1, 1))) for _ in range(5)]  # wait for the first call to return
+        await asyncio.gather(first, *rest)
+        return c.calls
+
+    calls = _run(main())
+    assert calls == 2 and len(waits) == 2
+    assert waits[0] < 0.01  # a lone call is not held
+    assert 0.04 <= waits[1] < 0.5  # held while the first call (50 ms) was open
