@@ -46,6 +46,10 @@ ALERTS = {
     "HarHighFlipRate",
     "HarProfileRowsDropped",
     "HarProfilingStalled",
+    # gRPC and the model's batches (har/monitoring/traffic.py)
+    "HarGrpcHighErrorRate",
+    "HarGrpcHighLatencyP95",
+    "HarModelBatchesNotFilling",
 }
 METRIC = re.compile(r"\b((?:har|bentoml)_[a-z0-9_]+)")
 
@@ -150,6 +154,17 @@ def test_dashboard_structure(path: Path) -> None:
         "har_drift_threshold",
         "har_profile_rows_total",
         "har_profile_rows_dropped_total",
+        "har_grpc_server_handled_total",
+        "har_grpc_server_handling_seconds_bucket",
+        "har_grpc_server_msg_received_total",
+        "har_grpc_server_msg_sent_total",
+        "har_grpc_server_open_streams",
+        "har_model_call_rows_bucket",
+        "har_model_call_seconds_bucket",
+        "har_model_call_wait_seconds_bucket",
+        "har_model_calls_in_flight",
+        "har_model_callers",
+        "har_shadow_queue_windows",
     ):
         assert metric in text, metric
     assert all(
