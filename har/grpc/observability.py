@@ -87,6 +87,26 @@ def status_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> g
     return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
 
 
+class _Children:
+    """The metric children of one method (looked up once: label lookups take a lock)."""
+
+    def __init__(self, m: GrpcMetrics, service: str, method: str, kind: str) -> None:
+        self.labels = (service, method, kind)
+        self.started = m.started.labels(service, method, kind)
+        self.handled = m.handled
+        self.by_code: dict[grpc.StatusCode, Any] = {}
+        self.handling = m.handling.labels(service, method)
+        self.received = m.received.labels(service, method)
+        self.sent = m.sent.labels(service, method)
+        self.open = m.open_streams.labels(service, method)
+
+    def code(self, code: grpc.StatusCode) -> Any:
+        child = self.by_code.get(code)
+        if child is None:
+            child = self.by_code[code] = self.handled.labels(*self.labels, code.name)
+        return child
+
+
 class _Call:
     """One call's metric children, span and timing."""
 
@@ -98,32 +118,29 @@ class _Call:
         kind: str,
         metadata: Any,
     ) -> None:
-        m = obs.metrics
-        self.m, self.kind, self.tracer = m, kind, obs.tracer
+        self.kind, self.tracer = kind, obs.tracer
         self.service, self.method = service, method
         self.metadata = metadata
         self.streaming = kind != "unary"
-        self.handled = m.handled if m is not None else None
-        self.handling = m.handling.labels(service, method) if m is not None else None
-        self.received = m.received.labels(service, method) if m is not None else None
-        self.sent = m.sent.labels(service, method) if m is not None else None
-        self.open = m.open_streams.labels(service, method) if m is not None else None
+        self.m = obs.children(service, method, kind)
+        self.received = self.m.received if self.m is not None else None
+        self.sent = self.m.sent if self.m is not None else None
         self.fault = obs.fault_of(metadata)
         self.started = 0.0
 
     def begin(self) -> None:
         self.started = time.perf_counter()
         if self.m is not None:
-            self.m.started.labels(self.service, self.method, self.kind).inc()
+            self.m.started.inc()
             if self.streaming:
-                self.open.inc()  # type: ignore[union-attr]
+                self.m.open.inc()
 
     def end(self, code: grpc.StatusCode, span: Any) -> None:
-        if self.handled is not None:
-            self.handling.observe(time.perf_counter() - self.started)  # type: ignore[union-attr]
-            self.handled.labels(self.service, self.method, self.kind, code.name).inc()
+        if self.m is not None:
+            self.m.handling.observe(time.perf_counter() - self.started)
+            self.m.code(code).inc()
             if self.streaming:
-                self.open.dec()  # type: ignore[union-attr]
+                self.m.open.dec()
         if span is not None:
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in SERVER_ERRORS:
@@ -176,6 +193,17 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self.metrics = metrics
         self.tracer = tracer
         self.fault_injection = fault_injection
+        self._children: dict[tuple[str, str, str], _Children] = {}
+
+    def children(self, service: str, method: str, kind: str) -> _Children | None:
+        """The metric children of a method the server has a handler for (bounded)."""
+        if self.metrics is None:
+            return None
+        key = (service, method, kind)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = _Children(self.metrics, service, method, kind)
+        return found
 
     def fault_of(self, metadata: Any) -> str | None:
         """The fault a call asks for (``None`` unless fault injection is on)."""
