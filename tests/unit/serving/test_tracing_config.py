@@ -50,3 +50,14 @@ def test_bentoml_accepts_the_config_and_the_pinned_exporter_imports() -> None:
 def test_sample_rate_is_a_share(rate: float) -> None:
     with pytest.raises(ValidationError, match="tracing_sample_rate"):
         Settings(tracing=True, tracing_sample_rate=rate)
+
+
+def test_the_tracer_comes_from_bentoml_s_provider_only_when_tracing() -> None:
+    """``api_tracer`` reads BentoML's (private) ``BentoMLContainer.tracer_provider``: this
+    fails the day that name moves (docs/bentoml-patches.md)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from har.serving.assembly import api_tracer
+
+    assert api_tracer(Settings()) is None
+    assert callable(BentoMLContainer.tracer_provider.get)
