@@ -274,10 +274,14 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     if rs and call.received is not None:
                         request = call.counted(request)
-                    async for message in behaviour(request, context):
-                        if call.sent is not None:
-                            call.sent.inc()
-                        yield message
+                    replies = behaviour(request, context)
+                    if hasattr(replies, "__aiter__"):
+                        async for message in replies:
+                            if call.sent is not None:
+                                call.sent.inc()
+                            yield message
+                    else:  # a coroutine that writes with context.write() (not counted)
+                        await replies
                 except BaseException as exc:
                     call.end(status_of(context, exc), span)
                     raise

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
+from har.core.access import Access
 from har.core.scorer import Scorer
 from har.grpc.observability import ObservabilityInterceptor, split_method, status_of
 from har.grpc.service import start_grpc_server, stop_grpc_server
@@ -45,6 +46,7 @@ def _run(
     *,
     tracer: object = None,
     fault_injection: bool = True,
+    tokens: tuple[str, ...] = (),
 ) -> None:
     async def main() -> None:
         model = ModelClient(
@@ -64,7 +66,7 @@ def _run(
             "127.0.0.1",
             0,
             max_message_bytes=8 << 20,
-            interceptors=[interceptor],
+            interceptors=[interceptor, *Access(tokens=tokens).grpc_interceptors()],
         )
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
@@ -265,3 +267,26 @@ def test_status_of_a_call() -> None:
     cancelled = asyncio.CancelledError()
     assert status_of(_Context(None, 0.0), cancelled) == grpc.StatusCode.DEADLINE_EXCEEDED
     assert status_of(_Context(None, 3.0), cancelled) == grpc.StatusCode.CANCELLED
+
+
+def test_calls_refused_by_the_token_check_are_counted_streams_included() -> None:
+    """The token interceptor (inside this one) refuses with handlers that are coroutines,
+    not async generators, also for streaming methods: they must pass through unchanged."""
+    unary0 = _handled("Predict", "UNAUTHENTICATED")
+    stream0 = _handled("StreamPredict", "UNAUTHENTICATED", "bidi_stream")
+    t, v = recording(50, 5)
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        stub = har_pb2_grpc.ActivityRecognitionStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as unary:
+            await stub.Predict(request(windows(1)))
+        assert unary.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as stream:
+            _ = [m async for m in stub.StreamPredict(iter(chunks(t, v, seed=1)))]
+        assert stream.value.code() == grpc.StatusCode.UNAUTHENTICATED, stream.value.details()
+        ok = await stub.Predict(request(windows(1)), metadata=(("authorization", "Bearer s3cret"),))
+        assert len(ok.predictions) == 1
+
+    _run(scenario, tokens=("s3cret",))
+    assert _handled("Predict", "UNAUTHENTICATED") - unary0 == 1
+    assert _handled("StreamPredict", "UNAUTHENTICATED", "bidi_stream") - stream0 == 1
