@@ -76,6 +76,19 @@ class Settings(BaseSettings):
         "that the API worker and the model overlap (har/serving/coalescing.py): fuller "
         "batches under load, for up to one call's time of extra wait.",
     )
+    runtime: Literal["auto", "onnx", "tensorflow"] = Field(
+        "auto",
+        description="What runs the model: `auto` = ONNX Runtime when the model's ONNX export "
+        "passed its parity check at import (the card says so), else TensorFlow; `onnx` = "
+        "refuse to start without that evidence; `tensorflow` = TensorFlow/XLA always. "
+        "`GET /model` says which one serves and why.",
+    )
+    onnx_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="ONNX Runtime intra-op threads of one model call, 1-64.",
+    )
     xla: bool = Field(
         True,
         description="Compile the model with XLA (padded batch sizes): faster per window"

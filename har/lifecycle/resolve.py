@@ -73,6 +73,7 @@ def import_registered(uri: str, settings: Settings) -> str:
             name=tag,
             reference_profile=ref_file if ref_file.is_file() else None,
             labels=labels,
+            onnx_path=folder / model_store.ONNX_FILE,  # the run's export, when it passed
         )
 
 

@@ -1,6 +1,7 @@
 """BentoML's model store: Keras models stored with their cards, found, loaded and labelled.
 
-A stored model is a folder holding ``model.keras``, ``card.json`` and, when
+A stored model is a folder holding ``model.keras``, ``card.json``, ``model.onnx`` when
+the model exported to ONNX (the card holds the parity evidence) and, when
 known, ``reference_profile.bin`` (the whylogs profile of the training windows,
 used for drift). Loading validates the card against the model. The bundled model
 (``models/pretrained/``, written by ``python -m har train-reference``) keeps the
@@ -22,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from har.domain.card import ModelCard
+from har.domain.card import ModelCard, OnnxEvidence
 from har.domain.errors import CardMismatchError, InputError
 from har.runtime.inference import CompiledModel
-from har.settings import DEFAULT_MODEL_NAME, PRETRAINED_DIR
+from har.runtime.onnx_model import ONNX_FILE, file_sha256
+from har.settings import DEFAULT_MODEL_NAME, PRETRAINED_DIR, PROJECT_ROOT
+
+__all__ = ["ONNX_FILE"]
 
 #: The Keras model inside a stored model's folder.
 MODEL_FILE = "model.keras"
@@ -38,6 +42,9 @@ BUNDLED_MODEL_FILE = f"{DEFAULT_MODEL_NAME}.keras"
 BUNDLED_MODEL = PRETRAINED_DIR / BUNDLED_MODEL_FILE
 BUNDLED_CARD = PRETRAINED_DIR / CARD_FILE
 BUNDLED_REFERENCE = PRETRAINED_DIR / REFERENCE_FILE
+#: The bundled model's held-out windows (canonical units): the ONNX parity check's default
+#: data beside the probe windows, used when their shape fits the imported model's card.
+BUNDLED_HELDOUT = PROJECT_ROOT / "tests" / "fixtures" / "heldout_windows.npz"
 
 
 def load_keras(path: str | Path) -> Any:
@@ -115,8 +122,16 @@ def import_model(
     name: str | None = None,
     reference_profile: str | Path | None = None,
     labels: dict[str, str] | None = None,
+    onnx_path: str | Path | None = None,
+    parity_data: list[Path] | None = None,
 ) -> str:
     """Store a Keras model with its card in the BentoML model store; return the new tag.
+
+    The model is exported to ONNX and checked against Keras (har/runtime/onnx_export.py)
+    on the probe windows and ``parity_data`` (default: the bundled held-out windows, when
+    they fit); the card stored beside it carries the evidence. ``onnx_path``: an export
+    whose sha256 the card's passing evidence names (a registry version's), copied instead
+    of exporting again.
 
     Raises:
         InputError: unreadable model or card; CardMismatchError: card does not fit the model.
@@ -126,21 +141,44 @@ def import_model(
     card = ModelCard.from_file(card_path)
     model = load_keras(model_path)
     validate(model, card)
+    onnx_bytes: bytes | None = None
+    ev = card.onnx
+    given = Path(onnx_path) if onnx_path is not None else None
+    if given and given.is_file() and ev and ev.passed and file_sha256(given) == ev.sha256:
+        onnx_bytes = given.read_bytes()  # the export this card's evidence was checked on
+    if onnx_bytes is None:
+        onnx_bytes, evidence = export_onnx_for(model, card, parity_data)
+        card = card.model_copy(update={"onnx": evidence})
     name = name or card.name
     meta = {
         "classes": card.classes,
         "window": card.window,
         "hop": card.hop,
         "sample_rate_hz": card.sample_rate_hz,
+        "onnx": bool(card.onnx and card.onnx.passed),
     }
     with bentoml.models.create(
         name, module="har.runtime.model_store", labels=labels or {}, metadata=meta
     ) as ref:
         shutil.copyfile(model_path, Path(ref.path) / MODEL_FILE)
         card.to_file(Path(ref.path) / CARD_FILE)
+        if onnx_bytes is not None:
+            (Path(ref.path) / ONNX_FILE).write_bytes(onnx_bytes)
         if reference_profile is not None:
             shutil.copyfile(reference_profile, Path(ref.path) / REFERENCE_FILE)
     return str(ref.tag)
+
+
+def export_onnx_for(
+    model: Any, card: ModelCard, parity_data: list[Path] | None = None
+) -> tuple[bytes | None, OnnxEvidence]:
+    """``(onnx bytes or None, evidence)`` of exporting ``model`` to ONNX: the probe windows and
+    ``parity_data`` (default: :data:`BUNDLED_HELDOUT` when it exists) checked."""
+    from har.runtime.onnx_export import export_with_evidence
+
+    if parity_data is None:
+        parity_data = [BUNDLED_HELDOUT] if BUNDLED_HELDOUT.is_file() else []
+    return export_with_evidence(model, card, parity_data)
 
 
 def import_model_once(
@@ -150,6 +188,7 @@ def import_model_once(
     name: str,
     reference_profile: str | Path | None = None,
     labels: dict[str, str] | None = None,
+    onnx_path: str | Path | None = None,
 ) -> str:
     """:func:`import_model` as the tag ``name`` (``NAME:VERSION``); when another process (a
     second worker starting) stored that tag meanwhile, the stored model's tag."""
@@ -157,7 +196,12 @@ def import_model_once(
 
     try:
         return import_model(
-            model_path, card_path, name=name, reference_profile=reference_profile, labels=labels
+            model_path,
+            card_path,
+            name=name,
+            reference_profile=reference_profile,
+            labels=labels,
+            onnx_path=onnx_path,
         )
     except bentoml.exceptions.BentoMLException:
         return str(bentoml.models.get(name).tag)
@@ -220,6 +264,12 @@ def stored_model(tag: str) -> tuple[str, Path]:
 def model_folder(tag: str) -> Path:
     """Folder of a stored model; ``InputError`` if the tag is not in the store."""
     return stored_model(tag)[1]
+
+
+def load_card(tag: str) -> tuple[str, Path, ModelCard]:
+    """``(resolved tag, folder, card)`` of a stored model, without loading the model."""
+    resolved, folder = stored_model(tag)
+    return resolved, folder, ModelCard.from_file(folder / CARD_FILE)
 
 
 def load_model(tag: str, *, probe: bool = True) -> LoadedModel:

@@ -5,8 +5,8 @@ and their ``__init__``, start-up and shutdown hooks call the rest:
 
 * :func:`configure`: the BentoML patches, the model to serve (found or stored), tokens,
   TLS and the shadow's tag;
-* :func:`model_worker`: the model service's compiled Keras model (TensorFlow threads,
-  XLA with its padded batch sizes warmed up, start-up heap frozen);
+* :func:`model_worker`: the model service's model on ONNX Runtime, or compiled with
+  TensorFlow (threads, XLA with its padded batch sizes warmed up); start-up heap frozen;
 * :class:`ApiWorker`: the API service's core (:class:`~har.core.scorer.Scorer` through a
   coalescing :class:`~har.serving.model_client.ModelClient`), its monitor, the optional shadow,
   the HTTP endpoint logic and the gRPC server's start and stop.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
 from har.runtime import model_store
 from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
+from har.runtime.onnx_model import RuntimeChoice, choose_runtime, load_onnx
 from har.serving import graceful, patches, workers
 from har.serving.model_client import ModelClient, retrying
 from har.settings import Settings
@@ -142,16 +144,59 @@ def add_middleware(service: Any, config: Configured) -> None:
     )
 
 
-def model_worker(settings: Settings, tag: str) -> CompiledModel:
-    """The stored model ``tag``, compiled for the model service's worker.
+@dataclass(frozen=True)
+class ServedModel:
+    """The model service's model: ``run`` (scaled windows → probabilities) on the runtime
+    :func:`~har.runtime.onnx_model.choose_runtime` chose."""
 
-    Ready once the shape-generic function is traced; the XLA batch sizes compile after
-    that in the background unless ``settings.warmup`` is ``blocking`` (har/runtime/inference.py).
+    run: Callable[[np.ndarray], np.ndarray]
+    tag: str
+    choice: RuntimeChoice
+    threads: int
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /model`` says of the runtime, from inside the model worker."""
+        return {
+            "name": self.choice.runtime,
+            "reason": self.choice.reason,
+            "threads": self.threads,
+            "tensorflow_imported": "tensorflow" in sys.modules,
+        }
+
+
+def model_worker(settings: Settings, tag: str) -> ServedModel:
+    """The stored model ``tag``, ready to run in the model service's worker.
+
+    On ONNX Runtime when ``settings.runtime`` and the card's evidence allow
+    (har/runtime/onnx_model.py: TensorFlow is then never imported), else compiled with
+    TensorFlow: ready once the shape-generic function is traced; the XLA batch sizes
+    compile after that in the background unless ``settings.warmup`` is ``blocking``
+    (har/runtime/inference.py). Either way the model's answer to a probe is checked.
     """
+    resolved, folder, card = model_store.load_card(tag)
+    choice = choose_runtime(settings.runtime, card, folder)
+    log = logging.getLogger("har.runtime")
+    log.setLevel(logging.INFO)  # BentoML's server log shows WARNING and up from libraries
+    log.info("model %s serves on %s: %s", resolved, choice.runtime, choice.reason)
+    run: Callable[[np.ndarray], np.ndarray]
+    if choice.runtime == "onnx":
+        threads = settings.onnx_threads
+        run = load_onnx(folder, card, threads=threads, max_batch_size=settings.max_batch_size)
+        model_store.LoadedModel(resolved, card, run, folder).check_probabilities(run)
+    else:
+        threads = settings.tf_intra_op_threads
+        run = _tensorflow_model(settings, tag)
+    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/serving/graceful.py)
+    logging.getLogger("har.graceful").setLevel(logging.INFO)
+    workers.freeze_startup_heap()
+    return ServedModel(run, resolved, choice, threads)
+
+
+def _tensorflow_model(settings: Settings, tag: str) -> CompiledModel:
+    """The stored Keras model compiled with TensorFlow (XLA sizes warmed up), probed."""
     import_tensorflow_without()
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
-    # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
-    logging.getLogger("har.runtime.inference").setLevel(logging.INFO)
+    logging.getLogger("har.runtime.inference").setLevel(logging.INFO)  # the compile line
     loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
     compiled = CompiledModel(
         loaded.model,
@@ -161,9 +206,6 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     )
     compiled.warmup(background=settings.warmup == "background")
     loaded.check_probabilities(compiled)
-    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/serving/graceful.py)
-    logging.getLogger("har.graceful").setLevel(logging.INFO)
-    workers.freeze_startup_heap()
     return compiled
 
 
@@ -176,6 +218,7 @@ class ApiWorker:
         shadow_tag: stored tag of the shadow model (``None``: no shadow).
         shadow_call: the shadow service's batched method (used only with ``shadow_tag``).
         worker_index: BentoML's worker index (names this worker's profiles).
+        runtime_call: the model service's ``runtime`` method (:meth:`ServedModel.info`).
     """
 
     def __init__(
@@ -187,8 +230,11 @@ class ApiWorker:
         shadow_tag: str | None,
         shadow_call: ModelCall,
         worker_index: int,
+        runtime_call: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.settings = settings
+        self._runtime_call = runtime_call
+        self._runtime: dict[str, Any] | None = None
         model = ModelClient(
             batched,
             unbatched,
@@ -224,7 +270,18 @@ class ApiWorker:
             shadow_tag=shadow_tag,
             shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
             worker_index=worker_index or 0,
+            runtime_call=lambda: service.model_service.to_async.runtime(),
         )
+
+    async def model(self) -> dict[str, Any]:
+        """``GET /model``: the tag and card, and ``runtime`` as the model worker reports it
+        (asked once; ``null`` while the model worker does not answer)."""
+        if self._runtime is None and self._runtime_call is not None:
+            try:
+                self._runtime = dict(await asyncio.wait_for(self._runtime_call(), 5.0))
+            except Exception:  # not ready yet: asked again on the next GET /model
+                logging.getLogger(__name__).debug("model runtime not known yet", exc_info=True)
+        return {**self.http.model(), "runtime": self._runtime}
 
     async def start(self, access: Access, tls: GrpcTLS | None) -> None:
         """Start the gRPC server (unless ``grpc_port`` is 0) on this worker's event loop."""
