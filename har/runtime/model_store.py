@@ -147,7 +147,11 @@ def import_model(
     if given and given.is_file() and ev and ev.passed and file_sha256(given) == ev.sha256:
         onnx_bytes = given.read_bytes()  # the export this card's evidence was checked on
     if onnx_bytes is None:
-        onnx_bytes, evidence = export_onnx_for(model, card, parity_data)
+        key: tuple[str, ...] = (file_sha256(Path(model_path)), card.model_dump_json())
+        key += tuple(str(p) for p in parity_data or ())
+        if key not in _EXPORTED:  # the same file and card imported again in this process
+            _EXPORTED[key] = export_onnx_for(model, card, parity_data)
+        onnx_bytes, evidence = _EXPORTED[key]
         card = card.model_copy(update={"onnx": evidence})
     name = name or card.name
     meta = {
@@ -167,6 +171,10 @@ def import_model(
         if reference_profile is not None:
             shutil.copyfile(reference_profile, Path(ref.path) / REFERENCE_FILE)
     return str(ref.tag)
+
+
+#: Exports made by :func:`import_model` in this process, by model file hash, card and data.
+_EXPORTED: dict[tuple[str, ...], tuple[bytes | None, OnnxEvidence]] = {}
 
 
 def export_onnx_for(

@@ -115,6 +115,12 @@ def test_model_card_probes_and_metrics(served, served_tag):
     assert status == 200
     info = json.loads(text)
     assert info["tag"] == served_tag and info["card"]["window"] == 200
+    # the bundled model's export passed its parity check: ONNX Runtime serves it, and the
+    # model worker (asked from inside) never imported TensorFlow
+    assert info["card"]["onnx"]["passed"] is True
+    assert info["runtime"]["name"] == "onnx", info["runtime"]
+    assert info["runtime"]["tensorflow_imported"] is False
+    assert "parity" in info["runtime"]["reason"]
     for probe in ("/healthz", "/livez", "/readyz"):
         assert get(f"{served.url}{probe}")[0] == 200, probe
     status, ctype, text = get(f"{served.url}/metrics")
