@@ -73,22 +73,28 @@ train: $(STAMP)  ## retrain + evaluate the bundled model (~15 min on 2 cores), l
 proto: $(STAMP)  ## regenerate the gRPC stubs from har/v1/har.proto
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. har/v1/har.proto
 
-lock-image: $(STAMP)  ## regenerate container/requirements.lock (the image's packages) from requirements.lock
+lock-image: $(STAMP)  ## regenerate container/requirements*.lock (the image's packages, without and with TensorFlow) from requirements.lock
 	$(BIN)/python container/runtime_lock.py
 
 # The Bento carries the tag `ensure-model` prints (bentofile.yaml's model entry replaced,
 # HAR_MODEL_TAG set in the image) and, when HAR_SHADOW_MODEL_URI / _TAG is set, the shadow
 # model and its service (HAR_SHADOW_MODEL_TAG set in the image), in a copy of the build file
-# under .image/. The image installs container/requirements.lock, checked up to date first.
+# under .image/. The image installs container/requirements.lock, checked up to date first,
+# or container/requirements-tensorflow.lock when the model or shadow serves on TensorFlow
+# (`python -m har runtime`; HAR_RUNTIME=tensorflow make image forces it); HAR_IMAGE_LOCK in
+# the image names the one it installed.
 
 image: $(STAMP)  ## build the Bento + container image of the model to serve (docker or podman)
 	$(BIN)/python container/runtime_lock.py --check
 	tag="$$($(BIN)/python -m har ensure-model)" && echo "image of $$tag" && \
 	shadow="$$($(BIN)/python -m har ensure-model --shadow)" && echo "shadow: $${shadow:-none}" && \
 	other="$$(test "$$shadow" = "$$tag" || echo "$$shadow")" && \
+	runtime="$$($(BIN)/python -m har runtime $$tag $$other)" && echo "runtime: $$runtime" && \
+	lock="$$(test "$$runtime" = onnx && echo container/requirements.lock || echo container/requirements-tensorflow.lock)" && \
 	mkdir -p .image && \
 	sed -e "s|^  - $(MODEL_NAME):latest$$|  - $$tag$${other:+\n  - $$other}|" \
-		-e "s|^envs:$$|envs:\n  - name: HAR_MODEL_TAG\n    value: \"$$tag\"$${shadow:+\n  - name: HAR_SHADOW_MODEL_TAG\n    value: \"$$shadow\"}|" \
+		-e "s|^envs:$$|envs:\n  - name: HAR_MODEL_TAG\n    value: \"$$tag\"$${shadow:+\n  - name: HAR_SHADOW_MODEL_TAG\n    value: \"$$shadow\"}\n  - name: HAR_IMAGE_LOCK\n    value: \"$$lock\"|" \
+		-e "s|^  requirements_txt: container/requirements.lock$$|  requirements_txt: $$lock|" \
 		bentofile.yaml > .image/bentofile.yaml && \
 	grep -q -- "- $$tag$$" .image/bentofile.yaml && \
 	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= \

@@ -3,6 +3,7 @@
 Commands:
     import-model     store a Keras model + card in the BentoML model store, print the tag
     ensure-model     import the bundled reference model unless already stored (make serve)
+    runtime          which runtime (onnx / tensorflow) serves stored models, and why
     predict          score a recording offline with the service's own code path
     data             materialise the labelled training data under data/raw/
     train-reference  train and evaluate the bundled reference model
@@ -187,6 +188,21 @@ def _cmd_settings_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runtime(args: argparse.Namespace) -> int:
+    from har.runtime import model_store
+    from har.runtime.onnx_model import choose_runtime
+    from har.settings import get_settings
+
+    setting = get_settings().runtime
+    choices = []
+    for tag in args.tags:
+        resolved, folder, card = model_store.load_card(tag)
+        choices.append(choose_runtime(setting, card, folder))
+        print(f"{resolved}: {choices[-1].runtime} ({choices[-1].reason})", file=sys.stderr)
+    print("tensorflow" if any(c.runtime == "tensorflow" for c in choices) else "onnx")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.cli.lifecycle import add_model_file_arguments
@@ -213,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the shadow model's stored tag instead (HAR_SHADOW_MODEL_URI/_TAG; empty: none)",
     )
     s.set_defaults(func=_cmd_ensure_model)
+
+    s = sub.add_parser(
+        "runtime",
+        help="print the runtime stored models serve on under HAR_RUNTIME: `tensorflow` if "
+        "any of them needs TensorFlow, else `onnx` (make image picks the image's packages so)",
+    )
+    s.add_argument("tags", nargs="+", help="stored model tags (the served one, the shadow)")
+    s.set_defaults(func=_cmd_runtime)
 
     s = sub.add_parser("reference", help="attach a reference profile to a stored model")
     s.add_argument("tag", help="model tag in the store")

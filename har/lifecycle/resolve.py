@@ -87,12 +87,12 @@ def ensure_served_model(settings: Settings) -> str:
     """
     if settings.model_uri:
         return import_registered(settings.model_uri, settings)
+    name, _, version = settings.model_tag.partition(":")
+    if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
+        return model_store.ensure_bundled_model()  # stored now, or again without an export
     try:
         return model_store.stored_model(settings.model_tag)[0]
     except InputError:
-        name, _, version = settings.model_tag.partition(":")
-        if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
-            return model_store.ensure_bundled_model()
         raise InputError(
             f"model {settings.model_tag!r} is not in the BentoML model store: run "
             "`python -m har ensure-model` (bundled model, or HAR_MODEL_URI=models:/NAME@ALIAS) "

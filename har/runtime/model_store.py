@@ -295,13 +295,17 @@ def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
 
 
 def ensure_bundled_model() -> str:
-    """Import the bundled reference model unless a model of its name is already stored."""
+    """Import the bundled reference model unless a model of its name is already stored
+    (stored before ONNX export existed: imported again, so that it can serve on ONNX Runtime)."""
     import bentoml
 
     try:
-        return str(bentoml.models.get(f"{DEFAULT_MODEL_NAME}:latest").tag)
+        tag = str(bentoml.models.get(f"{DEFAULT_MODEL_NAME}:latest").tag)
+        if load_card(tag)[2].onnx is not None or not BUNDLED_MODEL.is_file():
+            return tag
     except bentoml.exceptions.NotFound:
-        ref = BUNDLED_REFERENCE if BUNDLED_REFERENCE.is_file() else None
-        return import_model(
-            BUNDLED_MODEL, BUNDLED_CARD, reference_profile=ref, labels={"source": "bundled"}
-        )
+        pass
+    ref = BUNDLED_REFERENCE if BUNDLED_REFERENCE.is_file() else None
+    return import_model(
+        BUNDLED_MODEL, BUNDLED_CARD, reference_profile=ref, labels={"source": "bundled"}
+    )

@@ -194,7 +194,14 @@ def model_worker(settings: Settings, tag: str) -> ServedModel:
 
 def _tensorflow_model(settings: Settings, tag: str) -> CompiledModel:
     """The stored Keras model compiled with TensorFlow (XLA sizes warmed up), probed."""
-    import_tensorflow_without()
+    try:
+        import_tensorflow_without()
+    except ImportError as exc:
+        raise SystemExit(
+            f"model {tag} needs TensorFlow, which is not installed here ({exc}): an image "
+            "built for ONNX Runtime has none; unset HAR_RUNTIME=tensorflow, or build the image "
+            "with it (HAR_RUNTIME=tensorflow make image)"
+        ) from None
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     logging.getLogger("har.runtime.inference").setLevel(logging.INFO)  # the compile line
     loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
