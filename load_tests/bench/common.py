@@ -31,6 +31,15 @@ CLIENT_TIMEOUT_S = 30
 #: Cell names (rows are looked up by them when targets are checked).
 RAW_CELL = "raw model (CompiledModel, XLA, 1 thread)"
 RAW_END_CELL = RAW_CELL + " again, after the other stages"
+#: The raw ceilings of every runtime and thread count: ``(cell, runtime, threads)``.
+RAW_ONNX_CELL = "raw model (OnnxModel, ONNX Runtime, 1 thread)"
+RAW_ONNX_2_CELL = "raw model (OnnxModel, ONNX Runtime, 2 threads)"
+RAW_XLA_2_CELL = "raw model (CompiledModel, XLA, 2 threads)"
+RAW_RUNTIME_CELLS = (
+    (RAW_ONNX_CELL, "onnx", 1),
+    (RAW_ONNX_2_CELL, "onnx", 2),
+    (RAW_XLA_2_CELL, "xla", 2),
+)
 RAW_2_THREADS_CELL = "raw model (CompiledModel, XLA, 2 threads: chunks of a recording at once)"
 #: Windows of the benchmark's recording (one hour at 50 Hz, windows of 200, hop 100).
 RECORDING_WINDOWS = 1799

@@ -24,6 +24,7 @@ from .common import (
     RAW_2_THREADS_CELL,
     RAW_CELL,
     RAW_END_CELL,
+    RAW_RUNTIME_CELLS,
     RECORDING_1_THREAD_CELL,
     RECORDING_CELL,
     RECORDING_WINDOWS,
@@ -91,6 +92,9 @@ def find(rows: list[Row], cell: str, load: str) -> Row | None:
     return next((r for r in rows if r.cell == cell and r.load == load), None)
 
 
+RAW_CEILING_CELLS = {cell for cell, _, _ in RAW_RUNTIME_CELLS}
+
+
 def targets(
     rows: list[Row], primary: str, on_off: dict[str, float] | None = None
 ) -> list[tuple[str, str, bool | None]]:
@@ -104,7 +108,8 @@ def targets(
             ratio of the two sides' medians stands in.
     """
     out: list[tuple[str, str, bool | None]] = []
-    raw = [r for r in rows if r.cell == RAW_CELL]
+    # the ceiling: the best raw runtime at any batch size and thread count
+    raw = [r for r in rows if r.cell == RAW_CELL or r.cell in RAW_CEILING_CELLS]
     ceiling = max((r.throughput for r in raw), default=float("nan"))
     end = next((r.throughput for r in rows if r.cell == RAW_END_CELL), None)
 
