@@ -11,6 +11,7 @@ Commands:
     drift-report     render served profiles against the reference as an HTML page
     timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
     register, promote, rollback, models   the MLflow model lifecycle (har/cli/lifecycle.py)
+    samples export, samples label          windows kept for labelling (har/cli/samples.py)
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ def _cmd_import_model(args: argparse.Namespace) -> int:
     ref = None
     if args.reference_data is not None:
         ref = _reference_from_data(args.model, args.card, args.reference_data)
-    tag = model_store.import_model(args.model, args.card, name=args.name, reference_profile=ref)
+    tag = model_store.import_model(
+        args.model,
+        args.card,
+        name=args.name,
+        reference_profile=ref,
+        calibration_data=args.calibration_data,
+    )
     print(f"imported {args.model} with card {args.card}")
     print(tag)
     return 0
@@ -136,19 +143,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_drift_report(args: argparse.Namespace) -> int:
     from har.monitoring import drift_report
+    from har.runtime import model_store
     from har.settings import get_settings
 
     reference = args.reference
-    if reference is None:
-        from har.runtime import model_store
-
-        try:
-            reference = (
-                model_store.model_folder(get_settings().model_tag) / model_store.REFERENCE_FILE
-            )
-        except InputError:
-            reference = model_store.BUNDLED_REFERENCE
-    out = drift_report(args.profiles, reference, args.out, args.since, settings=get_settings())
+    calibration = None
+    try:  # the served model's reference profile and calibration evidence
+        _, folder, card = model_store.load_card(get_settings().model_tag)
+        calibration = card.calibration
+        reference = reference or folder / model_store.REFERENCE_FILE
+    except InputError:
+        reference = reference or model_store.BUNDLED_REFERENCE
+    out = drift_report(
+        args.profiles,
+        reference,
+        args.out,
+        args.since,
+        settings=get_settings(),
+        calibration=calibration,
+    )
     print(out)
     return 0
 
@@ -298,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     from har.cli.lifecycle import add_commands
 
     add_commands(sub)  # register, promote, rollback, models
+
+    from har.cli.samples import add_commands as add_samples_commands
+
+    add_samples_commands(sub)  # samples export, samples label
 
     s = sub.add_parser("settings-table", help="the HAR_* settings as a markdown table")
     s.add_argument("--write", action="store_true", help="rewrite docs/settings.md's table")

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from har.domain.calibration import Calibration
 from har.domain.errors import CardMismatchError, InputError, quoted
 
 CANONICAL_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -144,6 +145,9 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     onnx: OnnxEvidence | None = Field(
         None, description="The ONNX export's parity evidence (None: not exported)."
+    )
+    calibration: Calibration | None = Field(
+        None, description="Temperature scaling and its evidence (None: not fitted)."
     )
 
     @field_validator("classes")

@@ -124,6 +124,7 @@ def import_model(
     labels: dict[str, str] | None = None,
     onnx_path: str | Path | None = None,
     parity_data: list[Path] | None = None,
+    calibration_data: Path | None = None,
 ) -> str:
     """Store a Keras model with its card in the BentoML model store; return the new tag.
 
@@ -131,7 +132,9 @@ def import_model(
     on the probe windows and ``parity_data`` (default: the bundled held-out windows, when
     they fit); the card stored beside it carries the evidence. ``onnx_path``: an export
     whose sha256 the card's passing evidence names (a registry version's), copied instead
-    of exporting again.
+    of exporting again. A temperature is fitted on ``calibration_data`` (default: the bundled
+    held-out windows when they fit the card; har/runtime/calibrate.py) and stored in the card
+    with its evidence.
 
     Raises:
         InputError: unreadable model or card; CardMismatchError: card does not fit the model.
@@ -153,6 +156,7 @@ def import_model(
             _EXPORTED[key] = export_onnx_for(model, card, parity_data)
         onnx_bytes, evidence = _EXPORTED[key]
         card = card.model_copy(update={"onnx": evidence})
+    card = with_calibration(model, card, calibration_data)
     name = name or card.name
     meta = {
         "classes": card.classes,
@@ -187,6 +191,18 @@ def export_onnx_for(
     if parity_data is None:
         parity_data = [BUNDLED_HELDOUT] if BUNDLED_HELDOUT.is_file() else []
     return export_with_evidence(model, card, parity_data)
+
+
+def with_calibration(model: Any, card: ModelCard, data: Path | None = None) -> ModelCard:
+    """``card`` with the calibration of ``model`` fitted on ``data`` (default: the bundled
+    held-out windows when they fit). Without ``data``, a calibration the card already carries
+    (a registry version's, fitted at ``register``) is kept as it is."""
+    from har.runtime.calibrate import calibration_for
+
+    if data is None and card.calibration is not None:
+        return card
+    fitted = calibration_for(model, card, data, heldout=BUNDLED_HELDOUT)
+    return card.model_copy(update={"calibration": fitted}) if fitted is not None else card
 
 
 def import_model_once(
@@ -296,12 +312,18 @@ def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
 
 def ensure_bundled_model() -> str:
     """Import the bundled reference model unless a model of its name is already stored
-    (stored before ONNX export existed: imported again, so that it can serve on ONNX Runtime)."""
+    (stored before ONNX export or calibration existed: imported again, so that it can serve on
+    ONNX Runtime and carries its calibration evidence)."""
     import bentoml
 
     try:
         tag = str(bentoml.models.get(f"{DEFAULT_MODEL_NAME}:latest").tag)
-        if load_card(tag)[2].onnx is not None or not BUNDLED_MODEL.is_file():
+        card = load_card(tag)[2]
+        # stored before calibration existed: imported again too, to carry its evidence
+        fresh = card.onnx is not None and (
+            card.calibration is not None or not BUNDLED_HELDOUT.is_file()
+        )
+        if fresh or not BUNDLED_MODEL.is_file():
             return tag
     except bentoml.exceptions.NotFound:
         pass

@@ -328,6 +328,8 @@ class ApiWorker:
                 await self.shadow.close()
             if self.monitor is not None:
                 await asyncio.to_thread(self.monitor.close)
+            if self.scorer.sampler is not None:  # HAR_SAMPLE_DIR: the last kept windows
+                await asyncio.to_thread(self.scorer.sampler.close)
         finally:
             if self._lease is not None:
                 self._lease.release()

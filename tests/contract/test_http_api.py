@@ -45,6 +45,7 @@ def test_predict_equals_keras_in_order(served, served_tag, reference, heldout_wi
     status, body = post_json(f"{served.url}/predict", {"windows": x.tolist()})
     assert status == 200, body
     assert body["model"] == served_tag
+    assert body["calibrated"] is False  # HAR_CALIBRATION=0 (CONTRACT_ENV): the raw path
     want = np.asarray(model(Preprocessor(card).scale(x), training=False))
     got = np.array([[p["probabilities"][c] for c in card.classes] for p in body["predictions"]])
     np.testing.assert_allclose(got, want, atol=1e-5)
