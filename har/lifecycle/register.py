@@ -151,7 +151,7 @@ def register_model(
         # the ONNX export and its parity evidence travel with the run (har/runtime/onnx_export.py)
         onnx_bytes, evidence = model_store.export_onnx_for(model, card, parity_data)
         card = card.model_copy(update={"onnx": evidence})
-        card = model_store.with_calibration(model, card, calibration_data)
+        card = model_store.with_calibration(model, card, calibration_data, model_sha256=sha)
         if onnx_bytes is not None:
             (folder / model_store.ONNX_FILE).write_bytes(onnx_bytes)
         card.to_file(folder / model_store.CARD_FILE)

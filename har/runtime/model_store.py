@@ -15,6 +15,7 @@ The MLflow registry is :mod:`har.lifecycle`'s.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from har.domain.calibration import Calibration
 from har.domain.card import ModelCard, OnnxEvidence
 from har.domain.errors import CardMismatchError, InputError
 from har.runtime.inference import CompiledModel
@@ -156,7 +158,9 @@ def import_model(
             _EXPORTED[key] = export_onnx_for(model, card, parity_data)
         onnx_bytes, evidence = _EXPORTED[key]
         card = card.model_copy(update={"onnx": evidence})
-    card = with_calibration(model, card, calibration_data)
+    card = with_calibration(
+        model, card, calibration_data, model_sha256=file_sha256(Path(model_path))
+    )
     name = name or card.name
     meta = {
         "classes": card.classes,
@@ -193,16 +197,32 @@ def export_onnx_for(
     return export_with_evidence(model, card, parity_data)
 
 
-def with_calibration(model: Any, card: ModelCard, data: Path | None = None) -> ModelCard:
+def with_calibration(
+    model: Any, card: ModelCard, data: Path | None = None, *, model_sha256: str | None = None
+) -> ModelCard:
     """``card`` with the calibration of ``model`` fitted on ``data`` (default: the bundled
     held-out windows when they fit). Without ``data``, a calibration the card already carries
-    (a registry version's, fitted at ``register``) is kept as it is."""
+    (a registry version's, fitted at ``register``) is kept as it is. ``model_sha256``: the
+    model file's hash; the same file, classes, scaler and data are fitted once per process."""
     from har.runtime.calibrate import calibration_for
 
     if data is None and card.calibration is not None:
         return card
-    fitted = calibration_for(model, card, data, heldout=BUNDLED_HELDOUT)
+    key = None
+    if model_sha256 is not None:
+        key = (model_sha256, json.dumps(card.classes), card.scaler.model_dump_json(), str(data))
+    if key is not None and key in _CALIBRATED:
+        fitted = _CALIBRATED[key]
+    else:
+        fitted = calibration_for(model, card, data, heldout=BUNDLED_HELDOUT)
+        if key is not None:
+            _CALIBRATED[key] = fitted
     return card.model_copy(update={"calibration": fitted}) if fitted is not None else card
+
+
+#: Calibrations fitted by :func:`with_calibration` in this process (tests import and register
+#: the same files many times).
+_CALIBRATED: dict[tuple[str, ...], Calibration | None] = {}
 
 
 def import_model_once(

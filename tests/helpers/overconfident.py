@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_overconfident_model(dest: Path, factor: float = 3.0) -> Path:
-    """Save the over-confident variant of the bundled model as ``dest`` (a ``.keras`` file)."""
+def write_overconfident_model(dest: Path, factor: float = 3.0, first_bias: float = 0.0) -> Path:
+    """Save the over-confident variant of the bundled model as ``dest`` (a ``.keras`` file);
+    ``first_bias`` is added to the first class's output bias after scaling (a model that
+    disagrees with the bundled one on some windows)."""
     import keras
 
     from har.runtime import model_store
@@ -22,6 +24,8 @@ def write_overconfident_model(dest: Path, factor: float = 3.0) -> Path:
     last = model.layers[-1]
     assert isinstance(last, keras.layers.Dense), type(last)
     kernel, bias = last.get_weights()
-    last.set_weights([kernel * factor, bias * factor])
+    bias = bias * factor
+    bias[0] += first_bias
+    last.set_weights([kernel * factor, bias])
     model.save(dest)
     return dest
