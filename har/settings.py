@@ -375,6 +375,11 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, v: str | None) -> str | None:
         return v or None  # HAR_SHADOW_MODEL_TAG= (empty) means no shadow
 
+    @field_validator("sample_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_off(cls, v: object) -> object:
+        return None if v == "" else v  # HAR_SAMPLE_DIR= (empty) means off, not the cwd
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
