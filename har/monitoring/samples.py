@@ -39,6 +39,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -240,9 +241,9 @@ class SampleKeeper:
         }
         with self._lock:
             self._pending.append(record)
-        for r in reasons.tolist():
-            for part in r.split("+"):
-                self._metrics.kept.labels(part).inc()
+        counts = Counter(part for r in reasons.tolist() for part in r.split("+"))
+        for reason, n in counts.items():  # one increment per reason and call
+            self._metrics.kept.labels(reason).inc(n)
         self.kept += k
 
     # ------------------------------------------------------------------ writing
