@@ -29,6 +29,7 @@ import yaml
 from har import lifecycle
 from har.core.access import Access
 from har.core.scorer import served_scorer
+from har.domain.errors import InputError
 from har.grpc import service as grpc_service
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
@@ -79,6 +80,8 @@ def configure(settings: Settings) -> Configured:
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
+    for t in filter(None, (tag, shadow_tag)):  # refuse now, not in a restarting model worker
+        require_runtime(settings.runtime, t)
     pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     return Configured(
@@ -113,6 +116,26 @@ def require_shadow_in_bento(shadow_tag: str | None, bento_path: str | None) -> N
             "one: unset HAR_SHADOW_MODEL_TAG / HAR_SHADOW_MODEL_URI, or build the image with "
             "the shadow configured (HAR_SHADOW_MODEL_URI=... make image)"
         )
+
+
+def require_runtime(setting: str, tag: str) -> RuntimeChoice:
+    """The runtime the stored model ``tag`` will serve on; refuses (``SystemExit``, before any
+    worker starts) when ``HAR_RUNTIME=onnx`` has no passing export to serve, or when the
+    choice is TensorFlow and TensorFlow is not installed (an image built for ONNX Runtime)."""
+    import importlib.util
+
+    resolved, folder, card = model_store.load_card(tag)
+    try:
+        choice = choose_runtime(setting, card, folder)
+    except InputError as exc:
+        raise SystemExit(f"model {resolved}: {exc}") from None
+    if choice.runtime == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+        raise SystemExit(
+            f"model {resolved} would serve on TensorFlow ({choice.reason}), which is not "
+            "installed here: an image built for ONNX Runtime has none; unset "
+            "HAR_RUNTIME=tensorflow, or build the image with it (HAR_RUNTIME=tensorflow make image)"
+        )
+    return choice
 
 
 def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
@@ -194,14 +217,7 @@ def model_worker(settings: Settings, tag: str) -> ServedModel:
 
 def _tensorflow_model(settings: Settings, tag: str) -> CompiledModel:
     """The stored Keras model compiled with TensorFlow (XLA sizes warmed up), probed."""
-    try:
-        import_tensorflow_without()
-    except ImportError as exc:
-        raise SystemExit(
-            f"model {tag} needs TensorFlow, which is not installed here ({exc}): an image "
-            "built for ONNX Runtime has none; unset HAR_RUNTIME=tensorflow, or build the image "
-            "with it (HAR_RUNTIME=tensorflow make image)"
-        ) from None
+    import_tensorflow_without()  # installed: require_runtime checked it at start
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     logging.getLogger("har.runtime.inference").setLevel(logging.INFO)  # the compile line
     loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
