@@ -28,16 +28,18 @@ import yaml
 
 from har import lifecycle
 from har.core.access import Access
+from har.core.open_inference import InferenceModel
 from har.core.scorer import served_scorer
 from har.domain.errors import InputError
 from har.grpc import service as grpc_service
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
+from har.http.v2 import V2Http
 from har.runtime import model_store
 from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
 from har.runtime.onnx_model import RuntimeChoice, choose_runtime, load_onnx
 from har.serving import graceful, patches, workers
-from har.serving.model_client import ModelClient, retrying
+from har.serving.model_client import ModelClient, model_ready, retrying
 from har.settings import Settings
 from har.shadow import attach as attach_shadow
 from har.shadow import resolve_shadow_tag
@@ -242,6 +244,8 @@ class ApiWorker:
         shadow_call: the shadow service's batched method (used only with ``shadow_tag``).
         worker_index: BentoML's worker index (names this worker's profiles).
         runtime_call: the model service's ``runtime`` method (:meth:`ServedModel.info`).
+        ready: the service's readiness check (the Open Inference Protocol's ready
+            endpoints answer it); ``None``: always ready.
     """
 
     def __init__(
@@ -254,6 +258,7 @@ class ApiWorker:
         shadow_call: ModelCall,
         worker_index: int,
         runtime_call: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        ready: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self._runtime_call = runtime_call
@@ -276,6 +281,9 @@ class ApiWorker:
         self.http = HttpApi(
             self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
         )
+        # the Open Inference Protocol (REST /v2, gRPC inference.*) over the same scorer
+        self.inference = InferenceModel(self.scorer, ready)
+        self.v2 = V2Http(self.inference)
         self.grpc_server: Any = None
         self._grpc_stop: asyncio.Future[None] | None = None
         self._lease: graceful.CallerLease | None = None
@@ -294,6 +302,7 @@ class ApiWorker:
             shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
             worker_index=worker_index or 0,
             runtime_call=lambda: service.model_service.to_async.runtime(),
+            ready=lambda: model_ready(service.model_service),
         )
 
     async def model(self) -> dict[str, Any]:
@@ -319,6 +328,7 @@ class ApiWorker:
                 credentials=grpc_server_credentials(tls),
                 stream_idle_timeout_s=s.stream_idle_timeout_s,
                 stream_max_duration_s=s.stream_max_duration_s,
+                inference=self.inference,
             )
         # the model workers keep serving until this is released, at the end of stop()
         self._lease = graceful.CallerLease.take()
