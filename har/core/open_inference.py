@@ -237,7 +237,11 @@ class InferenceModel:
             InputError: non-numbers, or a count that does not match the shape.
         """
         try:
-            arr = np.asarray(values, dtype=np.float32)
+            arr = np.asarray(values)
+            if arr.dtype.kind not in "fiu":  # no strings, booleans or objects taken as numbers
+                raise TypeError(arr.dtype)
+            with np.errstate(over="ignore"):  # beyond float32: infinity, refused by the scorer
+                arr = arr.astype(np.float32)
         except (ValueError, TypeError, OverflowError):
             raise InputError(
                 f"input {header.name!r}: 'data' must be numbers, row-major "

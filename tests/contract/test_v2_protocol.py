@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -290,3 +291,45 @@ def test_rest_bounds(served, model_name):
         assert reply.status == 413 and "too large" in json.loads(reply.read())["error"]
     finally:
         conn.close()
+
+
+def _profiled_rows(url: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "har_profile_rows"
+        for s in f.samples
+        if s.name == "har_profile_rows_total"
+    )
+
+
+def test_v2_windows_are_profiled(served, model_name, arrays):
+    """Monitoring sees every window served through V2, as through /predict."""
+    before = _profiled_rows(served.url)
+    for _ in range(30):  # earlier tests' windows may still be on their way into the profiles
+        time.sleep(1)
+        if (now := _profiled_rows(served.url)) == before:
+            break
+        before = now
+    x = arrays["many"][:10]
+    body = {
+        "inputs": [
+            {
+                "name": "windows",
+                "datatype": "FP32",
+                "shape": list(x.shape),
+                "data": x.ravel().tolist(),
+            }
+        ]
+    }
+    status, answer = _post(f"{served.url}/v2/models/{model_name}/infer", json.dumps(body).encode())
+    assert status == 200, answer
+    deadline = time.monotonic() + 60
+    while (after := _profiled_rows(served.url)) < before + len(x):
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.5)
+    assert after == before + len(x)

@@ -74,8 +74,9 @@ def test_decoding_raw_bytes_and_values():
         model.decode_raw(h, b"\0" * 4)
     with pytest.raises(InputError, match=r"has 3 values; .* needs 240"):
         model.decode_values(h, [1, 2, 3])
-    with pytest.raises(InputError, match="must be numbers"):
-        model.decode_values(h, ["a"] * 240)
+    for not_numbers in (["a"] * 240, ["1.5"] * 240, [True] * 240, [[1.0], 2.0]):
+        with pytest.raises(InputError, match="must be numbers"):
+            model.decode_values(h, not_numbers)
 
 
 def test_units_and_outputs():
