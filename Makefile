@@ -113,7 +113,7 @@ image: $(STAMP)  ## build the Bento + container image of the model to serve (doc
 	HAR_MODEL_TAG="$$tag" HAR_MODEL_URI= HAR_SHADOW_MODEL_TAG="$$shadow" HAR_SHADOW_MODEL_URI= \
 		HAR_BENTOFILE=.image/bentofile.yaml bash container/build-image.sh
 
-image-test: $(STAMP)  ## the built image: smoke test, start time and memory, then the contract suite against it
+image-test: $(STAMP) $(CLIENTS_STAMP)  ## the built image: smoke test, start time and memory, then the contract suite against it
 	bash container/image-test.sh
 	$(BIN)/python -m pytest -p no:cacheprovider tests/contract --target image
 
