@@ -142,6 +142,11 @@ def parse_infer_body(
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InputError(f"input {header.name!r}: 'binary_data_size' must be an integer >= 0")
+        if header_length is None:
+            raise InputError(
+                f"input {header.name!r} declares binary_data_size but the request has no "
+                "Inference-Header-Content-Length header (the length of its JSON)"
+            )
         if size > len(binary):
             raise InputError(
                 f"input {header.name!r} declares binary_data_size {size}; the body has "

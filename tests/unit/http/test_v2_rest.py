@@ -143,6 +143,11 @@ def test_binary_tensors_in_and_out():
             "declares binary_data_size 480; the body has 10 bytes",
         ),
         (
+            json.dumps({"inputs": [tensor(1, parameters={"binary_data_size": 480})]}).encode(),
+            {},
+            "no Inference-Header-Content-Length header",
+        ),
+        (
             json.dumps({"inputs": [tensor(1, parameters={"binary_data_size": 4})]}).encode()
             + b"\0" * 480,
             "auto",
