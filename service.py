@@ -10,8 +10,8 @@ from typing import Any
 
 import bentoml
 import numpy as np
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 
 from har.domain.card import CANONICAL_UNITS
 from har.http import endpoints as web
@@ -157,6 +157,11 @@ class HARService:
     def shadow_comparison(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
         """The shadow model vs the served one on the same windows (every API worker's)."""
         return web.shadow_answer(self.worker.shadow, since, until)
+
+    @read_api.api_route("/v2{path:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False)
+    async def open_inference(self, request: Request) -> Response:
+        """The Open Inference Protocol (KServe V2) under `/v2`: metadata, health, infer."""
+        return await self.worker.v2.handle(request)  # har/http/v2.py
 
 
 add_middleware(HARService, config)  # bearer tokens, then body bounds (har/serving/assembly.py)

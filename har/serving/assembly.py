@@ -28,15 +28,18 @@ import yaml
 
 from har import lifecycle
 from har.core.access import Access
+from har.core.open_inference import InferenceModel
 from har.core.scorer import served_scorer
+from har.domain.errors import InputError
 from har.grpc import service as grpc_service
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
+from har.http.v2 import V2Http
 from har.runtime import model_store
 from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
 from har.runtime.onnx_model import RuntimeChoice, choose_runtime, load_onnx
 from har.serving import graceful, patches, workers
-from har.serving.model_client import ModelClient, retrying
+from har.serving.model_client import ModelClient, model_ready, retrying
 from har.settings import Settings
 from har.shadow import attach as attach_shadow
 from har.shadow import resolve_shadow_tag
@@ -79,6 +82,8 @@ def configure(settings: Settings) -> Configured:
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
+    for t in filter(None, (tag, shadow_tag)):  # refuse now, not in a restarting model worker
+        require_runtime(settings.runtime, t)
     pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     return Configured(
@@ -113,6 +118,26 @@ def require_shadow_in_bento(shadow_tag: str | None, bento_path: str | None) -> N
             "one: unset HAR_SHADOW_MODEL_TAG / HAR_SHADOW_MODEL_URI, or build the image with "
             "the shadow configured (HAR_SHADOW_MODEL_URI=... make image)"
         )
+
+
+def require_runtime(setting: str, tag: str) -> RuntimeChoice:
+    """The runtime the stored model ``tag`` will serve on; refuses (``SystemExit``, before any
+    worker starts) when ``HAR_RUNTIME=onnx`` has no passing export to serve, or when the
+    choice is TensorFlow and TensorFlow is not installed (an image built for ONNX Runtime)."""
+    import importlib.util
+
+    resolved, folder, card = model_store.load_card(tag)
+    try:
+        choice = choose_runtime(setting, card, folder)
+    except InputError as exc:
+        raise SystemExit(f"model {resolved}: {exc}") from None
+    if choice.runtime == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+        raise SystemExit(
+            f"model {resolved} would serve on TensorFlow ({choice.reason}), which is not "
+            "installed here: an image built for ONNX Runtime has none; unset "
+            "HAR_RUNTIME=tensorflow, or build the image with it (HAR_RUNTIME=tensorflow make image)"
+        )
+    return choice
 
 
 def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
@@ -194,14 +219,7 @@ def model_worker(settings: Settings, tag: str) -> ServedModel:
 
 def _tensorflow_model(settings: Settings, tag: str) -> CompiledModel:
     """The stored Keras model compiled with TensorFlow (XLA sizes warmed up), probed."""
-    try:
-        import_tensorflow_without()
-    except ImportError as exc:
-        raise SystemExit(
-            f"model {tag} needs TensorFlow, which is not installed here ({exc}): an image "
-            "built for ONNX Runtime has none; unset HAR_RUNTIME=tensorflow, or build the image "
-            "with it (HAR_RUNTIME=tensorflow make image)"
-        ) from None
+    import_tensorflow_without()  # installed: require_runtime checked it at start
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
     logging.getLogger("har.runtime.inference").setLevel(logging.INFO)  # the compile line
     loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
@@ -226,6 +244,8 @@ class ApiWorker:
         shadow_call: the shadow service's batched method (used only with ``shadow_tag``).
         worker_index: BentoML's worker index (names this worker's profiles).
         runtime_call: the model service's ``runtime`` method (:meth:`ServedModel.info`).
+        ready: the service's readiness check (the Open Inference Protocol's ready
+            endpoints answer it); ``None``: always ready.
     """
 
     def __init__(
@@ -238,6 +258,7 @@ class ApiWorker:
         shadow_call: ModelCall,
         worker_index: int,
         runtime_call: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        ready: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self._runtime_call = runtime_call
@@ -260,6 +281,9 @@ class ApiWorker:
         self.http = HttpApi(
             self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
         )
+        # the Open Inference Protocol (REST /v2, gRPC inference.*) over the same scorer
+        self.inference = InferenceModel(self.scorer, ready)
+        self.v2 = V2Http(self.inference)
         self.grpc_server: Any = None
         self._grpc_stop: asyncio.Future[None] | None = None
         self._lease: graceful.CallerLease | None = None
@@ -278,6 +302,7 @@ class ApiWorker:
             shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
             worker_index=worker_index or 0,
             runtime_call=lambda: service.model_service.to_async.runtime(),
+            ready=lambda: model_ready(service.model_service),
         )
 
     async def model(self) -> dict[str, Any]:
@@ -303,6 +328,7 @@ class ApiWorker:
                 credentials=grpc_server_credentials(tls),
                 stream_idle_timeout_s=s.stream_idle_timeout_s,
                 stream_max_duration_s=s.stream_max_duration_s,
+                inference=self.inference,
             )
         # the model workers keep serving until this is released, at the end of stop()
         self._lease = graceful.CallerLease.take()

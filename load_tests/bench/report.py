@@ -345,8 +345,9 @@ Written by `python -m load_tests.bench` (see `load_tests/README.md`); overwritte
   ~{opts.raw_run_s} s per batch size)
 - Model: `{setup.tag}` — {setup.source}
 - Load generators: `wrk -t1` (HTTP, closed loop, c connections) and `h2load -c1 -t1 -mc`
-  (gRPC unary Predict, one HTTP/2 connection, c streams); one 200x6 window per request,
-  so requests/s = windows/s.
+  (gRPC unary Predict, one HTTP/2 connection, c streams); the Open Inference Protocol (V2)
+  cells the same way (REST infer with binary tensors; gRPC ModelInfer with
+  raw_input_contents); one 200x6 window per request, so requests/s = windows/s.
 
 ## Results
 
