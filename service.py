@@ -10,8 +10,8 @@ from typing import Any
 
 import bentoml
 import numpy as np
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 
 from har.domain.card import CANONICAL_UNITS
 from har.http import endpoints as web
@@ -41,12 +41,13 @@ read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, o
     **model_service_config(settings),  # with HAR_TRACING: BentoML's OTLP exporter
 )
 class HARModel:
-    """The Keras model behind one adaptively batched method (BentoML's successor to a runner)."""
+    """The model behind one adaptively batched method (BentoML's successor to a runner),
+    on ONNX Runtime or TensorFlow (``HAR_RUNTIME``; har/runtime/onnx_model.py)."""
 
     bento_model = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        self.compiled = model_worker(settings, str(self.bento_model.tag))
+        self.served = model_worker(settings, str(self.bento_model.tag))
 
     @bentoml.api(
         batchable=True,
@@ -56,12 +57,17 @@ class HARModel:
     )
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
         """``(N, window, 6)`` scaled float32 → ``(N, n_classes)`` softmax probabilities."""
-        return self.compiled(windows)
+        return self.served.run(windows)
 
     @bentoml.api
     def predict_many(self, windows: np.ndarray) -> np.ndarray:
         """Unbatched path for whole recordings (why two methods: har/serving/model_client.py)."""
-        return self.compiled(windows)
+        return self.served.run(windows)
+
+    @bentoml.api
+    def runtime(self) -> dict[str, Any]:
+        """Which runtime runs the model and why, seen from inside this worker."""
+        return self.served.info()
 
 
 if shadow_tag:
@@ -132,9 +138,10 @@ class HARService:
         return await self.api.predict_recording(*uploads, acc_unit, gyro_unit, smoothing)
 
     @read_api.get("/model")
-    def model(self) -> dict[str, Any]:
-        """The served model's tag and card (classes, window geometry, units, scaler, metrics)."""
-        return self.api.model()
+    async def model(self) -> dict[str, Any]:
+        """The served model's tag and card (classes, window geometry, units, scaler, metrics)
+        and the runtime that runs it (`onnx` or `tensorflow`, and why)."""
+        return await self.worker.model()
 
     @read_api.get("/monitoring/drift")
     async def drift(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
@@ -150,6 +157,11 @@ class HARService:
     def shadow_comparison(self, since: web.SINCE = None, until: web.UNTIL = None) -> Any:
         """The shadow model vs the served one on the same windows (every API worker's)."""
         return web.shadow_answer(self.worker.shadow, since, until)
+
+    @read_api.api_route("/v2{path:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False)
+    async def open_inference(self, request: Request) -> Response:
+        """The Open Inference Protocol (KServe V2) under `/v2`: metadata, health, infer."""
+        return await self.worker.v2.handle(request)  # har/http/v2.py
 
 
 add_middleware(HARService, config)  # bearer tokens, then body bounds (har/serving/assembly.py)

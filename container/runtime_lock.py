@@ -1,7 +1,11 @@
-"""The image's lock: the runtime part of ``requirements.lock``, derived by one command.
+"""The image's locks: the runtime part of ``requirements.lock``, derived by one command.
 
-    .venv/bin/python container/runtime_lock.py           # rewrite container/requirements.lock
-    .venv/bin/python container/runtime_lock.py --check   # exit 1 if it is out of date
+    .venv/bin/python container/runtime_lock.py           # rewrite both locks
+    .venv/bin/python container/runtime_lock.py --check   # exit 1 if one is out of date
+
+``container/requirements.lock`` is the image of a model served on ONNX Runtime (no
+TensorFlow); ``container/requirements-tensorflow.lock`` adds the ``tensorflow`` extra, for
+a model (or shadow) that serves on TensorFlow. ``make image`` picks one.
 
 ``requirements.lock`` pins everything ``make test`` installs (the ``dev`` extra included).
 The image needs only ``pyproject.toml``'s ``[project] dependencies`` and what they require,
@@ -30,6 +34,10 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 FULL_LOCK = ROOT / "requirements.lock"
 RUNTIME_LOCK = ROOT / "container" / "requirements.lock"
+#: The image of a model that serves on TensorFlow: the runtime plus the ``tensorflow`` extra.
+TENSORFLOW_LOCK = ROOT / "container" / "requirements-tensorflow.lock"
+#: ``{lock file: extras of pyproject.toml added to the runtime dependencies}``.
+LOCKS = {RUNTIME_LOCK: (), TENSORFLOW_LOCK: ("tensorflow",)}
 #: What ``pip freeze`` leaves out unless given ``--all``.
 FREEZE_SKIPS = ("pip", "setuptools", "wheel", "distribute")
 HEADER = (
@@ -49,10 +57,15 @@ def read_lock(path: Path) -> dict[str, str]:
     return pins
 
 
-def runtime_roots(pyproject: Path = ROOT / "pyproject.toml") -> list[Requirement]:
-    """The ``[project] dependencies`` of ``pyproject.toml``."""
+def runtime_roots(
+    extras: tuple[str, ...] = (), pyproject: Path = ROOT / "pyproject.toml"
+) -> list[Requirement]:
+    """The ``[project] dependencies`` of ``pyproject.toml``, and those of ``extras``."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    return [Requirement(r) for r in project["dependencies"]]
+    deps = list(project["dependencies"])
+    for extra in extras:
+        deps += project["optional-dependencies"][extra]
+    return [Requirement(r) for r in deps]
 
 
 def _applies(req: Requirement, extras: frozenset[str]) -> bool:
@@ -87,10 +100,11 @@ def render(pins: dict[str, str]) -> str:
     return HEADER + "".join(f"{name}=={pins[name]}\n" for name in sorted(pins))
 
 
-def build() -> str:
-    """The runtime lock's text; raises if the environment disagrees with ``requirements.lock``."""
+def build(extras: tuple[str, ...] = ()) -> str:
+    """The runtime lock's text (with ``extras``); raises if the environment disagrees with
+    ``requirements.lock``."""
     full = read_lock(FULL_LOCK)
-    installed = closure(runtime_roots())
+    installed = closure(runtime_roots(extras))
     # `pip freeze` (which made requirements.lock) leaves out pip's own tools; some runtime
     # packages require them (tensorboard: setuptools), so they are pinned as installed.
     for name in FREEZE_SKIPS:
@@ -111,15 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     args = parser.parse_args(argv)
-    text = build()
-    if args.check:
-        if not RUNTIME_LOCK.is_file() or RUNTIME_LOCK.read_text() != text:
-            print(f"{RUNTIME_LOCK.relative_to(ROOT)} is out of date: run `make lock-image`")
-            return 1
-        return 0
-    RUNTIME_LOCK.write_text(text)
-    print(f"{RUNTIME_LOCK.relative_to(ROOT)}: {text.count(chr(10)) - 2} packages")
-    return 0
+    stale = 0
+    for lock, extras in LOCKS.items():
+        text = build(extras)
+        name = lock.relative_to(ROOT)
+        if args.check:
+            if not lock.is_file() or lock.read_text() != text:
+                print(f"{name} is out of date: run `make lock-image`")
+                stale = 1
+            continue
+        lock.write_text(text)
+        print(f"{name}: {text.count(chr(10)) - 2} packages")
+    return stale
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ Users:
     GrpcUser  har.v1.ActivityRecognition/Predict with one window (mostly) and now
               and then a StreamPredict stream of raw 100 Hz samples in 25-sample
               chunks, each call reported to Locust's statistics.
+    HarV2User the Open Inference Protocol over HTTP, as tritonclient calls it: POST
+              /v2/models/NAME/infer with one window as binary tensor data (mostly),
+              now and then as JSON tensors, and the model's readiness.
 
 Payloads are made once at start from the recordings in data/production/ (the
 same preprocessing as the service), never generated per request.
@@ -65,6 +68,11 @@ class Payloads:
         self.json_windows = [
             json.dumps({"windows": [w.round(4).tolist()]}).encode() for w in windows
         ]
+        self.v2_binary = [v2_binary_body(w) for w in windows]
+        self.v2_json = [
+            json.dumps({"inputs": [v2_tensor(w, data=w.round(4).ravel().tolist())]}).encode()
+            for w in windows
+        ]
         self.grpc_windows = [
             har_pb2.PredictRequest(windows=[har_pb2.Window(values=w.ravel())]) for w in windows
         ]
@@ -78,6 +86,24 @@ class Payloads:
             har_pb2.SensorChunk(timestamps=t[i : i + 25], values=v[i : i + 25].ravel())
             for i in range(0, n, 25)
         ]
+
+
+def v2_tensor(window: np.ndarray, **extra) -> dict:
+    """The V2 input tensor ``windows`` of one window (``extra``: its data or parameters)."""
+    return {"name": "windows", "datatype": "FP32", "shape": [1, *window.shape], **extra}
+
+
+def v2_binary_body(window: np.ndarray) -> tuple[bytes, str]:
+    """A V2 infer body with the binary tensor data extension (as ``tritonclient`` sends it)
+    and its ``Inference-Header-Content-Length``."""
+    raw = window.astype("<f4").tobytes()
+    head = json.dumps(
+        {
+            "inputs": [v2_tensor(window, parameters={"binary_data_size": len(raw)})],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return head + raw, str(len(head))
 
 
 PAYLOADS: Payloads | None = None
@@ -166,3 +192,51 @@ class GrpcUser(User):
         except (grpc.RpcError, RuntimeError) as e:
             exc = e
         self._report("StreamPredict", start, n, exc)
+
+
+class HarV2User(HttpUser):
+    """A client of the Open Inference Protocol (KServe V2) REST API."""
+
+    wait_time = between(_lo, _hi)
+
+    def on_start(self) -> None:
+        with self.client.get("/model", name="/model (V2 user start)", catch_response=True) as r:
+            self.model = r.json()["tag"].split(":", 1)[0] if r.status_code == 200 else ""
+        self.infer = f"/v2/models/{self.model}/infer"
+        self.binary = itertools.cycle(PAYLOADS.v2_binary)
+        self.json = itertools.cycle(PAYLOADS.v2_json)
+
+    @task(30)
+    def infer_binary(self) -> None:
+        body, head_len = next(self.binary)
+        headers = {
+            "content-type": "application/octet-stream",
+            "Inference-Header-Content-Length": head_len,
+        }
+        with self.client.post(
+            self.infer, data=body, headers=headers, name="/v2 infer (binary)", catch_response=True
+        ) as r:
+            n = int(r.headers.get("inference-header-content-length", 0))
+            # two outputs as binary: 7 float32 probabilities, then one int64 class id
+            if r.status_code != 200 or len(r.content) - n != 7 * 4 + 8:
+                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
+
+    @task(3)
+    def infer_json(self) -> None:
+        with self.client.post(
+            self.infer,
+            data=next(self.json),
+            headers={"content-type": "application/json"},
+            name="/v2 infer (JSON)",
+            catch_response=True,
+        ) as r:
+            if r.status_code != 200 or len(r.json().get("outputs", [])) != 2:
+                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
+
+    @task(1)
+    def ready(self) -> None:
+        with self.client.get(
+            f"/v2/models/{self.model}/ready", name="/v2 model ready", catch_response=True
+        ) as r:
+            if r.status_code != 200 or r.json().get("ready") is not True:
+                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")

@@ -3,6 +3,7 @@
 Commands:
     import-model     store a Keras model + card in the BentoML model store, print the tag
     ensure-model     import the bundled reference model unless already stored (make serve)
+    runtime          which runtime (onnx / tensorflow) serves stored models, and why
     predict          score a recording offline with the service's own code path
     data             materialise the labelled training data under data/raw/
     train-reference  train and evaluate the bundled reference model
@@ -10,6 +11,7 @@ Commands:
     drift-report     render served profiles against the reference as an HTML page
     timeline-eval    raw vs smoothed timelines against the truth of the demo recordings
     register, promote, rollback, models   the MLflow model lifecycle (har/cli/lifecycle.py)
+    samples export, samples label          windows kept for labelling (har/cli/samples.py)
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ def _cmd_import_model(args: argparse.Namespace) -> int:
     ref = None
     if args.reference_data is not None:
         ref = _reference_from_data(args.model, args.card, args.reference_data)
-    tag = model_store.import_model(args.model, args.card, name=args.name, reference_profile=ref)
+    tag = model_store.import_model(
+        args.model,
+        args.card,
+        name=args.name,
+        reference_profile=ref,
+        calibration_data=args.calibration_data,
+    )
     print(f"imported {args.model} with card {args.card}")
     print(tag)
     return 0
@@ -135,19 +143,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_drift_report(args: argparse.Namespace) -> int:
     from har.monitoring import drift_report
+    from har.runtime import model_store
     from har.settings import get_settings
 
     reference = args.reference
-    if reference is None:
-        from har.runtime import model_store
-
-        try:
-            reference = (
-                model_store.model_folder(get_settings().model_tag) / model_store.REFERENCE_FILE
-            )
-        except InputError:
-            reference = model_store.BUNDLED_REFERENCE
-    out = drift_report(args.profiles, reference, args.out, args.since, settings=get_settings())
+    calibration = None
+    try:  # the served model's reference profile and calibration evidence
+        _, folder, card = model_store.load_card(get_settings().model_tag)
+        calibration = card.calibration
+        reference = reference or folder / model_store.REFERENCE_FILE
+    except InputError:
+        reference = reference or model_store.BUNDLED_REFERENCE
+    out = drift_report(
+        args.profiles,
+        reference,
+        args.out,
+        args.since,
+        settings=get_settings(),
+        calibration=calibration,
+    )
     print(out)
     return 0
 
@@ -187,6 +201,21 @@ def _cmd_settings_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runtime(args: argparse.Namespace) -> int:
+    from har.runtime import model_store
+    from har.runtime.onnx_model import choose_runtime
+    from har.settings import get_settings
+
+    setting = get_settings().runtime
+    choices = []
+    for tag in args.tags:
+        resolved, folder, card = model_store.load_card(tag)
+        choices.append(choose_runtime(setting, card, folder))
+        print(f"{resolved}: {choices[-1].runtime} ({choices[-1].reason})", file=sys.stderr)
+    print("tensorflow" if any(c.runtime == "tensorflow" for c in choices) else "onnx")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.cli.lifecycle import add_model_file_arguments
@@ -213,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the shadow model's stored tag instead (HAR_SHADOW_MODEL_URI/_TAG; empty: none)",
     )
     s.set_defaults(func=_cmd_ensure_model)
+
+    s = sub.add_parser(
+        "runtime",
+        help="print the runtime stored models serve on under HAR_RUNTIME: `tensorflow` if "
+        "any of them needs TensorFlow, else `onnx` (make image picks the image's packages so)",
+    )
+    s.add_argument("tags", nargs="+", help="stored model tags (the served one, the shadow)")
+    s.set_defaults(func=_cmd_runtime)
 
     s = sub.add_parser("reference", help="attach a reference profile to a stored model")
     s.add_argument("tag", help="model tag in the store")
@@ -274,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     from har.cli.lifecycle import add_commands
 
     add_commands(sub)  # register, promote, rollback, models
+
+    from har.cli.samples import add_commands as add_samples_commands
+
+    add_samples_commands(sub)  # samples export, samples label
 
     s = sub.add_parser("settings-table", help="the HAR_* settings as a markdown table")
     s.add_argument("--write", action="store_true", help="rewrite docs/settings.md's table")

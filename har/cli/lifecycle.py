@@ -31,6 +31,7 @@ def _register(args: argparse.Namespace) -> int:
         get_settings(),
         name=args.name,
         reference_data=args.reference_data,
+        calibration_data=args.calibration_data,
         run_name="train-reference" if args.training_run else None,
         log_extra=log_training if args.training_run else None,
     )
@@ -110,6 +111,12 @@ def add_model_file_arguments(
     s.add_argument("--card", type=Path, required=True, help="the model card (JSON)")
     s.add_argument("--name", help=name_help)
     s.add_argument("--reference-data", type=Path, help=reference_help)
+    s.add_argument(
+        "--calibration-data",
+        type=Path,
+        help="labelled windows (.npz with 'windows', canonical units, and 'labels') to fit the "
+        "temperature on (default: the bundled held-out windows when they fit the card)",
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -48,12 +48,19 @@ def prediction_objects(preds: Predictions) -> list[JSON]:
 
 
 def predict_answer(tag: str, preds: Predictions) -> JSON:
-    """``POST /predict``: ``{"model": tag, "predictions": [...]}`` in request order."""
-    return {"model": tag, "predictions": prediction_objects(preds)}
+    """``POST /predict``: ``{"model": tag, "predictions": [...], "calibrated": bool}`` in request
+    order; ``calibrated``: probabilities and confidences are temperature-scaled (the card's
+    ``calibration``), not the model's raw softmax."""
+    return {
+        "model": tag,
+        "predictions": prediction_objects(preds),
+        "calibrated": preds.calibrated,
+    }
 
 
 def recording_answer(tag: str, result: RecordingResult) -> JSON:
-    """``POST /predict_recording``: ``{"model", "windows", "segments", "summary", "smoothing"}``.
+    """``POST /predict_recording``: ``{"model", "windows", "segments", "summary", "smoothing",
+    "calibrated"}``.
 
     Times are seconds from the recording's first sample. ``windows`` carry each
     window's raw prediction; ``segments`` tile time (:mod:`har.domain.timeline`: no overlap,
@@ -84,6 +91,7 @@ def recording_answer(tag: str, result: RecordingResult) -> JSON:
         "segments": timeline.as_dicts(),
         "summary": timeline.summary,
         "smoothing": timeline.smoothing,
+        "calibrated": preds.calibrated,
     }
 
 

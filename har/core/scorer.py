@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from har.domain.calibration import apply_temperature
 from har.domain.card import CANONICAL_UNITS, ModelCard, Units
 from har.domain.errors import InputError
 from har.domain.model_call import Infer
@@ -42,6 +43,14 @@ class Observer(Protocol):
     ) -> None: ...
 
 
+class Sampler(Protocol):
+    """What the scorer needs from the sample kept for labelling (``har.monitoring.samples``)."""
+
+    def offer(self, canonical: np.ndarray, probs: np.ndarray, units: Units | None) -> int: ...
+
+    def close(self, timeout: float = 10.0) -> None: ...
+
+
 class Scorer:
     """Turns client windows, recordings or streams into predictions through the model.
 
@@ -56,6 +65,11 @@ class Scorer:
         timeline: how recordings' and streams' timelines are smoothed by default
             (the service's: ``TimelineOptions.from_settings(settings)``).
         max_resampled_samples: most samples the resampler may allocate for one recording.
+        temperature: the card's applied calibration temperature (``None``: raw probabilities).
+            Applied here, after the model call, so the model worker's output, and the shadow
+            that taps it, stay raw; answers and monitoring get the calibrated values.
+        sampler: optional sample of served windows kept for labelling (``HAR_SAMPLE_DIR``),
+            offered every scored window as answered.
     """
 
     def __init__(
@@ -69,6 +83,8 @@ class Scorer:
         max_fill: int = 2,
         timeline: TimelineOptions | None = None,
         max_resampled_samples: int = 4_000_000,
+        temperature: float | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         self.card = card
         self.tag = tag
@@ -78,20 +94,36 @@ class Scorer:
         self.max_fill = max_fill
         self.timeline = timeline or TimelineOptions()
         self.pre = Preprocessor(card, max_fill=max_fill, max_samples=max_resampled_samples)
+        self.temperature = temperature
+        self.sampler = sampler
 
-    async def score(self, canonical: np.ndarray, *, sequence_key: str | None = None) -> Predictions:
+    async def score(
+        self,
+        canonical: np.ndarray,
+        *,
+        sequence_key: str | None = None,
+        units: Units | None = None,
+    ) -> Predictions:
         """Scale canonical windows ``(N, window, 6)``, run the model, record them for monitoring.
 
         Args:
             sequence_key: windows sharing a key are consecutive (a recording, a stream);
                 monitoring counts flips between them.
+            units: the units the client declared (kept with sampled windows; ``None``: not
+                known here).
         """
         scaled = self.pre.scale(canonical)
         check_finite(scaled, self.card.channels, "after unit conversion and scaling")
         probs = np.asarray(await self.infer(scaled), np.float32)
+        if self.temperature is not None:
+            probs = apply_temperature(probs, self.temperature)
         if self.monitor is not None:
             self.monitor.observe(canonical, probs, sequence_key=sequence_key)
-        return Predictions.from_probs(probs, self.card.classes)
+        if self.sampler is not None:
+            self.sampler.offer(canonical, probs, units)
+        return Predictions.from_probs(
+            probs, self.card.classes, calibrated=self.temperature is not None
+        )
 
     def check_windows(self, windows: object, units: Units = CANONICAL_UNITS) -> np.ndarray:
         """Client windows ``(N, window, 6)`` in ``units`` -> validated canonical float32.
@@ -114,7 +146,7 @@ class Scorer:
 
     async def predict(self, windows: object, units: Units = CANONICAL_UNITS) -> Predictions:
         """One prediction per client window, in request order."""
-        return await self.score(self.check_windows(windows, units))
+        return await self.score(self.check_windows(windows, units), units=units)
 
     async def predict_recording(
         self, rec: Recording, smoothing: str | None = None
@@ -243,7 +275,7 @@ class StreamSession:
                 np.empty((0, len(self.scorer.card.classes)), np.float32), self.scorer.card.classes
             )
             return StreamResult(first, new, empty)
-        preds = await self.scorer.score(new.values, sequence_key=self.key)
+        preds = await self.scorer.score(new.values, sequence_key=self.key, units=self.units)
         self.windows += len(new)
         self._timeline.add(new, preds.probs)
         return StreamResult(first, new, preds)
@@ -253,7 +285,10 @@ def served_scorer(settings: Settings, infer: Infer, *, worker_id: str) -> Scorer
     """The API service's scorer: the stored model ``settings.model_tag`` (its card and
     tag), monitored by a started ``har.monitoring.Monitor`` (``worker_id`` names the
     worker's profiles) unless ``settings.monitoring`` is off, with the request limits
-    and timeline options of ``settings``."""
+    and timeline options of ``settings``, calibrated by the card's applied temperature
+    unless ``settings.calibration`` is off, keeping a sample of served windows in
+    ``settings.sample_dir`` when set (``har.monitoring.samples``; started here, closed by the
+    caller with ``scorer.sampler.close()``)."""
     from har.runtime import model_store
 
     tag, stored = model_store.stored_model(settings.model_tag)
@@ -265,13 +300,36 @@ def served_scorer(settings: Settings, infer: Infer, *, worker_id: str) -> Scorer
         ref = stored / model_store.REFERENCE_FILE
         monitor = Monitor(card, settings, ref if ref.is_file() else None, worker_id=worker_id)
         monitor.start()
+    sampler = None
+    if settings.sample_dir is not None:
+        from har.monitoring.samples import SampleKeeper
+
+        sampler = SampleKeeper(
+            settings.sample_dir,
+            model=tag,
+            classes=card.classes,
+            uncertain_below=settings.uncertain_below,
+            random_share=settings.sample_random_share,
+            drift_share=settings.sample_drift_share,
+            max_bytes=int(settings.sample_max_mb * 1024 * 1024),
+            flush_s=settings.sample_flush_s,
+            worker_id=worker_id,
+            drifting=(lambda: monitor.drifting) if monitor is not None else None,
+        )
+        sampler.start()
     return Scorer(
         card,
         tag,
         infer,
         monitor=monitor,
+        sampler=sampler,
         max_windows=settings.max_windows_per_request,
         max_fill=settings.max_fill_samples,
         timeline=TimelineOptions.from_settings(settings),
         max_resampled_samples=settings.max_resampled_samples,
+        temperature=(
+            card.calibration.served_temperature
+            if settings.calibration and card.calibration is not None
+            else None
+        ),
     )

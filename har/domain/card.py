@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from har.domain.calibration import Calibration
 from har.domain.errors import CardMismatchError, InputError, quoted
 
 CANONICAL_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -105,6 +106,28 @@ class Scaler(BaseModel):
         return np.asarray(self.mean, np.float32), np.asarray(self.scale, np.float32)
 
 
+class OnnxEvidence(BaseModel):
+    """The ONNX export of a model and the parity check that decides whether it may serve.
+
+    Written by ``import-model`` and ``register`` (har/runtime/onnx_export.py): the Keras
+    model exported to ``model.onnx`` and both run on the same windows; ``passed`` when
+    every window's probabilities differ by at most ``tolerance`` and its predicted class is
+    the same. ``sha256`` names the exact file that was checked.
+    """
+
+    passed: bool
+    reason: str = Field("", description="Why the export or the check failed (empty: passed).")
+    tolerance: float = 1e-5
+    max_abs_diff: float | None = None
+    windows: int = 0
+    same_class: int = 0
+    data: list[str] = Field(default_factory=list, description="Where the windows came from.")
+    sha256: str = ""
+    opset: int | None = None
+    exporter: str = ""
+    onnxruntime: str = ""
+
+
 class ModelCard(BaseModel):
     """A model's card. ``classes[i]`` names softmax output ``i``."""
 
@@ -120,6 +143,12 @@ class ModelCard(BaseModel):
     scaler: Scaler
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    onnx: OnnxEvidence | None = Field(
+        None, description="The ONNX export's parity evidence (None: not exported)."
+    )
+    calibration: Calibration | None = Field(
+        None, description="Temperature scaling and its evidence (None: not fitted)."
+    )
 
     @field_validator("classes")
     @classmethod

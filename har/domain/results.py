@@ -24,19 +24,24 @@ class Predictions:
         class_ids: ``(N,)`` int64 index of the most probable class.
         confidence: ``(N,)`` float32 probability of that class.
         classes: the card's class names (``classes[i]`` names column ``i``).
+        calibrated: ``probs`` are the model's temperature-scaled by the card's calibration
+            (har/domain/calibration.py), not its raw softmax.
     """
 
     probs: np.ndarray
     class_ids: np.ndarray
     confidence: np.ndarray
     classes: tuple[str, ...]
+    calibrated: bool = False
 
     @classmethod
-    def from_probs(cls, probs: np.ndarray, classes: Sequence[str]) -> Predictions:
+    def from_probs(
+        cls, probs: np.ndarray, classes: Sequence[str], *, calibrated: bool = False
+    ) -> Predictions:
         """Predictions of ``(N, n_classes)`` probabilities."""
         probs = np.asarray(probs, np.float32)
         ids = probs.argmax(axis=1)
-        return cls(probs, ids, probs[np.arange(len(ids)), ids], tuple(classes))
+        return cls(probs, ids, probs[np.arange(len(ids)), ids], tuple(classes), calibrated)
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])

@@ -32,6 +32,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from har.core.open_inference import InferenceModel
 from har.core.scorer import Scorer
 from har.domain.errors import InputError, ModelUnavailableError
 from har.domain.results import StreamResult
@@ -46,6 +47,7 @@ from har.grpc.messages import (  # noqa: F401  (re-exported for callers and test
     summary_message,
     units_from_proto,
 )
+from har.grpc.v2_service import add_inference_servicer
 from har.v1 import har_pb2, har_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -260,8 +262,10 @@ async def start_grpc_server(
     credentials: grpc.ServerCredentials | None = None,
     stream_idle_timeout_s: float = 60.0,
     stream_max_duration_s: float = 43200.0,
+    inference: InferenceModel | None = None,
 ) -> GrpcServer:
-    """Start ``har.v1.ActivityRecognition`` with health checking and reflection.
+    """Start ``har.v1.ActivityRecognition`` (and, given ``inference``, the Open Inference
+    Protocol's ``inference.GRPCInferenceService``) with health checking and reflection.
 
     Call from a coroutine on the event loop that should serve the calls (BentoML's, in
     an ``@bentoml.on_startup`` hook). ``SO_REUSEPORT`` is on, so several API workers can
@@ -275,6 +279,7 @@ async def start_grpc_server(
         interceptors: run before every call (e.g. ``har.core.access`` bearer tokens).
         credentials: TLS server credentials (``har.grpc.tls``); ``None``: plaintext.
         stream_idle_timeout_s, stream_max_duration_s: bounds of one StreamPredict call.
+        inference: the served model for ``inference.GRPCInferenceService`` (``har.grpc.v2_service``).
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -293,12 +298,15 @@ async def start_grpc_server(
         ),
         server,
     )
+    services = [SERVICE_NAME]
+    if inference is not None:
+        services.append(add_inference_servicer(inference, server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
+    for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:

@@ -114,6 +114,8 @@ def register_model(
     reference_profile: Path | None = None,
     run_name: str | None = None,
     log_extra: Callable[[Any, str, ModelCard], None] | None = None,
+    parity_data: list[Path] | None = None,
+    calibration_data: Path | None = None,
 ) -> Registered:
     """Validate the card against the model, log a run with both, register a version.
 
@@ -127,6 +129,10 @@ def register_model(
             model's content, otherwise none.
         log_extra: called as ``log_extra(client, run_id, card)`` before the run ends
             (training adds its parameters, per-fold metrics and images).
+        parity_data: ``.npz`` windows the ONNX export is checked on beside the probe
+            windows (default: the bundled held-out windows when they fit the card).
+        calibration_data: labelled ``.npz`` windows the temperature is fitted and checked on
+            (default: the bundled held-out windows when they fit; har/runtime/calibrate.py).
 
     Raises:
         InputError: unreadable model or card; CardMismatchError: card does not fit.
@@ -142,6 +148,12 @@ def register_model(
         folder = Path(tmp) / store.ARTIFACT_DIR
         folder.mkdir()
         shutil.copyfile(model_path, folder / model_store.MODEL_FILE)
+        # the ONNX export and its parity evidence travel with the run (har/runtime/onnx_export.py)
+        onnx_bytes, evidence = model_store.export_onnx_for(model, card, parity_data)
+        card = card.model_copy(update={"onnx": evidence})
+        card = model_store.with_calibration(model, card, calibration_data, model_sha256=sha)
+        if onnx_bytes is not None:
+            (folder / model_store.ONNX_FILE).write_bytes(onnx_bytes)
         card.to_file(folder / model_store.CARD_FILE)
         ref_dest = folder / model_store.REFERENCE_FILE
         if reference_data is not None:
@@ -177,6 +189,12 @@ def _log_card(c: Any, run_id: str, card: ModelCard) -> None:
     from mlflow.entities import Metric
 
     metrics = card_metrics(card.metrics)
+    if card.onnx is not None and card.onnx.max_abs_diff is not None:
+        metrics["onnx.max_abs_diff"] = card.onnx.max_abs_diff
+    if card.calibration is not None:
+        cal = card.calibration
+        for key in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after"):
+            metrics[f"calibration.{key}"] = float(getattr(cal, key))
     stamp = int(time.time() * 1000)
     batch = [Metric(k, v, stamp, 0) for k, v in metrics.items()]
     for start in range(0, len(batch), 500):  # MLflow's batch limit is 1000 metrics

@@ -73,6 +73,7 @@ def import_registered(uri: str, settings: Settings) -> str:
             name=tag,
             reference_profile=ref_file if ref_file.is_file() else None,
             labels=labels,
+            onnx_path=folder / model_store.ONNX_FILE,  # the run's export, when it passed
         )
 
 
@@ -86,12 +87,12 @@ def ensure_served_model(settings: Settings) -> str:
     """
     if settings.model_uri:
         return import_registered(settings.model_uri, settings)
+    name, _, version = settings.model_tag.partition(":")
+    if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
+        return model_store.ensure_bundled_model()  # stored now, or again without an export
     try:
         return model_store.stored_model(settings.model_tag)[0]
     except InputError:
-        name, _, version = settings.model_tag.partition(":")
-        if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
-            return model_store.ensure_bundled_model()
         raise InputError(
             f"model {settings.model_tag!r} is not in the BentoML model store: run "
             "`python -m har ensure-model` (bundled model, or HAR_MODEL_URI=models:/NAME@ALIAS) "

@@ -102,6 +102,8 @@ class Monitor:
         #: ``(since, until) -> GET /monitoring/shadow answer`` (set by har/shadow): the
         #: report gains a shadow section.
         self.shadow_answer: Any = None
+        #: The last drift refresh found input drift (windows kept for labelling say so).
+        self.drifting = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -263,6 +265,7 @@ class Monitor:
         until = now_utc()
         answer = self._evaluate(until - timedelta(seconds=self.window_s), until, drain=False)[0]
         publish_drift(self._metrics, answer)
+        self.drifting = answer.get("status") == "drift"
         return answer
 
     def _refresh_loop(self) -> None:
@@ -306,7 +309,15 @@ class Monitor:
                 return self._reports[key][1]
             answer, production, parts = self._evaluate(since, store.as_utc(until) or now_utc())
             shadow = self.shadow_answer(since, store.as_utc(until)) if self.shadow_answer else None
-            page = report.render_page(reference, production, parts, answer, self.config, shadow)
+            page = report.render_page(
+                reference,
+                production,
+                parts,
+                answer,
+                self.config,
+                shadow,
+                calibration=self.card.calibration,
+            )
             if self.report_cache_s > 0:
                 self._reports[key] = (now + self.report_cache_s, page)
             return page

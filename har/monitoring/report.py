@@ -12,6 +12,8 @@ every plot an inline PNG (:mod:`har.monitoring.report_plots`):
   the window mean, std, min and max, and of the two magnitudes, read from the
   profiles' KLL sketches;
 * reference vs production confidence histogram;
+* the served model's reliability diagram before and after its calibration temperature, from
+  the card's evidence (when the card has a ``calibration``; har/domain/calibration.py);
 * predicted-activity mix, mean confidence and flip rate per profile file over time.
 * in the service, with a shadow model (har/shadow): its agreement with the served model.
 """
@@ -25,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from har.domain.calibration import Calibration
 from har.domain.errors import InputError
 from har.monitoring import profiles, store
 from har.monitoring import report_plots as plots
@@ -44,6 +47,7 @@ def drift_report(
     until: str | None = None,
     *,
     settings: Settings,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Render the report of the profiles in ``profiles`` (the CLI entry point).
 
@@ -55,6 +59,7 @@ def drift_report(
             before now (``30m``, ``6h``, ``2d``); ``None`` = open.
         settings: thresholds (``HAR_DRIFT_THRESHOLD``, ``HAR_DRIFT_MIN_ROWS``,
             ``HAR_UNCERTAIN_BELOW``) and the recent part (``HAR_PROFILE_INTERVAL_S``).
+        calibration: the served model card's ``calibration`` (its reliability diagram).
 
     Returns:
         ``out``.
@@ -70,6 +75,7 @@ def drift_report(
         until=store.as_utc(until),
         config=DriftConfig.from_settings(settings),
         recent_s=settings.profile_interval_s,
+        calibration=calibration,
     )
 
 
@@ -82,6 +88,7 @@ def render_report(
     *,
     config: DriftConfig,
     recent_s: float,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write the HTML report of ``profiles_dir``'s files overlapping ``[since, until]``.
 
@@ -93,6 +100,7 @@ def render_report(
             open bounds become the first file's start and the last file's end.
         config: drift thresholds, minimum rows and uncertain confidence.
         recent_s: length of the recent part scored on its own (seconds).
+        calibration: the card's calibration evidence (a reliability diagram; ``None``: none).
 
     Returns:
         ``out``.
@@ -116,7 +124,7 @@ def render_report(
         until=until_t or max(f.end for f in files),
         recent_s=recent_s,
     )
-    page = render_page(reference, production, parts, answer, config)
+    page = render_page(reference, production, parts, answer, config, calibration=calibration)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
@@ -130,6 +138,8 @@ def render_page(
     answer: dict[str, Any],
     config: DriftConfig,
     shadow: Mapping[str, Any] | None = None,
+    *,
+    calibration: Calibration | None = None,
 ) -> str:
     """The report page of an interval.
 
@@ -141,6 +151,8 @@ def render_page(
         config: drift thresholds (the uncertain-confidence line).
         shadow: a ``GET /monitoring/shadow`` answer (har/shadow/compare.py): a section
             comparing the served model with the shadow model (``None`` or ``off``: none).
+        calibration: the served model card's calibration: its reliability diagram before and
+            after the temperature (``None``: the card has none, no section).
 
     Returns:
         A self-contained HTML document (no external resources).
@@ -180,6 +192,8 @@ def render_page(
             plots.timeline_png(files, [v for _, v in parts], classes),
         ),
     ]
+    if calibration is not None:
+        sections.append(_calibration_html(calibration))
     if shadow is not None and shadow.get("status") != "off":
         sections.append(_shadow_html(shadow))
     return _page(answer, "\n".join(sections))
@@ -272,6 +286,25 @@ def _shadow_html(shadow: Mapping[str, Any]) -> str:
         '<h2>Shadow model</h2><table id="shadow">' + cells + "</table>"
         '<table id="shadow-disagreement"><tr><th>served</th><th>shadow</th><th>windows</th>'
         f"</tr>{lines}</table>"
+    )
+
+
+def _calibration_html(cal: Calibration) -> str:
+    applied = (
+        f"applied: served confidences are softmax(log p / {cal.temperature:.3g})"
+        if cal.applied
+        else f"not applied ({html.escape(cal.reason)})"
+    )
+    text = (
+        "<h2>Calibration (from the model card)</h2>"
+        f"<p>Temperature {cal.temperature:.3g}, {applied}. On {cal.windows_eval} labelled "
+        f"windows the fit did not see ({html.escape(cal.split)}; "
+        f"{html.escape(', '.join(cal.data))}): ECE {cal.ece_before:.4f} &rarr; "
+        f"{cal.ece_after:.4f}, NLL {cal.nll_before:.4f} &rarr; {cal.nll_after:.4f}, "
+        f"accuracy {cal.accuracy:.3f}.</p>"
+    )
+    return text + _figure(
+        "fig-reliability", "reliability diagram before and after", plots.reliability_png(cal)
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from har.domain.calibration import Calibration
 from har.monitoring import profiles
 from har.monitoring.features import CONFIDENCE, FLIP, PRED_CLASS, STATS, input_feature_names
 from har.monitoring.profiles import Distribution, ProfileView
@@ -170,6 +171,52 @@ def confidence_png(reference: ProfileView, production: ProfileView, uncertain: f
     ax.set_xlabel("confidence (largest softmax probability)")
     ax.set_ylabel("share of windows")
     ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def reliability_png(calibration: Calibration) -> bytes:
+    """The reliability diagram of a card's calibration: accuracy against mean confidence per
+    confidence bin, before and after the temperature, on the evaluation windows (bar widths:
+    the bins; the diagonal: perfectly calibrated), with the windows per bin below."""
+    fig = _new_figure(7, 4)
+    ax, counts = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="calibrated")
+    for bins, color, label, marker in (
+        (calibration.reliability_before, REF_COLOR, f"raw (ECE {calibration.ece_before:.3f})", "o"),
+        (
+            calibration.reliability_after,
+            PROD_COLOR,
+            f"T = {calibration.temperature:.3g} (ECE {calibration.ece_after:.3f})",
+            "s",
+        ),
+    ):
+        full = [b for b in bins if b.count]
+        ax.plot(
+            [b.confidence for b in full],
+            [b.accuracy for b in full],
+            marker=marker,
+            color=color,
+            label=label,
+        )
+    before = calibration.reliability_before
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(
+        f"{calibration.windows_eval} evaluation windows, temperature fitted on "
+        f"{calibration.windows_fit} others ({'applied' if calibration.applied else 'not applied'})",
+        fontsize=9,
+    )
+    counts.bar(
+        [b.lower for b in before],
+        [b.count for b in before],
+        width=[b.upper - b.lower for b in before],
+        align="edge",
+        color=REF_COLOR,
+    )
+    counts.set_ylabel("windows")
+    counts.set_xlabel("confidence (largest probability), per bin")
+    counts.set_xlim(0, 1)
     return _png(fig)
 
 

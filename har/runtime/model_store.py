@@ -1,6 +1,7 @@
 """BentoML's model store: Keras models stored with their cards, found, loaded and labelled.
 
-A stored model is a folder holding ``model.keras``, ``card.json`` and, when
+A stored model is a folder holding ``model.keras``, ``card.json``, ``model.onnx`` when
+the model exported to ONNX (the card holds the parity evidence) and, when
 known, ``reference_profile.bin`` (the whylogs profile of the training windows,
 used for drift). Loading validates the card against the model. The bundled model
 (``models/pretrained/``, written by ``python -m har train-reference``) keeps the
@@ -14,6 +15,7 @@ The MLflow registry is :mod:`har.lifecycle`'s.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from har.domain.card import ModelCard
+from har.domain.calibration import Calibration
+from har.domain.card import ModelCard, OnnxEvidence
 from har.domain.errors import CardMismatchError, InputError
 from har.runtime.inference import CompiledModel
-from har.settings import DEFAULT_MODEL_NAME, PRETRAINED_DIR
+from har.runtime.onnx_model import ONNX_FILE, file_sha256
+from har.settings import DEFAULT_MODEL_NAME, PRETRAINED_DIR, PROJECT_ROOT
+
+__all__ = ["ONNX_FILE"]
 
 #: The Keras model inside a stored model's folder.
 MODEL_FILE = "model.keras"
@@ -38,6 +44,9 @@ BUNDLED_MODEL_FILE = f"{DEFAULT_MODEL_NAME}.keras"
 BUNDLED_MODEL = PRETRAINED_DIR / BUNDLED_MODEL_FILE
 BUNDLED_CARD = PRETRAINED_DIR / CARD_FILE
 BUNDLED_REFERENCE = PRETRAINED_DIR / REFERENCE_FILE
+#: The bundled model's held-out windows (canonical units): the ONNX parity check's default
+#: data beside the probe windows, used when their shape fits the imported model's card.
+BUNDLED_HELDOUT = PROJECT_ROOT / "tests" / "fixtures" / "heldout_windows.npz"
 
 
 def load_keras(path: str | Path) -> Any:
@@ -115,8 +124,19 @@ def import_model(
     name: str | None = None,
     reference_profile: str | Path | None = None,
     labels: dict[str, str] | None = None,
+    onnx_path: str | Path | None = None,
+    parity_data: list[Path] | None = None,
+    calibration_data: Path | None = None,
 ) -> str:
     """Store a Keras model with its card in the BentoML model store; return the new tag.
+
+    The model is exported to ONNX and checked against Keras (har/runtime/onnx_export.py)
+    on the probe windows and ``parity_data`` (default: the bundled held-out windows, when
+    they fit); the card stored beside it carries the evidence. ``onnx_path``: an export
+    whose sha256 the card's passing evidence names (a registry version's), copied instead
+    of exporting again. A temperature is fitted on ``calibration_data`` (default: the bundled
+    held-out windows when they fit the card; har/runtime/calibrate.py) and stored in the card
+    with its evidence.
 
     Raises:
         InputError: unreadable model or card; CardMismatchError: card does not fit the model.
@@ -126,21 +146,83 @@ def import_model(
     card = ModelCard.from_file(card_path)
     model = load_keras(model_path)
     validate(model, card)
+    onnx_bytes: bytes | None = None
+    ev = card.onnx
+    given = Path(onnx_path) if onnx_path is not None else None
+    if given and given.is_file() and ev and ev.passed and file_sha256(given) == ev.sha256:
+        onnx_bytes = given.read_bytes()  # the export this card's evidence was checked on
+    if onnx_bytes is None:
+        key: tuple[str, ...] = (file_sha256(Path(model_path)), card.model_dump_json())
+        key += tuple(str(p) for p in parity_data or ())
+        if key not in _EXPORTED:  # the same file and card imported again in this process
+            _EXPORTED[key] = export_onnx_for(model, card, parity_data)
+        onnx_bytes, evidence = _EXPORTED[key]
+        card = card.model_copy(update={"onnx": evidence})
+    card = with_calibration(
+        model, card, calibration_data, model_sha256=file_sha256(Path(model_path))
+    )
     name = name or card.name
     meta = {
         "classes": card.classes,
         "window": card.window,
         "hop": card.hop,
         "sample_rate_hz": card.sample_rate_hz,
+        "onnx": bool(card.onnx and card.onnx.passed),
     }
     with bentoml.models.create(
         name, module="har.runtime.model_store", labels=labels or {}, metadata=meta
     ) as ref:
         shutil.copyfile(model_path, Path(ref.path) / MODEL_FILE)
         card.to_file(Path(ref.path) / CARD_FILE)
+        if onnx_bytes is not None:
+            (Path(ref.path) / ONNX_FILE).write_bytes(onnx_bytes)
         if reference_profile is not None:
             shutil.copyfile(reference_profile, Path(ref.path) / REFERENCE_FILE)
     return str(ref.tag)
+
+
+#: Exports made by :func:`import_model` in this process, by model file hash, card and data.
+_EXPORTED: dict[tuple[str, ...], tuple[bytes | None, OnnxEvidence]] = {}
+
+
+def export_onnx_for(
+    model: Any, card: ModelCard, parity_data: list[Path] | None = None
+) -> tuple[bytes | None, OnnxEvidence]:
+    """``(onnx bytes or None, evidence)`` of exporting ``model`` to ONNX: the probe windows and
+    ``parity_data`` (default: :data:`BUNDLED_HELDOUT` when it exists) checked."""
+    from har.runtime.onnx_export import export_with_evidence
+
+    if parity_data is None:
+        parity_data = [BUNDLED_HELDOUT] if BUNDLED_HELDOUT.is_file() else []
+    return export_with_evidence(model, card, parity_data)
+
+
+def with_calibration(
+    model: Any, card: ModelCard, data: Path | None = None, *, model_sha256: str | None = None
+) -> ModelCard:
+    """``card`` with the calibration of ``model`` fitted on ``data`` (default: the bundled
+    held-out windows when they fit). Without ``data``, a calibration the card already carries
+    (a registry version's, fitted at ``register``) is kept as it is. ``model_sha256``: the
+    model file's hash; the same file, classes, scaler and data are fitted once per process."""
+    from har.runtime.calibrate import calibration_for
+
+    if data is None and card.calibration is not None:
+        return card
+    key = None
+    if model_sha256 is not None:
+        key = (model_sha256, json.dumps(card.classes), card.scaler.model_dump_json(), str(data))
+    if key is not None and key in _CALIBRATED:
+        fitted = _CALIBRATED[key]
+    else:
+        fitted = calibration_for(model, card, data, heldout=BUNDLED_HELDOUT)
+        if key is not None:
+            _CALIBRATED[key] = fitted
+    return card.model_copy(update={"calibration": fitted}) if fitted is not None else card
+
+
+#: Calibrations fitted by :func:`with_calibration` in this process (tests import and register
+#: the same files many times).
+_CALIBRATED: dict[tuple[str, ...], Calibration | None] = {}
 
 
 def import_model_once(
@@ -150,6 +232,7 @@ def import_model_once(
     name: str,
     reference_profile: str | Path | None = None,
     labels: dict[str, str] | None = None,
+    onnx_path: str | Path | None = None,
 ) -> str:
     """:func:`import_model` as the tag ``name`` (``NAME:VERSION``); when another process (a
     second worker starting) stored that tag meanwhile, the stored model's tag."""
@@ -157,7 +240,12 @@ def import_model_once(
 
     try:
         return import_model(
-            model_path, card_path, name=name, reference_profile=reference_profile, labels=labels
+            model_path,
+            card_path,
+            name=name,
+            reference_profile=reference_profile,
+            labels=labels,
+            onnx_path=onnx_path,
         )
     except bentoml.exceptions.BentoMLException:
         return str(bentoml.models.get(name).tag)
@@ -222,6 +310,12 @@ def model_folder(tag: str) -> Path:
     return stored_model(tag)[1]
 
 
+def load_card(tag: str) -> tuple[str, Path, ModelCard]:
+    """``(resolved tag, folder, card)`` of a stored model, without loading the model."""
+    resolved, folder = stored_model(tag)
+    return resolved, folder, ModelCard.from_file(folder / CARD_FILE)
+
+
 def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
     """Load a stored model and its card, validating one against the other.
 
@@ -237,13 +331,23 @@ def load_model(tag: str, *, probe: bool = True) -> LoadedModel:
 
 
 def ensure_bundled_model() -> str:
-    """Import the bundled reference model unless a model of its name is already stored."""
+    """Import the bundled reference model unless a model of its name is already stored
+    (stored before ONNX export or calibration existed: imported again, so that it can serve on
+    ONNX Runtime and carries its calibration evidence)."""
     import bentoml
 
     try:
-        return str(bentoml.models.get(f"{DEFAULT_MODEL_NAME}:latest").tag)
-    except bentoml.exceptions.NotFound:
-        ref = BUNDLED_REFERENCE if BUNDLED_REFERENCE.is_file() else None
-        return import_model(
-            BUNDLED_MODEL, BUNDLED_CARD, reference_profile=ref, labels={"source": "bundled"}
+        tag = str(bentoml.models.get(f"{DEFAULT_MODEL_NAME}:latest").tag)
+        card = load_card(tag)[2]
+        # stored before calibration existed: imported again too, to carry its evidence
+        fresh = card.onnx is not None and (
+            card.calibration is not None or not BUNDLED_HELDOUT.is_file()
         )
+        if fresh or not BUNDLED_MODEL.is_file():
+            return tag
+    except bentoml.exceptions.NotFound:
+        pass
+    ref = BUNDLED_REFERENCE if BUNDLED_REFERENCE.is_file() else None
+    return import_model(
+        BUNDLED_MODEL, BUNDLED_CARD, reference_profile=ref, labels={"source": "bundled"}
+    )

@@ -5,8 +5,8 @@ and their ``__init__``, start-up and shutdown hooks call the rest:
 
 * :func:`configure`: the BentoML patches, the model to serve (found or stored), tokens,
   TLS and the shadow's tag;
-* :func:`model_worker`: the model service's compiled Keras model (TensorFlow threads,
-  XLA with its padded batch sizes warmed up, start-up heap frozen);
+* :func:`model_worker`: the model service's model on ONNX Runtime, or compiled with
+  TensorFlow (threads, XLA with its padded batch sizes warmed up); start-up heap frozen;
 * :class:`ApiWorker`: the API service's core (:class:`~har.core.scorer.Scorer` through a
   coalescing :class:`~har.serving.model_client.ModelClient`), its monitor, the optional shadow,
   the HTTP endpoint logic and the gRPC server's start and stop.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +28,20 @@ import yaml
 
 from har import lifecycle
 from har.core.access import Access
+from har.core.open_inference import InferenceModel
 from har.core.scorer import served_scorer
+from har.domain.errors import InputError
 from har.grpc import service as grpc_service
 from har.grpc.observability import ObservabilityInterceptor
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
+from har.http.v2 import V2Http
 from har.monitoring.traffic import SHADOW, grpc_metrics, model_call_metrics
 from har.runtime import model_store
 from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
+from har.runtime.onnx_model import RuntimeChoice, choose_runtime, load_onnx
 from har.serving import graceful, patches, workers
-from har.serving.model_client import ModelClient, observed, retrying
+from har.serving.model_client import ModelClient, model_ready, observed, retrying
 from har.settings import Settings
 from har.shadow import attach as attach_shadow
 from har.shadow import resolve_shadow_tag
@@ -100,6 +105,8 @@ def configure(settings: Settings) -> Configured:
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
+    for t in filter(None, (tag, shadow_tag)):  # refuse now, not in a restarting model worker
+        require_runtime(settings.runtime, t)
     pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     return Configured(
@@ -136,6 +143,26 @@ def require_shadow_in_bento(shadow_tag: str | None, bento_path: str | None) -> N
         )
 
 
+def require_runtime(setting: str, tag: str) -> RuntimeChoice:
+    """The runtime the stored model ``tag`` will serve on; refuses (``SystemExit``, before any
+    worker starts) when ``HAR_RUNTIME=onnx`` has no passing export to serve, or when the
+    choice is TensorFlow and TensorFlow is not installed (an image built for ONNX Runtime)."""
+    import importlib.util
+
+    resolved, folder, card = model_store.load_card(tag)
+    try:
+        choice = choose_runtime(setting, card, folder)
+    except InputError as exc:
+        raise SystemExit(f"model {resolved}: {exc}") from None
+    if choice.runtime == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+        raise SystemExit(
+            f"model {resolved} would serve on TensorFlow ({choice.reason}), which is not "
+            "installed here: an image built for ONNX Runtime has none; unset "
+            "HAR_RUNTIME=tensorflow, or build the image with it (HAR_RUNTIME=tensorflow make image)"
+        )
+    return choice
+
+
 def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
     """Replace registry URIs by the tags they resolved to, in this process's environment.
 
@@ -165,16 +192,59 @@ def add_middleware(service: Any, config: Configured) -> None:
     )
 
 
-def model_worker(settings: Settings, tag: str) -> CompiledModel:
-    """The stored model ``tag``, compiled for the model service's worker.
+@dataclass(frozen=True)
+class ServedModel:
+    """The model service's model: ``run`` (scaled windows → probabilities) on the runtime
+    :func:`~har.runtime.onnx_model.choose_runtime` chose."""
 
-    Ready once the shape-generic function is traced; the XLA batch sizes compile after
-    that in the background unless ``settings.warmup`` is ``blocking`` (har/runtime/inference.py).
+    run: Callable[[np.ndarray], np.ndarray]
+    tag: str
+    choice: RuntimeChoice
+    threads: int
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /model`` says of the runtime, from inside the model worker."""
+        return {
+            "name": self.choice.runtime,
+            "reason": self.choice.reason,
+            "threads": self.threads,
+            "tensorflow_imported": "tensorflow" in sys.modules,
+        }
+
+
+def model_worker(settings: Settings, tag: str) -> ServedModel:
+    """The stored model ``tag``, ready to run in the model service's worker.
+
+    On ONNX Runtime when ``settings.runtime`` and the card's evidence allow
+    (har/runtime/onnx_model.py: TensorFlow is then never imported), else compiled with
+    TensorFlow: ready once the shape-generic function is traced; the XLA batch sizes
+    compile after that in the background unless ``settings.warmup`` is ``blocking``
+    (har/runtime/inference.py). Either way the model's answer to a probe is checked.
     """
-    import_tensorflow_without()
+    resolved, folder, card = model_store.load_card(tag)
+    choice = choose_runtime(settings.runtime, card, folder)
+    log = logging.getLogger("har.runtime")
+    log.setLevel(logging.INFO)  # BentoML's server log shows WARNING and up from libraries
+    log.info("model %s serves on %s: %s", resolved, choice.runtime, choice.reason)
+    run: Callable[[np.ndarray], np.ndarray]
+    if choice.runtime == "onnx":
+        threads = settings.onnx_threads
+        run = load_onnx(folder, card, threads=threads, max_batch_size=settings.max_batch_size)
+        model_store.LoadedModel(resolved, card, run, folder).check_probabilities(run)
+    else:
+        threads = settings.tf_intra_op_threads
+        run = _tensorflow_model(settings, tag)
+    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/serving/graceful.py)
+    logging.getLogger("har.graceful").setLevel(logging.INFO)
+    workers.freeze_startup_heap()
+    return ServedModel(run, resolved, choice, threads)
+
+
+def _tensorflow_model(settings: Settings, tag: str) -> CompiledModel:
+    """The stored Keras model compiled with TensorFlow (XLA sizes warmed up), probed."""
+    import_tensorflow_without()  # installed: require_runtime checked it at start
     configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
-    # BentoML's server log shows WARNING and up from libraries; the compile line is INFO
-    logging.getLogger("har.runtime.inference").setLevel(logging.INFO)
+    logging.getLogger("har.runtime.inference").setLevel(logging.INFO)  # the compile line
     loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
     compiled = CompiledModel(
         loaded.model,
@@ -184,9 +254,6 @@ def model_worker(settings: Settings, tag: str) -> CompiledModel:
     )
     compiled.warmup(background=settings.warmup == "background")
     loaded.check_probabilities(compiled)
-    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/serving/graceful.py)
-    logging.getLogger("har.graceful").setLevel(logging.INFO)
-    workers.freeze_startup_heap()
     return compiled
 
 
@@ -211,6 +278,9 @@ class ApiWorker:
         shadow_tag: stored tag of the shadow model (``None``: no shadow).
         shadow_call: the shadow service's batched method (used only with ``shadow_tag``).
         worker_index: BentoML's worker index (names this worker's profiles).
+        runtime_call: the model service's ``runtime`` method (:meth:`ServedModel.info`).
+        ready: the service's readiness check (the Open Inference Protocol's ready
+            endpoints answer it); ``None``: always ready.
     """
 
     def __init__(
@@ -222,10 +292,14 @@ class ApiWorker:
         shadow_tag: str | None,
         shadow_call: ModelCall,
         worker_index: int,
+        runtime_call: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        ready: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self.tracer = api_tracer(settings)
         calls = model_call_metrics()  # rows, wait, duration of the model calls (served/shadow)
+        self._runtime_call = runtime_call
+        self._runtime: dict[str, Any] | None = None
         model = ModelClient(
             batched,
             unbatched,
@@ -251,6 +325,9 @@ class ApiWorker:
         self.http = HttpApi(
             self.scorer, self.monitor, align_tolerance_s=settings.align_tolerance_s, registry=origin
         )
+        # the Open Inference Protocol (REST /v2, gRPC inference.*) over the same scorer
+        self.inference = InferenceModel(self.scorer, ready)
+        self.v2 = V2Http(self.inference)
         self.grpc_server: Any = None
         self._grpc_stop: asyncio.Future[None] | None = None
         self._lease: graceful.CallerLease | None = None
@@ -268,7 +345,19 @@ class ApiWorker:
             shadow_tag=shadow_tag,
             shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
             worker_index=worker_index or 0,
+            runtime_call=lambda: service.model_service.to_async.runtime(),
+            ready=lambda: model_ready(service.model_service),
         )
+
+    async def model(self) -> dict[str, Any]:
+        """``GET /model``: the tag and card, and ``runtime`` as the model worker reports it
+        (asked once; ``null`` while the model worker does not answer)."""
+        if self._runtime is None and self._runtime_call is not None:
+            try:
+                self._runtime = dict(await asyncio.wait_for(self._runtime_call(), 5.0))
+            except Exception:  # not ready yet: asked again on the next GET /model
+                logging.getLogger(__name__).debug("model runtime not known yet", exc_info=True)
+        return {**self.http.model(), "runtime": self._runtime}
 
     async def start(self, access: Access, tls: GrpcTLS | None) -> None:
         """Start the gRPC server (unless ``grpc_port`` is 0) on this worker's event loop."""
@@ -288,6 +377,7 @@ class ApiWorker:
                 credentials=grpc_server_credentials(tls),
                 stream_idle_timeout_s=s.stream_idle_timeout_s,
                 stream_max_duration_s=s.stream_max_duration_s,
+                inference=self.inference,
             )
         # the model workers keep serving until this is released, at the end of stop()
         self._lease = graceful.CallerLease.take()
@@ -313,6 +403,8 @@ class ApiWorker:
                 await self.shadow.close()
             if self.monitor is not None:
                 await asyncio.to_thread(self.monitor.close)
+            if self.scorer.sampler is not None:  # HAR_SAMPLE_DIR: the last kept windows
+                await asyncio.to_thread(self.scorer.sampler.close)
         finally:
             if self._lease is not None:
                 self._lease.release()

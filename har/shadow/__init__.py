@@ -221,4 +221,26 @@ def attach(
     scorer.infer = shadow.tap(scorer.infer)
     if getattr(scorer, "monitor", None) is not None:
         scorer.monitor.shadow_answer = shadow.answer
+    if getattr(scorer, "sampler", None) is not None:
+        shadow.queue.on_compared = keep_disagreements(scorer, card)
     return shadow
+
+
+def keep_disagreements(
+    scorer: Any, shadow: ModelCard
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
+    """The shadow queue's ``on_compared`` giving ``scorer.sampler`` the windows the two models
+    disagree on: the scaled input back in canonical units (``x * scale + mean`` of the served
+    card), the served output calibrated as it was answered, the shadow's classes by name."""
+    from har.domain.calibration import apply_temperature
+
+    mean, sd = scorer.card.scaler.arrays()
+    names = np.asarray(shadow.classes)
+
+    def on_compared(x: np.ndarray, primary: np.ndarray, other: np.ndarray) -> None:
+        if scorer.temperature is not None:
+            primary = apply_temperature(primary, scorer.temperature)
+        canonical = np.asarray(x, np.float32) * sd + mean
+        scorer.sampler.offer_disagreement(canonical, primary, names[other.argmax(axis=1)])
+
+    return on_compared

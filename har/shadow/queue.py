@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,9 @@ class ShadowQueue:
         self.timeout_s = timeout_s
         self.inflight = inflight
         self.prepare = prepare
+        #: Called as ``on_compared(served model's scaled input, its output, shadow's output)``
+        #: after each comparison (the windows kept for labelling take the disagreements).
+        self.on_compared: Callable[[np.ndarray, np.ndarray, np.ndarray], Any] | None = None
         self._items: deque[tuple[np.ndarray, np.ndarray]] = deque()
         self._rows = 0  # windows in _items
         self._wake: asyncio.Event | None = None
@@ -137,6 +141,8 @@ class ShadowQueue:
                 shadow_in = self.prepare(x) if self.prepare is not None else x
                 y = np.asarray(await asyncio.wait_for(self.infer(shadow_in), self.timeout_s))
                 self.on_scored(p, y)
+                if self.on_compared is not None:
+                    self.on_compared(x, p, y)
             except asyncio.CancelledError:
                 self.on_dropped(len(x), "closed")
                 raise

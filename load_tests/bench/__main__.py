@@ -17,6 +17,7 @@ from .common import (
     RAW_2_THREADS_CELL,
     RAW_BATCHES,
     RAW_END_CELL,
+    RAW_RUNTIME_CELLS,
     RECORDING_WINDOWS,
     RESULTS_FILE,
     STAGES,
@@ -94,6 +95,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     p.add_argument("--raw-worker", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--raw-batches", type=_int_list, default=RAW_BATCHES, help=argparse.SUPPRESS)
     p.add_argument("--raw-threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--raw-runtime", default="xla", choices=("xla", "onnx"), help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     opts = Options(
         quick=ns.quick,
@@ -121,7 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run every selected measurement, print the table and write RESULTS.md."""
     opts, ns = parse_args(argv)
     if ns.raw_worker is not None:
-        raw_worker(ns.raw_worker, ns.raw_batches, opts.raw_runs, opts.raw_run_s, ns.raw_threads)
+        raw_worker(
+            ns.raw_worker,
+            ns.raw_batches,
+            opts.raw_runs,
+            opts.raw_run_s,
+            ns.raw_threads,
+            ns.raw_runtime,
+        )
         return 0
     ensure_tools()
     started = dt.datetime.now(dt.UTC)
@@ -139,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "raw" in opts.stages:
                 print("\n1. raw model", flush=True)
                 rows += bench_raw(setup, opts)
+                for cell, runtime, threads in RAW_RUNTIME_CELLS:  # the other runtimes' ceilings
+                    rows += bench_raw(setup, opts, RAW_BATCHES, cell, threads, runtime)
                 if "recording" in opts.stages:  # the ceiling of a recording on two threads
                     rows += bench_raw(setup, opts, (RECORDING_WINDOWS,), RAW_2_THREADS_CELL, 2)
                 for r in rows:

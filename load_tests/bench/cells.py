@@ -101,10 +101,17 @@ def wrk_row(
 
 
 def http_row(
-    name: str, server: Server, groups: Groups, lua: Path, c: int, seconds: int, warmup: int
+    name: str,
+    server: Server,
+    groups: Groups,
+    lua: Path,
+    c: int,
+    seconds: int,
+    warmup: int,
+    path: str = "/predict",
 ) -> Row:
-    """One ``wrk`` cell against ``server``'s ``/predict`` at ``c`` connections."""
-    return wrk_row(name, f"{server.url}/predict", groups, lua, c, seconds, warmup, server.url)
+    """One ``wrk`` cell against ``server``'s ``path`` (``/predict``) at ``c`` connections."""
+    return wrk_row(name, f"{server.url}{path}", groups, lua, c, seconds, warmup, server.url)
 
 
 def grpc_row(
@@ -117,9 +124,11 @@ def grpc_row(
     warmup: int,
     resp_bytes: int,
     log: Path,
+    path: str = GRPC_PATH,
 ) -> Row:
-    """One ``h2load`` cell against ``server``'s gRPC ``Predict`` with ``c`` streams."""
-    url = f"http://{server.grpc_target}{GRPC_PATH}"
+    """One ``h2load`` cell against ``server``'s gRPC method ``path`` (``Predict``) with ``c``
+    streams."""
+    url = f"http://{server.grpc_target}{path}"
     return measure_cell(
         name,
         lambda: run_h2load(url, body, c, seconds, resp_bytes, log),

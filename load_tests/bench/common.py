@@ -16,6 +16,8 @@ API_SERVICE_NAME = "har"
 MODEL_SERVICE_NAME = "har-model"
 BATCHED_METHOD = "predict_proba"
 GRPC_PATH = "/har.v1.ActivityRecognition/Predict"
+#: The Open Inference Protocol's gRPC inference method (``inference.GRPCInferenceService``).
+V2_GRPC_PATH = "/inference.GRPCInferenceService/ModelInfer"
 STANDIN_CLASSES = ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
 #: Targets (printed beside the figures).
 # Targets (issue "Speed", 2 cores, load generator on the same machine): served windows/s at
@@ -31,6 +33,15 @@ CLIENT_TIMEOUT_S = 30
 #: Cell names (rows are looked up by them when targets are checked).
 RAW_CELL = "raw model (CompiledModel, XLA, 1 thread)"
 RAW_END_CELL = RAW_CELL + " again, after the other stages"
+#: The raw ceilings of every runtime and thread count: ``(cell, runtime, threads)``.
+RAW_ONNX_CELL = "raw model (OnnxModel, ONNX Runtime, 1 thread)"
+RAW_ONNX_2_CELL = "raw model (OnnxModel, ONNX Runtime, 2 threads)"
+RAW_XLA_2_CELL = "raw model (CompiledModel, XLA, 2 threads)"
+RAW_RUNTIME_CELLS = (
+    (RAW_ONNX_CELL, "onnx", 1),
+    (RAW_ONNX_2_CELL, "onnx", 2),
+    (RAW_XLA_2_CELL, "xla", 2),
+)
 RAW_2_THREADS_CELL = "raw model (CompiledModel, XLA, 2 threads: chunks of a recording at once)"
 #: Windows of the benchmark's recording (one hour at 50 Hz, windows of 200, hop 100).
 RECORDING_WINDOWS = 1799
@@ -41,6 +52,11 @@ RECORDING_1_THREAD_CELL = RECORDING_CELL + " [HAR_TF_INTRA_OP_THREADS=1]"
 HTTP_CELL = "HTTP /predict"
 GRPC_CELL = "gRPC Predict"
 AB_PROTOCOLS = (HTTP_CELL, GRPC_CELL)
+#: The Open Inference Protocol (V2) cells, one window per request like the cells above, at
+#: these concurrencies (those of ``--concurrency`` that are listed here).
+V2_REST_CELL = "V2 REST infer (binary tensors)"
+V2_GRPC_CELL = "V2 gRPC ModelInfer (raw_input_contents)"
+V2_CONCURRENCIES = (1, 64)
 AB_SUFFIX = "(interleaved A/B)"
 #: Stages ``--stages`` can pick (all by default), in the order they run.
 STAGES = ("raw", "naive", "serve", "recording", "startup")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def run_child(cmd: Sequence[str], timeout: float) -> tuple[str, float, float]:
 WRK_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "@TYPE@"
-local f = assert(io.open("@BODY@", "rb"))
+@HEADERS@local f = assert(io.open("@BODY@", "rb"))
 wrk.body = f:read("*a")
 f:close()
 
@@ -91,10 +91,17 @@ end
 """
 
 
-def write_wrk_script(path: Path, body: Path, content_type: str = "application/json") -> Path:
-    """The ``wrk`` Lua script that POSTs ``body`` (as ``content_type``) and prints a JSON
-    summary."""
-    path.write_text(WRK_LUA.replace("@BODY@", str(body)).replace("@TYPE@", content_type))
+def write_wrk_script(
+    path: Path,
+    body: Path,
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> Path:
+    """The ``wrk`` Lua script that POSTs ``body`` (as ``content_type``, with ``headers``)
+    and prints a JSON summary."""
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+    text = WRK_LUA.replace("@BODY@", str(body)).replace("@TYPE@", content_type)
+    path.write_text(text.replace("@HEADERS@", extra))
     return path
 
 
@@ -217,6 +224,29 @@ def grpc_check(target: str, body: Path, calls: int) -> tuple[int, int, set[str]]
             try:
                 resp = f.result()
                 ok += int(len(resp.predictions) == 1)
+            except grpc.RpcError as exc:
+                codes.add(str(exc.code()))
+    return ok, calls, codes
+
+
+def v2_grpc_check(target: str, body: Path, calls: int) -> tuple[int, int, set[str]]:
+    """Fire ``calls`` concurrent V2 ``ModelInfer`` calls (``body``: a framed request) with a
+    real gRPC client: (ok, total, codes)."""
+    import grpc
+
+    from har.oip import open_inference_grpc_pb2 as pb
+    from har.oip import open_inference_grpc_pb2_grpc as pb_grpc
+
+    req = pb.ModelInferRequest.FromString(body.read_bytes()[5:])
+    codes: set[str] = set()
+    ok = 0
+    with grpc.insecure_channel(target) as ch:
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        futures = [stub.ModelInfer.future(req, timeout=CLIENT_TIMEOUT_S) for _ in range(calls)]
+        for f in futures:
+            try:
+                resp = f.result()
+                ok += int(len(resp.raw_output_contents) == 2)
             except grpc.RpcError as exc:
                 codes.add(str(exc.code()))
     return ok, calls, codes

@@ -1,7 +1,9 @@
-"""The raw model's ceiling: windows/s of ``har.runtime.inference.CompiledModel`` per batch size.
+"""The raw model's ceiling: windows/s per batch size of each runtime the model worker can
+use: ``har.runtime.inference.CompiledModel`` (TensorFlow + XLA) and
+``har.runtime.onnx_model.OnnxModel`` (ONNX Runtime, the stored model's ``model.onnx``).
 
-Measured in a subprocess (``python -m load_tests.bench --raw-worker MODEL``) so that
-TensorFlow is configured exactly as in the served model worker (one thread each).
+Measured in a subprocess (``python -m load_tests.bench --raw-worker MODEL``) so that each
+runtime is configured exactly as in the served model worker (threads as asked).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,26 +25,44 @@ from .common import RAW_BATCHES, RAW_CELL, ModelSetup, Options, Row
 from .cpu import machine_busy_seconds, steal_seconds
 
 
-def raw_worker(
-    model_path: Path, batches: Sequence[int], runs: int, run_s: float, threads: int = 1
-) -> None:
-    """(Subprocess) windows/s of the compiled model per batch size; prints one JSON line.
-
-    Each run calls the model for about ``run_s`` seconds; ``runs`` runs per batch size.
-    ``threads``: TensorFlow's intra-op threads, and the threads running the chunks of an
-    input bigger than the largest batch (as the model worker with that setting).
-    """
-    from har.runtime.inference import CompiledModel, configure_tensorflow
-    from har.runtime.model_store import load_keras
+def _runtime_model(model_path: Path, runtime: str, threads: int) -> Any:
+    """The stored model ``model_path`` (its folder's ``model.keras`` / ``model.onnx``) as the
+    model worker runs it on ``runtime`` (``xla`` or ``onnx``) with ``threads``."""
     from har.settings import get_settings
 
-    configure_tensorflow(intra_op_threads=threads, inter_op_threads=1)
-    model = load_keras(model_path)
     max_batch = get_settings().max_batch_size
-    compiled = CompiledModel(model, xla=True, max_batch_size=max_batch, threads=threads)
+    if runtime == "onnx":
+        from har.runtime.onnx_model import ONNX_FILE, OnnxModel
+
+        return OnnxModel(model_path.parent / ONNX_FILE, threads=threads, max_batch_size=max_batch)
+    from har.runtime.inference import CompiledModel, configure_tensorflow
+    from har.runtime.model_store import load_keras
+
+    configure_tensorflow(intra_op_threads=threads, inter_op_threads=1)
+    compiled = CompiledModel(
+        load_keras(model_path), xla=True, max_batch_size=max_batch, threads=threads
+    )
     compiled.warmup()
+    return compiled
+
+
+def raw_worker(
+    model_path: Path,
+    batches: Sequence[int],
+    runs: int,
+    run_s: float,
+    threads: int = 1,
+    runtime: str = "xla",
+) -> None:
+    """(Subprocess) windows/s of the model per batch size; prints one JSON line.
+
+    Each run calls the model for about ``run_s`` seconds; ``runs`` runs per batch size.
+    ``threads``: the runtime's intra-op threads (for XLA also the threads running the
+    chunks of an input bigger than the largest batch), as the model worker with that setting.
+    """
+    compiled = _runtime_model(model_path, runtime, threads)
     rng = np.random.default_rng(0)
-    _, window, channels = model.input_shape
+    _, window, channels = compiled.input_shape if runtime == "onnx" else compiled.model.input_shape
     rates: dict[str, list[float]] = {}
     cpu: dict[str, dict[str, float]] = {}
     for b in batches:
@@ -73,9 +94,11 @@ def bench_raw(
     batches: Sequence[int] = RAW_BATCHES,
     cell: str = RAW_CELL,
     threads: int = 1,
+    runtime: str = "xla",
 ) -> list[Row]:
     """Run :func:`raw_worker` in a subprocess; one row of ``cell`` per batch size."""
     cmd = [sys.executable, "-m", "load_tests.bench", "--raw-worker", str(setup.model_path)]
+    cmd += ["--raw-runtime", runtime]
     cmd += ["--raw-runs", str(opts.raw_runs), "--raw-run-s", str(opts.raw_run_s)]
     cmd += ["--raw-batches", ",".join(map(str, batches)), "--raw-threads", str(threads)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)

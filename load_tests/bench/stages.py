@@ -24,14 +24,18 @@ from .common import (
     NAIVE_CELL,
     RECORDING_1_THREAD_CELL,
     RECORDING_CELL,
+    V2_CONCURRENCIES,
+    V2_GRPC_CELL,
+    V2_GRPC_PATH,
+    V2_REST_CELL,
     ModelSetup,
     Options,
     Row,
 )
 from .cpu import Groups, profiled, server_groups
-from .loadgen import grpc_check, grpc_response_bytes, write_wrk_script
+from .loadgen import grpc_check, grpc_response_bytes, v2_grpc_check, write_wrk_script
 from .report import ab_summary
-from .workload import example_window, write_binary_bodies
+from .workload import example_window, write_binary_bodies, write_v2_bodies
 
 
 def bench_naive(setup: ModelSetup, opts: Options, tmp: Path, lua: Path) -> list[Row]:
@@ -94,13 +98,21 @@ def serve(
 
 
 class ServedCells:
-    """The cells measured against one running server (``label``: monitoring on/off)."""
+    """The cells measured against one running server (``label``: monitoring on/off;
+    ``model``: the served model's name, for the Open Inference Protocol's cells)."""
 
     def __init__(
-        self, server: Server, opts: Options, tmp: Path, label: str, lua: Path, grpc_body: Path
+        self,
+        server: Server,
+        opts: Options,
+        tmp: Path,
+        label: str,
+        lua: Path,
+        grpc_body: Path,
+        model: str = "har-cnn-bilstm",
     ) -> None:
         self.server, self.opts, self.tmp, self.label = server, opts, tmp, label
-        self.lua, self.grpc_body = lua, grpc_body
+        self.lua, self.grpc_body, self.model = lua, grpc_body, model
         self.groups = server_groups(server.pid)
         self.http_name = f"{HTTP_CELL} [monitoring {label}]"
         self.grpc_name = f"{GRPC_CELL} [monitoring {label}]"
@@ -177,6 +189,8 @@ class ServedCells:
                 rows.append(self.attempt(self.grpc_name, f"c={c}", fn))
             else:
                 rows.append(Row(self.grpc_name, f"c={c}", float("nan"), note=f"FAILED: {codes}"))
+            if c in V2_CONCURRENCIES:
+                rows += self.v2(c)
         heaviest = max(self.opts.concurrencies)
         rows += self.binary_bodies(heaviest, resp_bytes)
         if heaviest > 1:
@@ -186,6 +200,56 @@ class ServedCells:
             after.note = after.note or learned
             rows.append(after)
         return rows
+
+    def v2(self, c: int) -> list[Row]:
+        """The Open Inference Protocol at ``c``: REST ``/v2/models/NAME/infer`` with binary
+        tensors (``wrk``) and gRPC ``ModelInfer`` with ``raw_input_contents`` (``h2load``,
+        then a burst from a real gRPC client), one window per request as the cells above."""
+        rest_body, head_len, grpc_body = write_v2_bodies(self.tmp, example_window(), self.model)
+        lua = write_wrk_script(
+            self.tmp / "post-v2.lua",
+            rest_body,
+            "application/octet-stream",
+            {"Inference-Header-Content-Length": str(head_len)},
+        )
+        rest_name = f"{V2_REST_CELL} [monitoring {self.label}]"
+        grpc_name = f"{V2_GRPC_CELL} [monitoring {self.label}]"
+        o = self.opts
+
+        def rest() -> Row:
+            path = f"/v2/models/{self.model}/infer"
+            return http_row(rest_name, self.server, self.groups, lua, c, o.duration, o.warmup, path)
+
+        rows = [self.attempt(rest_name, f"c={c}", rest)]
+        target = self.server.grpc_target
+        ok, total, codes = v2_grpc_check(target, grpc_body, 1)
+        if ok != total:
+            return [*rows, Row(grpc_name, f"c={c}", float("nan"), note=f"FAILED: {codes}")]
+        resp_bytes = grpc_response_bytes(f"http://{target}{V2_GRPC_PATH}", grpc_body)
+
+        def grpc() -> Row:
+            log = self.tmp / f"h2load-v2-c{c}.log"
+            row = grpc_row(
+                grpc_name,
+                self.server,
+                self.groups,
+                grpc_body,
+                c,
+                o.duration,
+                o.warmup,
+                resp_bytes,
+                log,
+                V2_GRPC_PATH,
+            )
+            ok, total, codes = v2_grpc_check(target, grpc_body, max(2 * c, 8))
+            row.note = f"then a grpc client burst: {ok}/{total} OK" + (
+                f" {sorted(codes)}" if codes else ""
+            )
+            if ok != total:
+                row.errors = (row.errors or 0) + (total - ok)
+            return row
+
+        return [*rows, self.attempt(grpc_name, f"c={c}", grpc)]
 
     def binary_bodies(self, c: int, resp_bytes: int) -> list[Row]:
         """The same window at ``c`` as a ``.npy`` HTTP body and as a packed gRPC window."""
@@ -226,7 +290,8 @@ def bench_server(
     with contextlib.ExitStack() as stack:
         server = serve(stack, setup, tmp, f"monitoring-{label}", monitoring)
         print(f"  ready in {time.monotonic() - t0:.0f} s; log {server.log}", flush=True)
-        cells = ServedCells(server, opts, tmp, label, lua, grpc_body)
+        model = setup.tag.split(":", 1)[0]
+        cells = ServedCells(server, opts, tmp, label, lua, grpc_body, model)
         if "serve" in opts.stages:
             rows += cells.sweep()
         if csv_bytes is not None:

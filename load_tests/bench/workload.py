@@ -100,6 +100,38 @@ def write_binary_bodies(tmp: Path, window: np.ndarray) -> tuple[Path, Path]:
     return npy_body, grpc_body
 
 
+def write_v2_bodies(tmp: Path, window: np.ndarray, model: str) -> tuple[Path, int, Path]:
+    """The same one-window request in the Open Inference Protocol, as ``tritonclient`` sends
+    it: the REST body with the binary tensor data extension (JSON, then the window's raw
+    float32 bytes; every output asked as binary data) and the length of its JSON (the
+    ``Inference-Header-Content-Length`` header), and a framed gRPC ``ModelInferRequest``
+    with ``raw_input_contents``. ``model``: the served model's name."""
+    from har.oip import open_inference_grpc_pb2 as pb
+
+    raw = window[None].astype("<f4").tobytes()
+    shape = [1, *window.shape]
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "windows",
+                    "datatype": "FP32",
+                    "shape": shape,
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    rest_body = tmp / "v2-infer-1.bin"
+    rest_body.write_bytes(head + raw)
+    tensor = pb.ModelInferRequest.InferInputTensor(name="windows", datatype="FP32", shape=shape)
+    msg = pb.ModelInferRequest(model_name=model, inputs=[tensor], raw_input_contents=[raw])
+    grpc_body = tmp / "v2-infer-1.grpc"
+    grpc_body.write_bytes(grpc_frame(msg.SerializeToString()))
+    return rest_body, len(head), grpc_body
+
+
 def grpc_frame(message: bytes) -> bytes:
     """One gRPC length-prefixed message (uncompressed), as ``h2load`` sends it."""
     return b"\x00" + len(message).to_bytes(4, "big") + message

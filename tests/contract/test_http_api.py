@@ -45,6 +45,7 @@ def test_predict_equals_keras_in_order(served, served_tag, reference, heldout_wi
     status, body = post_json(f"{served.url}/predict", {"windows": x.tolist()})
     assert status == 200, body
     assert body["model"] == served_tag
+    assert body["calibrated"] is False  # HAR_CALIBRATION=0 (CONTRACT_ENV): the raw path
     want = np.asarray(model(Preprocessor(card).scale(x), training=False))
     got = np.array([[p["probabilities"][c] for c in card.classes] for p in body["predictions"]])
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -115,6 +116,12 @@ def test_model_card_probes_and_metrics(served, served_tag):
     assert status == 200
     info = json.loads(text)
     assert info["tag"] == served_tag and info["card"]["window"] == 200
+    # the bundled model's export passed its parity check: ONNX Runtime serves it, and the
+    # model worker (asked from inside) never imported TensorFlow
+    assert info["card"]["onnx"]["passed"] is True
+    assert info["runtime"]["name"] == "onnx", info["runtime"]
+    assert info["runtime"]["tensorflow_imported"] is False
+    assert "parity" in info["runtime"]["reason"]
     for probe in ("/healthz", "/livez", "/readyz"):
         assert get(f"{served.url}{probe}")[0] == 200, probe
     status, ctype, text = get(f"{served.url}/metrics")

@@ -15,6 +15,7 @@ import urllib.request
 import grpc
 import pytest
 
+from har.domain.preprocessing import Preprocessor
 from har.runtime import model_store
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.cards import USER_CLASSES
@@ -95,17 +96,72 @@ def test_clean_shutdown_flushes_every_served_window(bundled_tag, heldout_windows
     assert rows == 10 + 7
 
 
-def test_user_model_served_by_tag(user_model_files, tmp_path):
-    tag = model_store.import_model(*user_model_files, name="user-anxiety-model")
-    env = {"HAR_MODEL_TAG": tag, "HAR_PROFILE_DIR": str(tmp_path / "p"), "HAR_XLA": "0"}
+@pytest.fixture(scope="module")
+def user_model_tag(user_model_files) -> str:
+    """The thesis-style 11-class model imported through the CLI (``import-model``), as a user
+    does: the last line it prints is the tag."""
+    import subprocess
+    import sys
+
+    model, card = user_model_files
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "har",
+            "import-model",
+            str(model),
+            "--card",
+            str(card),
+            "--name",
+            "user-anxiety-model",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
+def test_user_model_serves_keras_probabilities_on_both_runtimes(
+    user_model_files, user_model_tag, runtime, tmp_path
+):
+    """The same stored model on ONNX Runtime and on TensorFlow: probabilities equal to Keras
+    on both, ``GET /model`` names the runtime, and on ONNX Runtime the model worker never
+    imported TensorFlow (its own ``sys.modules``, and no TensorFlow library mapped)."""
+    import numpy as np
+
+    model = model_store.load_keras(user_model_files[0])
+    card = model_store.ModelCard.from_file(user_model_files[1])
+    x = np.random.default_rng(3).normal(size=(6, 200, 6)).astype(np.float32) * 4
+    want = np.asarray(model(Preprocessor(card).scale(x), training=False))
+    env = {
+        "HAR_MODEL_TAG": user_model_tag,
+        "HAR_RUNTIME": runtime,
+        "HAR_PROFILE_DIR": str(tmp_path / "p"),
+        "HAR_XLA": "0",
+    }
     with bentoml_serve(env, log_dir=tmp_path) as server:
-        status, body = _post(f"{server.url}/predict", {"windows": [[[0.0, 0, 9.8, 0, 0, 0]] * 200]})
+        status, body = _post(f"{server.url}/predict", {"windows": x.tolist()})
         assert status == 200, body
-        assert body["model"] == tag
-        assert list(body["predictions"][0]["probabilities"]) == USER_CLASSES
-        assert body["predictions"][0]["activity"] in USER_CLASSES
+        assert body["model"] == user_model_tag
+        got = [[p["probabilities"][c] for c in USER_CLASSES] for p in body["predictions"]]
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        with urllib.request.urlopen(f"{server.url}/model", timeout=30) as r:
+            info = json.loads(r.read())["runtime"]
+        assert info["name"] == runtime
+        assert info["tensorflow_imported"] is (runtime == "tensorflow")
+        maps = [_maps(pid) for pid in server.worker_pids("har-model")]
+        assert maps and all(("libtensorflow" in m) is (runtime == "tensorflow") for m in maps)
         code = server.stop()
     assert code == 0, server.log_tail()
+
+
+def _maps(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
 
 
 def test_two_api_workers_serve_http_and_grpc_and_flush_every_window(

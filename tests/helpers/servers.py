@@ -88,6 +88,17 @@ class Server(Process):
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
+    def worker_pids(self, service_name: str) -> list[int]:
+        """PIDs of this server's workers of the BentoML service ``service_name``."""
+        import psutil
+
+        pids = []
+        for child in psutil.Process(self.pid).children(recursive=True):
+            args = child.cmdline()
+            if "--service-name" in args and args[args.index("--service-name") + 1] == service_name:
+                pids.append(child.pid)
+        return pids
+
 
 def wait_ready(
     process: Process,

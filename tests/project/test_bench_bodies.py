@@ -30,3 +30,26 @@ def test_binary_bodies_hold_the_json_window(tmp_path):
     packed = unframe(packed_body.read_bytes()).windows[0]
     assert not packed.values and len(packed.packed) == 200 * 6 * 4
     np.testing.assert_array_equal(np.frombuffer(packed.packed, "<f4"), np.asarray(values, "<f4"))
+
+
+def test_v2_bodies_hold_the_window_and_parse_as_the_server_does(tmp_path):
+    """The V2 REST body parses with the server's own parser (binary outputs asked) and the
+    framed ModelInferRequest carries the same bytes, for the model it names."""
+    from har.core.open_inference import PROBABILITIES, InferenceModel
+    from har.core.scorer import Scorer
+    from har.http.v2 import parse_infer_body
+    from har.oip import open_inference_grpc_pb2 as pb
+    from load_tests.bench.workload import grpc_frame, write_v2_bodies
+    from tests.helpers.cards import make_card
+
+    window = example_window()
+    rest_body, head_len, grpc_body = write_v2_bodies(tmp_path, window, "m")
+    model = InferenceModel(Scorer(make_card(["a", "b"]), "m:1", infer=None))  # type: ignore[arg-type]
+    parsed = parse_infer_body(model, rest_body.read_bytes(), str(head_len))
+    np.testing.assert_array_equal(parsed.inference.windows, window[None])
+    assert PROBABILITIES in parsed.binary and len(parsed.binary) == 2
+    raw = grpc_body.read_bytes()
+    assert grpc_frame(raw[5:]) == raw
+    req = pb.ModelInferRequest.FromString(raw[5:])
+    assert req.model_name == "m" and list(req.inputs[0].shape) == [1, 200, 6]
+    np.testing.assert_array_equal(np.frombuffer(req.raw_input_contents[0], "<f4"), window.ravel())

@@ -33,13 +33,19 @@ def test_runtime_lock_is_up_to_date_and_holds_runtime_packages_only():
         text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    names = {
-        line.split("==")[0].lower()
-        for line in (ROOT / "container" / "requirements.lock").read_text().splitlines()
-        if "==" in line
-    }
-    assert {"bentoml", "tensorflow-cpu", "whylogs", "matplotlib", "grpcio"} <= names
-    assert not names & {"pytest", "mlflow", "locust", "ruff", "mypy", "seglearn", "schemathesis"}
+
+    def names(lock: str) -> set[str]:
+        text = (ROOT / "container" / lock).read_text()
+        return {line.split("==")[0].lower() for line in text.splitlines() if "==" in line}
+
+    onnx, tf = names("requirements.lock"), names("requirements-tensorflow.lock")
+    serving = {"bentoml", "onnxruntime", "whylogs", "matplotlib", "grpcio"}
+    assert serving <= onnx and serving <= tf
+    # a model served on ONNX Runtime: no TensorFlow, Keras or the exporters in its image
+    assert not onnx & {"tensorflow-cpu", "keras", "onnx", "tf2onnx", "h5py"}
+    assert {"tensorflow-cpu", "keras", "onnx", "tf2onnx"} <= tf and onnx < tf
+    dev_only = {"pytest", "mlflow", "locust", "ruff", "mypy", "seglearn", "schemathesis"}
+    assert not (onnx | tf) & dev_only
 
 
 def test_runtime_lock_follows_markers_and_extras():

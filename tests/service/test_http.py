@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from har.domain.calibration import apply_temperature
 from har.domain.preprocessing import Preprocessor
 from tests.helpers.paths import PRODUCTION, ROOT
 
@@ -35,6 +36,12 @@ def test_predict_matches_keras_on_heldout_windows(client, keras_ref, heldout_win
     assert len(preds) == len(x)
     classes = keras_ref.card.classes
     want = np.asarray(keras_ref.model(Preprocessor(keras_ref.card).scale(x), training=False))
+    # calibration on (the default): Keras's softmax with the card's applied temperature, if any
+    cal = keras_ref.card.calibration
+    assert cal is not None  # the bundled model is imported with its calibration evidence
+    assert body["calibrated"] is (cal.served_temperature is not None)
+    if cal.served_temperature is not None:
+        want = apply_temperature(want, cal.served_temperature)
     got = np.array([[p["probabilities"][c] for c in classes] for p in preds])
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert [p["activity"] for p in preds] == [classes[i] for i in want.argmax(1)]

@@ -27,7 +27,10 @@ def test_predict_answer_names_classes_and_rounds_probabilities() -> None:
                 "probabilities": {"PEN": 0.123457, "ABD": 0.876543},
             }
         ],
+        "calibrated": False,
     }
+    calibrated = Predictions.from_probs(np.array([[0.4, 0.6]]), CLASSES, calibrated=True)
+    assert answers.predict_answer("m:1", calibrated)["calibrated"] is True
     json.dumps(body)  # plain Python types only
 
 
@@ -36,7 +39,7 @@ def test_recording_answer_lists_windows_segments_summary_and_smoothing() -> None
     preds = Predictions.from_probs(np.array([[0.9, 0.1], [0.2, 0.8]]), CLASSES)
     timeline = timeline_of(w, preds.probs, CLASSES, smoothing="none")
     body = answers.recording_answer("m:1", RecordingResult(w, preds, timeline))
-    assert list(body) == ["model", "windows", "segments", "summary", "smoothing"]
+    assert list(body) == ["model", "windows", "segments", "summary", "smoothing", "calibrated"]
     assert body["smoothing"] == "none"
     assert body["windows"] == [
         {"start": 0.0, "end": 4.0, "activity": "PEN", "confidence": 0.9},

@@ -184,3 +184,34 @@ def test_a_scalar_instead_of_windows_is_a_client_error(body: object) -> None:
 
     with pytest.raises(InputError):
         Scorer(make_card(["a", "b"]), "t", infer).check_windows(body)
+
+
+def test_scorer_applies_the_temperature_after_the_model_and_monitors_calibrated_values() -> None:
+    """The model call (and a shadow tapping it) sees raw output; answers and monitoring get
+    ``softmax(log p / T)``, flagged ``calibrated``."""
+    from har.domain.calibration import apply_temperature
+
+    raw_seen: list[np.ndarray] = []
+
+    async def infer(x: np.ndarray) -> np.ndarray:
+        out = np.asarray(await fake_infer(x))
+        raw_seen.append(out)
+        return out
+
+    class ProbsMonitor:
+        def __init__(self) -> None:
+            self.probs: list[np.ndarray] = []
+
+        def observe(self, windows, probs, *, sequence_key=None) -> None:
+            self.probs.append(np.asarray(probs))
+
+    monitor = ProbsMonitor()
+    x = Preprocessor(CARD).windows(*signal(100)).values[:4]
+    plain = run(Scorer(CARD, "t:1", infer).score(x))
+    calibrated = run(Scorer(CARD, "t:1", infer, monitor=monitor, temperature=2.0).score(x))
+    assert not plain.calibrated and calibrated.calibrated
+    np.testing.assert_array_equal(raw_seen[0], raw_seen[1])  # the model's output is raw
+    np.testing.assert_allclose(calibrated.probs, apply_temperature(raw_seen[1], 2.0), atol=1e-7)
+    assert (calibrated.class_ids == plain.class_ids).all()
+    assert (calibrated.confidence < plain.confidence).all()
+    np.testing.assert_allclose(monitor.probs[-1], calibrated.probs)

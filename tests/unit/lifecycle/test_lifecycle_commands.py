@@ -38,8 +38,14 @@ def test_register_logs_model_card_profile_metrics_and_tags(capsys, settings, bun
     assert (mv.tags["har.window"], mv.tags["har.sample_rate_hz"]) == ("200", "50")
     assert "seglearn" in mv.tags["har.data_provenance"]
     files = {a.path for a in c.list_artifacts(mv.run_id, store.ARTIFACT_DIR)}
-    assert files == {"model/model.keras", "model/card.json", "model/reference_profile.bin"}
+    assert files == {
+        "model/model.keras",
+        "model/card.json",
+        "model/reference_profile.bin",
+        "model/model.onnx",  # the ONNX export, its parity evidence in the logged card
+    }
     metrics = c.get_run(mv.run_id).data.metrics
+    assert metrics["onnx.max_abs_diff"] <= 1e-5
     card_json = json.loads(card.read_text())
     assert metrics["heldout.accuracy"] == pytest.approx(card_json["metrics"]["heldout"]["accuracy"])
 

@@ -12,7 +12,9 @@ from har.lifecycle import aliases, gate, store
 from har.lifecycle.register import register_model
 from har.lifecycle.resolve import bento_tag, ensure_served_model
 from har.lifecycle.served import publish_model_info, served_registry_info
+from har.runtime import model_store
 from har.runtime.model_store import stored_labels
+from har.runtime.onnx_model import file_sha256
 from har.settings import get_settings
 
 
@@ -38,8 +40,13 @@ def test_ensure_model_imports_exactly_the_alias_holder(
     data = gate.load_eval_data(eval_small)
     aliases.promote(c, settings, "served", v1.version, data)
 
+    exports = []  # the run's ONNX export travels with it: nothing exported again
+    monkeypatch.setattr(model_store, "export_onnx_for", lambda *a: exports.append(a))
     tag = ensure_model(capsys, monkeypatch, "models:/served@champion")
     assert tag == bento_tag("served", v1.version, v1.sha256)
+    _, folder, stored_card = model_store.load_card(tag)
+    assert exports == [] and stored_card.onnx is not None and stored_card.onnx.passed
+    assert file_sha256(folder / model_store.ONNX_FILE) == stored_card.onnx.sha256
     labels = stored_labels(tag)
     assert served_registry_info(labels) == {
         "uri": "models:/served@champion",

@@ -119,3 +119,28 @@ def test_report_refuses_an_empty_interval_and_unreadable_times(tmp_path: Path) -
             FIXTURES, tmp_path / "missing.bin", tmp_path / "x.html", config=CONFIG, recent_s=300
         )
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.slow  # seconds of matplotlib: not in `make test-fast`
+def test_report_shows_the_card_calibration_as_a_reliability_diagram(
+    full_report: str, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from har.domain.calibration import calibrate
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(scale=2.0, size=(600, 4))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in p])
+    over = np.exp(3 * z) / np.exp(3 * z).sum(1, keepdims=True)
+    cal = calibrate(over, y, data=["labelled.npz"])
+    out = render_report(
+        FIXTURES, REFERENCE, tmp_path / "r.html", config=CONFIG, recent_s=300, calibration=cal
+    )
+    page = out.read_text(encoding="utf-8")
+    figs = _figures(page)
+    assert figs["fig-reliability"].startswith(PNG_MAGIC) and len(figs["fig-reliability"]) > 5000
+    assert f"ECE {cal.ece_before:.4f} &rarr; {cal.ece_after:.4f}" in page
+    assert "applied: served confidences" in page and "labelled.npz" in page
+    assert "fig-reliability" not in _figures(full_report)  # no calibration: no section

@@ -1,0 +1,349 @@
+"""Served windows kept for labelling: a bounded, opt-in sample with the reason for each.
+
+Profiles are sketches; to label what production sees, the windows themselves are needed.
+With ``HAR_SAMPLE_DIR`` set, each API worker's :class:`SampleKeeper` keeps a served window
+when
+
+* ``uncertain``: its (calibrated) confidence is below ``HAR_UNCERTAIN_BELOW``;
+* ``shadow_disagreement``: the shadow model predicted another class (known only after the
+  shadow has answered, off the response path; such a window is taken back from the scaled
+  model input, ``x * scale + mean``, exact to float32 round-off);
+* ``drift``: the worker's last drift refresh (``HAR_DRIFT_EVERY_S``) found input drift in
+  the recent interval: every window served while that status holds is a candidate, kept
+  with the ``HAR_SAMPLE_DRIFT_SHARE`` probability;
+* ``random``: a uniform ``HAR_SAMPLE_RANDOM_SHARE`` of all windows, whatever else holds (so
+  that estimates from the sample can be made unbiased).
+
+A window kept for several reasons is stored once, with all of them (``"uncertain+random"``).
+Each kept window carries its samples in canonical units (m/s², deg/s, after the unit
+conversion, before the card's scaler: what was scored), the UTC time, the served model's
+tag, the prediction and confidence as answered, the shadow's prediction when known and the
+units the request declared. Never the caller's token or address: the keeper is never given
+them.
+
+Files: a writer thread appends kept windows to memory and writes them every
+``HAR_SAMPLE_FLUSH_S`` seconds (and on shutdown) as one ``.npz`` segment
+``<worker_id>.<pid>.<host>-<UTC time>-<n>.npz``, written to a temporary name and renamed
+(a crash leaves whole segments only). Replicas sharing a volume write different names (the
+host is in them, as for profiles). Each worker keeps its own segments, and those of earlier
+processes in its slot (same worker id and host), under ``HAR_SAMPLE_MAX_MB``, deleting the
+oldest first; deleted windows are counted in ``har_samples_dropped_total``, kept ones in
+``har_samples_kept_total{reason}``. ``python -m har samples export`` reads the segments
+(:func:`read_samples`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from har.domain.card import Units
+from har.monitoring import store
+
+log = logging.getLogger(__name__)
+
+UNCERTAIN = "uncertain"
+SHADOW = "shadow_disagreement"
+DRIFT = "drift"
+RANDOM = "random"
+REASONS: tuple[str, ...] = (UNCERTAIN, SHADOW, DRIFT, RANDOM)
+#: Arrays of a segment besides ``windows`` (one value per window).
+FIELDS: tuple[str, ...] = (
+    "time",
+    "reason",
+    "model",
+    "prediction",
+    "confidence",
+    "shadow_prediction",
+    "acc_unit",
+    "gyro_unit",
+)
+_SEGMENT = re.compile(r"^(?P<writer>.+)-(?P<stamp>\d{8}T\d{6}\d{6}Z)-(?P<seq>\d+)\.npz$")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment file: its writer (``<worker_id>.<pid>.<host>``) and the UTC time it was
+    written (every window in it was served before)."""
+
+    path: Path
+    writer: str
+    written: datetime
+
+
+def list_segments(directory: Path) -> list[Segment]:
+    """Segments in ``directory``, oldest first (temporary files left by a crash are skipped)."""
+    out: list[Segment] = []
+    if not Path(directory).is_dir():
+        return out
+    for p in Path(directory).iterdir():
+        m = _SEGMENT.match(p.name)
+        if m:
+            t = datetime.strptime(m["stamp"], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+            out.append(Segment(p, m["writer"], t))
+    return sorted(out, key=lambda s: (s.written, s.path.name))
+
+
+@dataclass
+class _Metrics:
+    kept: Any
+    dropped: Any
+
+
+_metrics_lock = threading.Lock()
+_metrics: _Metrics | None = None
+
+
+def _get_metrics() -> _Metrics:
+    """The sample counters (created once per process, like har/monitoring/metrics.py's)."""
+    global _metrics
+    with _metrics_lock:
+        if _metrics is None:
+            from prometheus_client import Counter
+
+            _metrics = _Metrics(
+                kept=Counter(
+                    "har_samples_kept",
+                    "Served windows kept for labelling (HAR_SAMPLE_DIR), by reason.",
+                    ["reason"],
+                ),
+                dropped=Counter(
+                    "har_samples_dropped",
+                    "Kept windows deleted to hold HAR_SAMPLE_MAX_MB (oldest first).",
+                ),
+            )
+        return _metrics
+
+
+class SampleKeeper:
+    """One API worker's sample of served windows (see the module docstring).
+
+    Args:
+        directory: ``HAR_SAMPLE_DIR`` (created).
+        model: the served model's tag.
+        classes: the card's classes (predictions are stored by name).
+        uncertain_below: confidence below which a window is ``uncertain``.
+        random_share: probability of keeping any window (``random``).
+        drift_share: probability of keeping a window served while ``drifting()``.
+        max_bytes: bound of this worker slot's segments on disk.
+        flush_s: seconds between segment writes.
+        worker_id: names the files (``<worker_id>.<pid>.<host>``).
+        drifting: ``True`` while the recent interval's input drifted (the monitor's last
+            refresh); ``None``: never.
+        seed: of the random choices (tests).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        model: str,
+        classes: Iterable[str],
+        uncertain_below: float,
+        random_share: float,
+        drift_share: float,
+        max_bytes: int,
+        flush_s: float,
+        worker_id: str | None = None,
+        drifting: Callable[[], bool] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.model = model
+        self.classes = np.asarray(list(classes))
+        self.uncertain_below = uncertain_below
+        self.random_share = random_share
+        self.drift_share = drift_share
+        self.max_bytes = int(max_bytes)
+        self.flush_s = flush_s
+        self.writer = store.writer_name(worker_id, os.getpid())
+        self.drifting = drifting or (lambda: False)
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._metrics = _get_metrics()
+        self.kept = 0
+        self.dropped = 0
+
+    # ------------------------------------------------------------------ offering
+    def offer(self, canonical: np.ndarray, probs: np.ndarray, units: Units | None) -> int:
+        """Keep those of ``N`` served windows with a reason; return how many. Never blocks
+        on I/O.
+
+        Args:
+            canonical: ``(N, window, 6)`` float32 as scored, canonical units (m/s², deg/s).
+            probs: ``(N, n_classes)`` probabilities as answered (calibrated when served so).
+            units: the units the request declared (``None``: not known; stored as ``""``).
+        """
+        n = len(probs)
+        if n == 0:
+            return 0
+        conf = probs.max(axis=1)
+        reasons = np.full(n, "", dtype=object)
+        _add(reasons, conf < self.uncertain_below, UNCERTAIN)
+        if self.drift_share > 0 and self.drifting():
+            _add(reasons, self._rng.random(n) < self.drift_share, DRIFT)
+        _add(reasons, self._rng.random(n) < self.random_share, RANDOM)
+        keep = np.flatnonzero(reasons != "")
+        if len(keep):
+            self._append(canonical[keep], probs[keep], reasons[keep], units, shadow=None)
+        return len(keep)
+
+    def offer_disagreement(
+        self, canonical: np.ndarray, probs: np.ndarray, shadow_classes: np.ndarray
+    ) -> int:
+        """Keep the windows on which the shadow predicted another class (``shadow_classes``:
+        the shadow's class names, ``(N,)``); ``canonical`` and ``probs`` as :meth:`offer`."""
+        mine = self.classes[probs.argmax(axis=1)]
+        keep = np.flatnonzero(mine != np.asarray(shadow_classes))
+        if len(keep):
+            reasons = np.full(len(keep), SHADOW, dtype=object)
+            self._append(canonical[keep], probs[keep], reasons, None, shadow=shadow_classes[keep])
+        return len(keep)
+
+    def _append(
+        self,
+        windows: np.ndarray,
+        probs: np.ndarray,
+        reasons: np.ndarray,
+        units: Units | None,
+        *,
+        shadow: np.ndarray | None,
+    ) -> None:
+        k = len(windows)
+        record = {
+            "windows": np.array(windows, np.float32, copy=True),
+            "time": np.full(k, time.time()),
+            "reason": reasons.astype(str),
+            "model": np.full(k, self.model),
+            "prediction": self.classes[probs.argmax(axis=1)],
+            "confidence": probs.max(axis=1).astype(np.float32),
+            "shadow_prediction": (
+                np.asarray(shadow).astype(str) if shadow is not None else np.full(k, "")
+            ),
+            "acc_unit": np.full(k, units.acc if units else ""),
+            "gyro_unit": np.full(k, units.gyro if units else ""),
+        }
+        with self._lock:
+            self._pending.append(record)
+        counts = Counter(part for r in reasons.tolist() for part in r.split("+"))
+        for reason, n in counts.items():  # one increment per reason and call
+            self._metrics.kept.labels(reason).inc(n)
+        self.kept += k
+
+    # ------------------------------------------------------------------ writing
+    def start(self) -> None:
+        """Start the writer thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"har-samples-{self.writer}", daemon=True
+            )
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            try:
+                self.flush()
+            except Exception:
+                log.exception("samples: writing a segment failed")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the writer and write what is pending. Idempotent; logs, never raises."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("samples: writing the last segment failed")
+
+    def flush(self) -> Path | None:
+        """Write the pending windows as one segment (atomically), then hold the disk bound."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        arrays: dict[str, Any] = {
+            k: np.concatenate([p[k] for p in pending]) for k in ("windows", *FIELDS)
+        }
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        self._seq += 1
+        path = self.directory / f"{self.writer}-{stamp}-{self._seq}.npz"
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        self._hold_bound()
+        return path
+
+    def _mine(self, seg: Segment) -> bool:
+        """A segment of this worker slot: same worker id and host, any process."""
+        w_id, _, rest = self.writer.partition(".")
+        s_id, _, s_rest = seg.writer.partition(".")
+        return s_id == w_id and rest.partition(".")[2] == s_rest.partition(".")[2]
+
+    def _hold_bound(self) -> None:
+        mine = [s for s in list_segments(self.directory) if self._mine(s)]
+        sizes = [s.path.stat().st_size for s in mine]
+        total = sum(sizes)
+        for seg, size in zip(mine, sizes, strict=True):
+            if total <= self.max_bytes:
+                break
+            try:
+                with np.load(seg.path) as f:
+                    n = len(f["reason"])
+                seg.path.unlink()
+            except OSError:
+                continue
+            total -= size
+            self.dropped += n
+            self._metrics.dropped.inc(n)
+
+
+def _add(reasons: np.ndarray, mask: np.ndarray, reason: str) -> None:
+    for i in np.flatnonzero(mask).tolist():
+        reasons[i] = f"{reasons[i]}+{reason}" if reasons[i] else reason
+
+
+def read_samples(
+    directory: Path, since: datetime | None = None, reason: str | None = None
+) -> dict[str, np.ndarray]:
+    """Every kept window in ``directory`` served at or after ``since`` (UTC), with ``reason``
+    among its reasons when given: ``windows`` ``(N, window, 6)`` canonical float32 and the
+    :data:`FIELDS` arrays, oldest first."""
+    parts = []
+    for seg in list_segments(directory):
+        try:
+            with np.load(seg.path) as f:
+                part = {k: f[k] for k in ("windows", *FIELDS)}
+        except (OSError, ValueError, KeyError) as exc:  # a segment removed meanwhile
+            log.warning("samples: skipping %s (%s)", seg.path, exc)
+            continue
+        keep = np.ones(len(part["time"]), bool)
+        if since is not None:
+            keep &= part["time"] >= since.timestamp()
+        if reason is not None:
+            keep &= np.array([reason in r.split("+") for r in part["reason"].tolist()], bool)
+        parts.append({k: v[keep] for k, v in part.items()})
+    if not parts:
+        return {}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("windows", *FIELDS)}
+    order = np.argsort(out["time"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
