@@ -16,10 +16,13 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
 from har.core.access import Access
+from har.core.open_inference import InferenceModel
 from har.core.scorer import Scorer
 from har.grpc.observability import ObservabilityInterceptor, split_method, status_of
 from har.grpc.service import start_grpc_server, stop_grpc_server
 from har.monitoring.traffic import grpc_metrics, model_call_metrics
+from har.oip import open_inference_grpc_pb2 as oip_pb
+from har.oip import open_inference_grpc_pb2_grpc as oip_grpc
 from har.serving.model_client import ModelClient
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.helpers.grpc_fake import CARD, TAG, chunks, fake_infer, recording, request, windows
@@ -61,12 +64,14 @@ def _run(
         interceptor = ObservabilityInterceptor(
             grpc_metrics(), tracer, fault_injection=fault_injection
         )
+        scorer = Scorer(CARD, TAG, model)
         handle = await start_grpc_server(
-            Scorer(CARD, TAG, model),
+            scorer,
             "127.0.0.1",
             0,
             max_message_bytes=8 << 20,
             interceptors=[interceptor, *Access(tokens=tokens).grpc_interceptors()],
+            inference=InferenceModel(scorer),
         )
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
@@ -290,3 +295,15 @@ def test_calls_refused_by_the_token_check_are_counted_streams_included() -> None
     _run(scenario, tokens=("s3cret",))
     assert _handled("Predict", "UNAUTHENTICATED") - unary0 == 1
     assert _handled("StreamPredict", "UNAUTHENTICATED", "bidi_stream") - stream0 == 1
+
+
+def test_every_service_on_the_server_is_counted_the_open_inference_protocol_too() -> None:
+    v2 = "inference.GRPCInferenceService"
+    before = _handled("ServerLive", "OK", service=v2)
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        assert (await stub.ServerLive(oip_pb.ServerLiveRequest())).live
+
+    _run(scenario)
+    assert _handled("ServerLive", "OK", service=v2) - before == 1
