@@ -77,3 +77,12 @@ def test_shadow_needs_its_service_in_the_bento(tmp_path):
     require_shadow_in_bento("other:v1", _bento(tmp_path, ["har", "har-model", SHADOW_SERVICE]))
     require_shadow_in_bento(None, _bento(tmp_path, ["har"]))  # no shadow: nothing to check
     require_shadow_in_bento("other:v1", None)  # `bentoml serve` from the source tree
+
+
+def test_test_file_basenames_are_unique():
+    """pytest imports test files by basename (rootdir import mode): two files of one name in
+    different folders stop the whole run at collection, which only the full suite shows."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
+    assert [n for n, k in names.items() if k > 1] == []
