@@ -99,6 +99,10 @@ def _calls(client: str, name: str, version: str, paths: dict[str, str]) -> dict[
     return calls
 
 
+#: The clients with metadata and version calls.
+TRITON = [c for c in CLIENTS if c.startswith("triton")]
+
+
 @pytest.fixture(scope="module", params=CLIENTS)
 def answers(request, served, served_tag, model_name, arrays) -> tuple[str, dict[str, dict]]:
     """One run of a client against ``served``: (client, answers by key)."""
@@ -138,10 +142,9 @@ def test_live_ready_and_model_ready(answers):
     assert _ok(a["model_ready"]) is True
 
 
+@pytest.mark.parametrize("answers", TRITON, indirect=True)  # kserve's have no such call
 def test_metadata(answers, model_name, served_tag, reference):
-    client, a = answers
-    if "server_metadata" not in a:
-        pytest.skip(f"{client} has no metadata call")
+    _, a = answers
     _, card = reference
     server = _ok(a["server_metadata"])
     assert server["name"] == "har" and "binary_tensor_data" in server["extensions"]
@@ -182,31 +185,41 @@ def test_declared_units(answers):
     )
 
 
+@pytest.mark.parametrize("answers", TRITON, indirect=True)  # kserve's send no version
 def test_versioned_infer(answers):
-    client, a = answers
-    if "versioned" not in a:
-        pytest.skip(f"{client} sends no model version")
+    _, a = answers
     np.testing.assert_array_equal(
         _output(a["versioned"], "probabilities"), _output(a["one"], "probabilities")
     )
 
 
-@pytest.mark.parametrize(
-    ("key", "kind", "words"),
-    [
-        ("bad_shape", "invalid", "shape [N, 200, 6]"),
-        ("bad_dtype", "invalid", "must be FP32"),
-        ("bad_input", "invalid", "unknown input 'x'"),
-        ("bad_unit", "invalid", "furlongs"),
-        ("bad_model", "not_found", "unknown model 'no-such-model'"),
-        ("bad_version", "not_found", "unknown version 'no-such-version'"),
-        ("bad_metadata", "not_found", "unknown model 'no-such-model'"),
-    ],
-)
+ERRORS = [
+    ("bad_shape", "invalid", "shape [N, 200, 6]"),
+    ("bad_dtype", "invalid", "must be FP32"),
+    ("bad_input", "invalid", "unknown input 'x'"),
+    ("bad_unit", "invalid", "furlongs"),
+    ("bad_model", "not_found", "unknown model 'no-such-model'"),
+]
+#: Errors only tritonclient can provoke (kserve's clients send no version, ask no metadata).
+TRITON_ERRORS = [
+    ("bad_version", "not_found", "unknown version 'no-such-version'"),
+    ("bad_metadata", "not_found", "unknown model 'no-such-model'"),
+]
+
+
+@pytest.mark.parametrize(("key", "kind", "words"), ERRORS)
 def test_errors(answers, key, kind, words):
+    _check_error(answers, key, kind, words)
+
+
+@pytest.mark.parametrize("answers", TRITON, indirect=True)
+@pytest.mark.parametrize(("key", "kind", "words"), TRITON_ERRORS)
+def test_errors_of_versions_and_metadata(answers, key, kind, words):
+    _check_error(answers, key, kind, words)
+
+
+def _check_error(answers: tuple[str, dict[str, dict]], key: str, kind: str, words: str) -> None:
     client, a = answers
-    if key not in a:
-        pytest.skip(f"{client} cannot send this")
     answer = a[key]
     assert not answer["ok"], answer
     grpc_client = client.endswith("grpc")
