@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -215,18 +216,26 @@ def grpc_check(target: str, body: Path, calls: int) -> tuple[int, int, set[str]]
 
     raw = body.read_bytes()[5:]
     req = har_pb2.PredictRequest.FromString(raw)
-    codes: set[str] = set()
-    ok = 0
     with grpc.insecure_channel(target) as ch:
         stub = har_pb2_grpc.ActivityRecognitionStub(ch)
         futures = [stub.Predict.future(req, timeout=CLIENT_TIMEOUT_S) for _ in range(calls)]
-        for f in futures:
-            try:
-                resp = f.result()
-                ok += int(len(resp.predictions) == 1)
-            except grpc.RpcError as exc:
-                codes.add(str(exc.code()))
-    return ok, calls, codes
+        return _burst_outcome(futures, lambda resp: len(resp.predictions) == 1)
+
+
+def _burst_outcome(
+    futures: list[Any], answered: Callable[[Any], bool]
+) -> tuple[int, int, set[str]]:
+    """(calls whose reply ``answered``, calls, error codes) of concurrent gRPC call futures."""
+    import grpc
+
+    codes: set[str] = set()
+    ok = 0
+    for f in futures:
+        try:
+            ok += int(answered(f.result()))
+        except grpc.RpcError as exc:
+            codes.add(str(exc.code()))
+    return ok, len(futures), codes
 
 
 def v2_grpc_check(target: str, body: Path, calls: int) -> tuple[int, int, set[str]]:
@@ -238,15 +247,7 @@ def v2_grpc_check(target: str, body: Path, calls: int) -> tuple[int, int, set[st
     from har.oip import open_inference_grpc_pb2_grpc as pb_grpc
 
     req = pb.ModelInferRequest.FromString(body.read_bytes()[5:])
-    codes: set[str] = set()
-    ok = 0
     with grpc.insecure_channel(target) as ch:
         stub = pb_grpc.GRPCInferenceServiceStub(ch)
         futures = [stub.ModelInfer.future(req, timeout=CLIENT_TIMEOUT_S) for _ in range(calls)]
-        for f in futures:
-            try:
-                resp = f.result()
-                ok += int(len(resp.raw_output_contents) == 2)
-            except grpc.RpcError as exc:
-                codes.add(str(exc.code()))
-    return ok, calls, codes
+        return _burst_outcome(futures, lambda resp: len(resp.raw_output_contents) == 2)
