@@ -353,7 +353,9 @@ def ab_sides(
             def spans(server: Server) -> list[str]:
                 time.sleep(6)  # the exporters' last batch (OTLP batch delay: 5 s)
                 cpu = sum(me.cpu_times()[:2]) - cpu0
-                return tracing_notes(receiver.received, receiver.requests, cpu)
+                with urllib.request.urlopen(f"{server.url}/metrics", timeout=60) as r:
+                    served = requests_served(r.read().decode())
+                return tracing_notes(receiver.received, receiver.requests, cpu, served)
 
             yield {"on": on, "off": {"HAR_TRACING": "0"}}, spans
     elif switch == "sampling":
@@ -371,16 +373,38 @@ def ab_sides(
         raise ValueError(f"unknown on/off switch {switch!r}")
 
 
-def tracing_notes(spans: int, exports: int, receiver_cpu_s: float) -> list[str]:
-    """What the tracing rounds' receiver saw, as Markdown notes."""
+def tracing_notes(spans: int, exports: int, receiver_cpu_s: float, requests: int) -> list[str]:
+    """What the tracing rounds' receiver saw, as Markdown notes (``requests``: /predict and
+    gRPC Predict calls the tracing-on server answered, warm-ups included)."""
+    per = f"{spans / requests:.1f}" if requests else "n/a"
     return [
         f"spans received from the tracing-on server: {spans:,} in {exports:,} OTLP/HTTP "
-        "exports (over its warm-ups and cells; every request is traced)",
+        f"exports, for {requests:,} requests it answered (warm-ups included): {per} spans per "
+        "request (every request is traced; a lone /predict makes ~12 spans, so a lower figure "
+        "means spans were dropped on the way, e.g. by OpenTelemetry's batch processor, whose "
+        "queue holds 2,048)",
         "the receiver (tests/helpers/otlp.py, decoding and counting each export) runs in the "
         f"benchmark's process on the same {os.cpu_count()} cores as the servers and the load "
         f"generators: it used {receiver_cpu_s:.1f} CPU-seconds over the rounds (a collector "
         "elsewhere would not take them from the server)",
     ]
+
+
+def requests_served(metrics_text: str) -> int:
+    """HTTP ``/predict`` and gRPC ``Predict`` calls answered, from a ``/metrics`` text of
+    the API service (``bentoml_service_request_total`` of service ``har``,
+    ``har_grpc_server_handled_total``)."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith("bentoml_service_request_total{"):
+            wanted = 'endpoint="/predict"' in line and 'service_name="har"' in line
+        elif line.startswith("har_grpc_server_handled_total{"):
+            wanted = 'grpc_method="Predict"' in line and "ActivityRecognition" in line
+        else:
+            continue
+        if wanted:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
 
 
 def samples_kept(metrics_text: str) -> dict[str, float]:

@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from load_tests.bench.__main__ import parse_args
 from load_tests.bench.common import AB_SUFFIX, GRPC_CELL, HTTP_CELL, AbResult, ModelSetup, Row
 from load_tests.bench.report import ab_section, ab_summary, report, targets
-from load_tests.bench.stages import samples_kept, sampling_notes, tracing_notes
+from load_tests.bench.stages import requests_served, samples_kept, sampling_notes, tracing_notes
 from tests.helpers.otlp import count
 
 
@@ -128,10 +128,37 @@ def test_windows_kept_are_read_from_the_metrics_by_reason() -> None:
     assert sampling_notes({}, 0)[0].startswith("windows kept by the sampling-on server: 0 (none)")
 
 
-def test_the_tracing_notes_count_spans_and_say_the_receiver_shares_the_machine() -> None:
-    spans, shares = tracing_notes(123_456, 789, 4.25)
-    assert spans.startswith("spans received from the tracing-on server: 123,456 in 789 ")
+def test_the_tracing_notes_count_spans_per_request_and_say_the_receiver_shares_the_machine() -> (
+    None
+):
+    spans, shares = tracing_notes(123_456, 789, 4.25, 10_000)
+    assert spans.startswith(
+        "spans received from the tracing-on server: 123,456 in 789 OTLP/HTTP exports, for "
+        "10,000 requests it answered (warm-ups included): 12.3 spans per request"
+    )
     assert "same" in shares and "4.2 CPU-seconds" in shares
+    assert ": n/a spans per request" in tracing_notes(0, 0, 0.0, 0)[0]
+
+
+def test_requests_served_counts_predict_over_http_and_grpc_only() -> None:
+    metrics = "\n".join(
+        [
+            'bentoml_service_request_total{endpoint="/predict",http_response_code="200",'
+            'service_name="har",service_version="not available"} 100.0',
+            'bentoml_service_request_total{endpoint="/predict",http_response_code="400",'
+            'service_name="har",service_version="not available"} 2.0',
+            'bentoml_service_request_total{endpoint="/model",http_response_code="200",'
+            'service_name="har",service_version="not available"} 5.0',
+            'bentoml_service_request_total{endpoint="/predict_proba",http_response_code="200",'
+            'service_name="har-model",service_version="not available"} 40.0',
+            'har_grpc_server_handled_total{grpc_code="OK",grpc_method="Predict",'
+            'grpc_service="har.v1.ActivityRecognition",grpc_type="unary"} 30.0',
+            'har_grpc_server_handled_total{grpc_code="OK",grpc_method="GetModel",'
+            'grpc_service="har.v1.ActivityRecognition",grpc_type="unary"} 7.0',
+            "# TYPE har_grpc_server_handled_total counter",
+        ]
+    )
+    assert requests_served(metrics) == 132
 
 
 def test_the_receiver_counts_the_spans_of_an_export() -> None:
