@@ -172,11 +172,12 @@ class SampleKeeper:
         self.drifting = drifting or (lambda: False)
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
-        self._pending: list[dict[str, np.ndarray]] = []
+        self._pending: list[_Kept] = []
         self._seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._metrics = _get_metrics()
+        self._kept_by = {r: self._metrics.kept.labels(r) for r in REASONS}  # no lookup per call
         self.kept = 0
         self.dropped = 0
 
@@ -194,14 +195,18 @@ class SampleKeeper:
         if n == 0:
             return 0
         conf = probs.max(axis=1)
-        reasons = np.full(n, "", dtype=object)
-        _add(reasons, conf < self.uncertain_below, UNCERTAIN)
+        # one boolean mask per reason, in REASONS order; reason strings only for kept windows
+        masks: list[tuple[np.ndarray, str]] = [(conf < self.uncertain_below, UNCERTAIN)]
         if self.drift_share > 0 and self.drifting():
-            _add(reasons, self._rng.random(n) < self.drift_share, DRIFT)
-        _add(reasons, self._rng.random(n) < self.random_share, RANDOM)
-        keep = np.flatnonzero(reasons != "")
+            masks.append((self._rng.random(n) < self.drift_share, DRIFT))
+        masks.append((self._rng.random(n) < self.random_share, RANDOM))
+        kept = masks[0][0]
+        for mask, _ in masks[1:]:
+            kept = kept | mask
+        keep = np.flatnonzero(kept)
         if len(keep):
-            self._append(canonical[keep], probs[keep], reasons[keep], units, shadow=None)
+            reasons = ["+".join(r for mask, r in masks if mask[i]) for i in keep.tolist()]
+            self._append(canonical[keep], probs[keep], reasons, units, shadow=None)
         return len(keep)
 
     def offer_disagreement(
@@ -212,38 +217,40 @@ class SampleKeeper:
         mine = self.classes[probs.argmax(axis=1)]
         keep = np.flatnonzero(mine != np.asarray(shadow_classes))
         if len(keep):
-            reasons = np.full(len(keep), SHADOW, dtype=object)
-            self._append(canonical[keep], probs[keep], reasons, None, shadow=shadow_classes[keep])
+            shadow = np.asarray(shadow_classes)[keep].astype(str)
+            self._append(canonical[keep], probs[keep], [SHADOW] * len(keep), None, shadow=shadow)
         return len(keep)
 
     def _append(
         self,
         windows: np.ndarray,
         probs: np.ndarray,
-        reasons: np.ndarray,
+        reasons: list[str],
         units: Units | None,
         *,
         shadow: np.ndarray | None,
     ) -> None:
+        """Hold kept windows until the next segment; per-window fields that are the same
+        for the whole call (time, units) are expanded when the segment is written."""
         k = len(windows)
-        record = {
-            "windows": np.array(windows, np.float32, copy=True),
-            "time": np.full(k, time.time()),
-            "reason": reasons.astype(str),
-            "model": np.full(k, self.model),
-            "prediction": self.classes[probs.argmax(axis=1)],
-            "confidence": probs.max(axis=1).astype(np.float32),
-            "shadow_prediction": (
-                np.asarray(shadow).astype(str) if shadow is not None else np.full(k, "")
-            ),
-            "acc_unit": np.full(k, units.acc if units else ""),
-            "gyro_unit": np.full(k, units.gyro if units else ""),
-        }
+        record = _Kept(
+            windows=np.asarray(windows, np.float32),  # a copy already (fancy indexing)
+            time=time.time(),
+            reasons=reasons,
+            predicted=probs.argmax(axis=1),
+            confidence=probs.max(axis=1).astype(np.float32),
+            shadow=shadow,
+            acc_unit=units.acc if units else "",
+            gyro_unit=units.gyro if units else "",
+        )
         with self._lock:
             self._pending.append(record)
-        counts = Counter(part for r in reasons.tolist() for part in r.split("+"))
-        for reason, n in counts.items():  # one increment per reason and call
-            self._metrics.kept.labels(reason).inc(n)
+        if k == 1 and "+" not in reasons[0]:
+            self._kept_by[reasons[0]].inc()
+        else:
+            counts = Counter(part for r in reasons for part in r.split("+"))
+            for reason, n in counts.items():  # one increment per reason and call
+                self._kept_by[reason].inc(n)
         self.kept += k
 
     # ------------------------------------------------------------------ writing
@@ -278,9 +285,7 @@ class SampleKeeper:
             pending, self._pending = self._pending, []
         if not pending:
             return None
-        arrays: dict[str, Any] = {
-            k: np.concatenate([p[k] for p in pending]) for k in ("windows", *FIELDS)
-        }
+        arrays = _segment_arrays(pending, self.model, self.classes)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         self._seq += 1
         path = self.directory / f"{self.writer}-{stamp}-{self._seq}.npz"
@@ -317,9 +322,37 @@ class SampleKeeper:
             self._metrics.dropped.inc(n)
 
 
-def _add(reasons: np.ndarray, mask: np.ndarray, reason: str) -> None:
-    for i in np.flatnonzero(mask).tolist():
-        reasons[i] = f"{reasons[i]}+{reason}" if reasons[i] else reason
+@dataclass(frozen=True)
+class _Kept:
+    """The windows kept by one call, waiting for the next segment."""
+
+    windows: np.ndarray  # (k, window, 6) float32, canonical units
+    time: float  # epoch seconds of the call
+    reasons: list[str]  # per window, "uncertain+random"
+    predicted: np.ndarray  # (k,) class index as answered
+    confidence: np.ndarray  # (k,) float32
+    shadow: np.ndarray | None  # (k,) the shadow's class names, None: not known
+    acc_unit: str
+    gyro_unit: str
+
+
+def _segment_arrays(pending: list[_Kept], model: str, classes: np.ndarray) -> dict[str, Any]:
+    """The arrays of one segment (``windows`` and :data:`FIELDS`) from the held calls."""
+    sizes = np.array([len(p.windows) for p in pending])
+    total = int(sizes.sum())
+    return {
+        "windows": np.concatenate([p.windows for p in pending]),
+        "time": np.repeat(np.array([p.time for p in pending]), sizes),
+        "reason": np.array([r for p in pending for r in p.reasons], dtype=str),
+        "model": np.full(total, model),
+        "prediction": classes[np.concatenate([p.predicted for p in pending])],
+        "confidence": np.concatenate([p.confidence for p in pending]),
+        "shadow_prediction": np.concatenate(
+            [p.shadow if p.shadow is not None else np.full(len(p.windows), "") for p in pending]
+        ),
+        "acc_unit": np.repeat(np.array([p.acc_unit for p in pending], dtype=str), sizes),
+        "gyro_unit": np.repeat(np.array([p.gyro_unit for p in pending], dtype=str), sizes),
+    }
 
 
 def read_samples(

@@ -316,8 +316,9 @@ class ApiWorker:
             self.scorer,
             settings,
             shadow_tag,
-            observed(retrying(shadow_call), SHADOW, calls),  # off the request path: no spans
+            observed(retrying(shadow_call), SHADOW, calls),
             worker_id=worker_id,
+            tracer=self.tracer,  # the span is the queue's, in the request's trace
         )
         self.monitor: Any = self.scorer.monitor
         origin = lifecycle.served_registry_info(model_store.stored_labels(self.scorer.tag))

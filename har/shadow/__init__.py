@@ -144,10 +144,13 @@ class Shadow:
         *,
         metrics: bool = True,
         worker_id: str | None = None,
+        tracer: Any = None,
     ) -> Shadow:
         """The shadow of ``settings`` (``shadow_*``, ``max_batch_size``) calling ``infer``;
         its counts are shared in ``<settings.profile_dir>/shadow`` under ``worker_id``
-        (with the process id), or kept in memory only if that folder cannot be made."""
+        (with the process id), or kept in memory only if that folder cannot be made. With an
+        OpenTelemetry ``tracer`` each shadow call is a span in its requests' traces
+        (:class:`~har.shadow.queue.ShadowQueue`)."""
         m = shadow_metrics() if metrics else None
         stats = ShadowStats(
             primary.classes,
@@ -167,6 +170,8 @@ class Shadow:
             timeout_s=settings.shadow_timeout_s,
             inflight=settings.shadow_inflight,
             prepare=rescaler(primary, shadow),
+            tracer=tracer,
+            model_tag=shadow_tag,
         )
         if m is not None:
             queue.on_queued = m.queued.inc
@@ -205,18 +210,27 @@ def attach(
     infer: Infer,
     *,
     worker_id: str | None = None,
+    tracer: Any = None,
 ) -> Shadow | None:
     """Give ``scorer`` (a :class:`har.core.scorer.Scorer`) a shadow calling ``infer`` (the shadow
     model service), or do nothing when ``shadow_tag`` is ``None``. The scorer's monitor,
     if any, adds the comparison to its drift report; ``worker_id`` names this API
-    worker's files of shared counts."""
+    worker's files of shared counts; with an OpenTelemetry ``tracer`` each shadow call is a
+    span (``None``: none)."""
     if shadow_tag is None:
         return None
     from har.runtime import model_store
 
     card = ModelCard.from_file(model_store.stored_model(shadow_tag)[1] / model_store.CARD_FILE)
     shadow = Shadow.build(
-        settings, scorer.card, scorer.tag, card, shadow_tag, infer, worker_id=worker_id
+        settings,
+        scorer.card,
+        scorer.tag,
+        card,
+        shadow_tag,
+        infer,
+        worker_id=worker_id,
+        tracer=tracer,
     )
     scorer.infer = shadow.tap(scorer.infer)
     if getattr(scorer, "monitor", None) is not None:

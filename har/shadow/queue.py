@@ -7,6 +7,14 @@ Background tasks on the worker's event loop (``inflight`` of them, started by th
 submit) take up to ``max_batch`` waiting rows at a time, call the shadow model with a
 ``timeout_s`` deadline and hand both models' outputs to ``on_scored``; a call that fails
 or times out drops its windows (counted), nothing is retried and no client waits.
+
+With an OpenTelemetry ``tracer`` (``HAR_TRACING=1``) :meth:`~ShadowQueue.submit` keeps the
+caller's OpenTelemetry context (the request's span) with its windows, and each shadow call
+is a span ``har.shadow_call`` (attributes ``har.model`` = ``shadow``, ``har.model_tag``,
+``har.rows``) whose parent is the first request in the call and which links to the
+others' spans (one call may merge several requests' windows). It starts after the
+request was answered, so it ends after its parent. Without a tracer nothing is kept and
+no span is made.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -43,6 +52,9 @@ class ShadowQueue:
         inflight: shadow calls open at once (one background task each).
         prepare: turns the served model's input into the shadow's (another scaler),
             applied in the background task.
+        tracer: an OpenTelemetry tracer: each shadow call is a span in its requests'
+            traces (see the module's docstring). ``None``: no spans, no context kept.
+        model_tag: the shadow model's tag (the span's ``har.model_tag``).
     """
 
     def __init__(
@@ -56,6 +68,8 @@ class ShadowQueue:
         timeout_s: float,
         inflight: int = 1,
         prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+        tracer: Any = None,
+        model_tag: str = "",
     ) -> None:
         self.infer = infer
         self.on_scored = on_scored
@@ -65,10 +79,18 @@ class ShadowQueue:
         self.timeout_s = timeout_s
         self.inflight = inflight
         self.prepare = prepare
+        self.tracer = tracer
+        self.model_tag = model_tag
+        self._current_context: Callable[[], Any] | None = None
+        if tracer is not None:
+            from opentelemetry import context
+
+            self._current_context = context.get_current
         #: Called as ``on_compared(served model's scaled input, its output, shadow's output)``
         #: after each comparison (the windows kept for labelling take the disagreements).
         self.on_compared: Callable[[np.ndarray, np.ndarray, np.ndarray], Any] | None = None
-        self._items: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        #: (scaled windows, served probabilities, the submitter's context or ``None``)
+        self._items: deque[tuple[np.ndarray, np.ndarray, Any]] = deque()
         self._rows = 0  # windows in _items
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,9 +117,10 @@ class ShadowQueue:
             self.on_dropped(n, "queue_full")
             return False
         self._start()
+        ctx = self._current_context() if self._current_context is not None else None
         for i in range(0, n, self.max_batch):
             self._items.append(
-                (scaled[i : i + self.max_batch], primary_probs[i : i + self.max_batch])
+                (scaled[i : i + self.max_batch], primary_probs[i : i + self.max_batch], ctx)
             )
         self._moved(n)
         assert self._wake is not None
@@ -118,28 +141,52 @@ class ShadowQueue:
             loop.create_task(self._drain(), name="har-shadow") for _ in range(self.inflight)
         ]
 
-    async def _take(self) -> tuple[np.ndarray, np.ndarray]:
+    async def _take(self) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         assert self._wake is not None
         while not self._items:
             self._wake.clear()
             await self._wake.wait()
-        xs, ps, rows = [], [], 0
+        xs, ps, contexts, rows = [], [], [], 0
         while self._items and rows + len(self._items[0][0]) <= self.max_batch:
-            x, p = self._items.popleft()
+            x, p, ctx = self._items.popleft()
             xs.append(x)
             ps.append(p)
+            contexts.append(ctx)
             rows += len(x)
         self._moved(-rows)
         if len(xs) == 1:
-            return xs[0], ps[0]
-        return np.concatenate(xs), np.concatenate(ps)
+            return xs[0], ps[0], contexts
+        return np.concatenate(xs), np.concatenate(ps), contexts
+
+    def _span(self, contexts: list[Any], rows: int) -> AbstractContextManager[Any]:
+        """The span of one shadow call of ``rows`` windows submitted in ``contexts``:
+        child of the first, linked to the other requests' spans (no span without a tracer)."""
+        if self.tracer is None:
+            return nullcontext()
+        from opentelemetry import trace
+
+        parent, *others = contexts
+        seen = {trace.get_current_span(parent).get_span_context().span_id}
+        links = []
+        for ctx in others:
+            sc = trace.get_current_span(ctx).get_span_context()
+            if sc.is_valid and sc.span_id not in seen:  # a request split in chunks: once
+                seen.add(sc.span_id)
+                links.append(trace.Link(sc))
+        attributes = {"har.model": "shadow", "har.model_tag": self.model_tag, "har.rows": rows}
+        span: AbstractContextManager[Any] = self.tracer.start_as_current_span(
+            "har.shadow_call", context=parent, links=links, attributes=attributes
+        )
+        return span
 
     async def _drain(self) -> None:
         while True:
-            x, p = await self._take()
+            x, p, contexts = await self._take()
             try:
                 shadow_in = self.prepare(x) if self.prepare is not None else x
-                y = np.asarray(await asyncio.wait_for(self.infer(shadow_in), self.timeout_s))
+                with self._span(contexts, len(x)):
+                    call = asyncio.wait_for(self.infer(shadow_in), self.timeout_s)
+                    y = np.asarray(await call)
                 self.on_scored(p, y)
                 if self.on_compared is not None:
                     self.on_compared(x, p, y)

@@ -5,7 +5,9 @@ Run from the repository root::
     .venv/bin/python -m load_tests.bench            # full run, ~8 min on 2 cores (+8 min with --monitoring both)
     .venv/bin/python -m load_tests.bench --quick    # smoke run, ~4 min
     .venv/bin/python -m load_tests.bench --monitoring both   # + monitoring on/off rounds
-    .venv/bin/python -m load_tests.bench --only-ab --quick   # only the on/off rounds
+    .venv/bin/python -m load_tests.bench --ab monitoring,tracing,sampling   # what make bench runs
+    .venv/bin/python -m load_tests.bench --only-ab --quick   # only the monitoring on/off rounds
+    .venv/bin/python -m load_tests.bench --only-ab --ab tracing,sampling --no-results
     .venv/bin/python -m load_tests.bench --quick --stages serve --concurrency 1 --no-results
 
 One run measures, one thing at a time:
@@ -30,9 +32,14 @@ One run measures, one thing at a time:
 5. the start-up stage (``load_tests/bench/startup.py``), then the raw model at batch 128
    once more: each ratio to the ceiling is also given against it, so a machine that got
    slower during the run shows;
-6. with ``--monitoring both`` (what ``make bench`` runs): monitoring on vs off, two
-   servers up at once and loaded in turn, HTTP and gRPC at c=64, ``--ab-rounds`` rounds
-   (order alternating), medians and the on/off ratio of every round.
+6. with ``--ab SWITCHES`` (``make bench``: ``monitoring,tracing,sampling``; ``--monitoring
+   both`` is ``--ab monitoring``): per switch, on vs off, two servers up at once and
+   loaded in turn, HTTP and gRPC at c=64, ``--ab-rounds`` rounds (order alternating),
+   medians and the on/off ratio of every round (``stages.bench_ab``). ``monitoring``:
+   ``HAR_MONITORING=1`` vs ``0``; ``tracing``: ``HAR_TRACING=1`` (sample rate 1) exporting
+   to an OTLP/HTTP receiver in this process (``tests/helpers/otlp.py``, spans counted) vs
+   ``HAR_TRACING=0``; ``sampling``: ``HAR_SAMPLE_DIR`` set vs unset (windows kept counted);
+   both sides of tracing and sampling with monitoring on.
 
 Every row also shows where the CPU went while it was measured (percent of one core):
 the server's processes (API worker / model worker / BentoML's supervisor), the load

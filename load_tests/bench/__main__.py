@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .common import (
+    AB_SWITCHES,
     CONCURRENCIES,
     RAW_2_THREADS_CELL,
     RAW_BATCHES,
@@ -21,13 +22,14 @@ from .common import (
     RECORDING_WINDOWS,
     RESULTS_FILE,
     STAGES,
+    AbResult,
     Options,
     Row,
 )
 from .loadgen import ensure_tools, write_wrk_script
 from .raw import bench_raw, raw_worker
 from .report import format_row_plain, report
-from .stages import bench_monitoring_ab, bench_naive, bench_server
+from .stages import bench_ab, bench_naive, bench_server
 from .startup import bench_startup
 from .workload import example_window, prepare_model, write_bodies, write_recording
 
@@ -45,6 +47,23 @@ def _stage_list(text: str) -> tuple[str, ...]:
     if not names or unknown:
         raise argparse.ArgumentTypeError(f"stages are {','.join(STAGES)}; got {text!r}")
     return tuple(s for s in STAGES if s in names)
+
+
+def _switch_list(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = sorted(set(names) - set(AB_SWITCHES))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"switches are {','.join(AB_SWITCHES)}; got {text!r}")
+    return tuple(s for s in AB_SWITCHES if s in names)
+
+
+def ab_switches(ab: Sequence[str], monitoring: str, only_ab: bool) -> tuple[str, ...]:
+    """The switches whose on/off rounds run, in :data:`AB_SWITCHES` order: ``--ab``, plus
+    ``monitoring`` with ``--monitoring both``; ``--only-ab`` alone means monitoring, as before."""
+    chosen = set(ab)
+    if monitoring == "both" or (only_ab and not chosen):
+        chosen.add("monitoring")
+    return tuple(s for s in AB_SWITCHES if s in chosen)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespace]:
@@ -68,6 +87,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         choices=("on", "off", "both"),
         default="on",
         help="HAR_MONITORING for the server; 'both' adds interleaved on/off rounds at c=64",
+    )
+    p.add_argument(
+        "--ab",
+        type=_switch_list,
+        default=(),
+        metavar="LIST",
+        help=f"interleaved on/off rounds at c=64 of these switches, comma-separated subset of "
+        f"{','.join(AB_SWITCHES)} (--monitoring both adds monitoring)",
     )
     p.add_argument("--ab-rounds", type=int, help="on/off rounds (default 8; quick 3)")
     p.add_argument("--ab-duration", type=int, help="seconds per on/off cell (default 10; quick 5)")
@@ -115,6 +142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         stages=ns.stages,
         startups=ns.startups or (1 if ns.quick else 3),
         concurrencies=ns.concurrency,
+        ab=ab_switches(ns.ab, ns.monitoring, ns.only_ab),
     )
     return opts, ns
 
@@ -142,8 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_body, grpc_body = write_bodies(tmp, example_window())
         lua = write_wrk_script(tmp / "post.lua", json_body)
         primary = "off" if opts.monitoring == "off" else "on"
-        ab_lines: list[str] = []
-        on_off: dict[str, float] = {}
+        ab: list[AbResult] = []
         if not opts.only_ab:
             if "raw" in opts.stages:
                 print("\n1. raw model", flush=True)
@@ -171,11 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("\n6. raw model again (did the machine change during the run?)", flush=True)
                 rows += bench_raw(setup, opts, (max(RAW_BATCHES),), RAW_END_CELL)
                 print("  " + format_row_plain(rows[-1]), flush=True)
-        if opts.monitoring == "both":
-            ab_rows, ab_lines, on_off = bench_monitoring_ab(opts, setup, tmp, lua, grpc_body)
-            rows += ab_rows
+        for switch in opts.ab:
+            ab.append(bench_ab(opts, setup, tmp, lua, grpc_body, switch))
+            rows += ab[-1].rows
 
-        text = report(rows, opts, setup, primary, started, ab_lines, on_off)
+        text = report(rows, opts, setup, primary, started, ab)
         print("\n" + text)
         if opts.results is not None:
             opts.results.write_text(text)

@@ -28,6 +28,8 @@ TARGET_P50_C1_MS = 5.0
 TARGET_P99_C64_MS = {"HTTP /predict": 150.0, "gRPC Predict": 100.0}
 TARGET_RECORDING_FRACTION = 0.90
 TARGET_MONITORING_RATIO = 0.95
+#: Issue 28: keeping windows for labelling (``HAR_SAMPLE_DIR``) costs at most 5 % at c=64.
+TARGET_SAMPLING_RATIO = 0.95
 TARGET_STARTUP_S = 10.0
 CLIENT_TIMEOUT_S = 30
 #: Cell names (rows are looked up by them when targets are checked).
@@ -58,6 +60,59 @@ V2_REST_CELL = "V2 REST infer (binary tensors)"
 V2_GRPC_CELL = "V2 gRPC ModelInfer (raw_input_contents)"
 V2_CONCURRENCIES = (1, 64)
 AB_SUFFIX = "(interleaved A/B)"
+
+
+@dataclass(frozen=True)
+class AbSwitch:
+    """A feature the interleaved on/off rounds compare (``--ab``).
+
+    Attributes:
+        name: the switch (``monitoring``, ``tracing``, ``sampling``), also in the row names
+            ``"{protocol} [{name} on|off] (interleaved A/B)"``.
+        title: the report section's heading.
+        differs: how the two servers differ (Markdown, completes "Two servers run at once, ...").
+        target: the least median per-round on/off ratio per protocol at c=64 (None: no target,
+            the ratio is reported).
+        target_source: where the target comes from.
+    """
+
+    name: str
+    title: str
+    differs: str
+    target: float | None = None
+    target_source: str = ""
+
+
+#: The switches ``--ab`` can compare, in the order they run. Apart from its switch, both
+#: sides of each are the same server (monitoring on for tracing and sampling).
+AB_SWITCHES: dict[str, AbSwitch] = {
+    s.name: s
+    for s in (
+        AbSwitch(
+            "monitoring",
+            "Monitoring overhead",
+            "one with `HAR_MONITORING=1` and one with `=0`",
+            TARGET_MONITORING_RATIO,
+            "the monitoring issue",
+        ),
+        AbSwitch(
+            "tracing",
+            "Tracing overhead",
+            "both with monitoring on, one with `HAR_TRACING=1` "
+            "(`HAR_TRACING_SAMPLE_RATE=1`, every request traced, OpenTelemetry's default batch "
+            "exporter sending OTLP/HTTP to a receiver in the benchmark's process) and one with "
+            "`HAR_TRACING=0`",
+        ),
+        AbSwitch(
+            "sampling",
+            "Sampling overhead (windows kept for labelling)",
+            "both with monitoring on, one with `HAR_SAMPLE_DIR` set (default sampling settings) "
+            "and one without",
+            TARGET_SAMPLING_RATIO,
+            "issue 28",
+        ),
+    )
+}
 #: Stages ``--stages`` can pick (all by default), in the order they run.
 STAGES = ("raw", "naive", "serve", "recording", "startup")
 STARTUP_CELL = "process start → /readyz"
@@ -110,6 +165,27 @@ class Options:
     stages: tuple[str, ...] = STAGES
     startups: int = 3
     concurrencies: tuple[int, ...] = CONCURRENCIES
+    #: The switches of the interleaved on/off rounds (:data:`AB_SWITCHES`), in run order.
+    ab: tuple[str, ...] = ()
+
+
+@dataclass
+class AbResult:
+    """One switch's interleaved on/off rounds.
+
+    Attributes:
+        switch: its name (:data:`AB_SWITCHES`).
+        rows: the median row of each (protocol, side).
+        lines: the per-round Markdown table with the on/off ratio of each round.
+        paired: per protocol, the median of the per-round on/off ratios.
+        notes: what else was seen (spans received, windows kept), Markdown list items.
+    """
+
+    switch: str
+    rows: list[Row]
+    lines: list[str]
+    paired: dict[str, float]
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from tests.helpers.servers import ROOT
 from .common import (
     AB_PROTOCOLS,
     AB_SUFFIX,
+    AB_SWITCHES,
     GRPC_CELL,
     HTTP_CELL,
     NAIVE_CELL,
@@ -30,12 +31,13 @@ from .common import (
     RECORDING_WINDOWS,
     STARTUP_CELL,
     TARGET_CEILING_FRACTION,
-    TARGET_MONITORING_RATIO,
     TARGET_P50_C1_MS,
     TARGET_P99_C64_MS,
     TARGET_RECORDING_FRACTION,
     TARGET_SPEEDUP,
     TARGET_STARTUP_S,
+    AbResult,
+    AbSwitch,
     ModelSetup,
     Options,
     Row,
@@ -96,7 +98,10 @@ RAW_CEILING_CELLS = {cell for cell, _, _ in RAW_RUNTIME_CELLS}
 
 
 def targets(
-    rows: list[Row], primary: str, on_off: dict[str, float] | None = None
+    rows: list[Row],
+    primary: str,
+    on_off: dict[str, float] | None = None,
+    ab_ratios: dict[str, dict[str, float]] | None = None,
 ) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for each target.
 
@@ -106,6 +111,7 @@ def targets(
         on_off: per protocol, the median of the per-round on/off ratios of the interleaved
             rounds (:func:`ab_summary`): the monitoring targets' statistic. Without it the
             ratio of the two sides' medians stands in.
+        ab_ratios: the same for the other switches with a target (``sampling``), by switch.
     """
     out: list[tuple[str, str, bool | None]] = []
     # the ceiling: the best raw runtime at any batch size and thread count
@@ -198,27 +204,10 @@ def targets(
                 None,
             )
         )
-    for proto in AB_PROTOCOLS:
-        on = find(rows, f"{proto} [monitoring on] {AB_SUFFIX}", "c=64")
-        off = find(rows, f"{proto} [monitoring off] {AB_SUFFIX}", "c=64")
-        if on is None or off is None or not off.throughput > 0:
-            continue
-        of_medians = on.throughput / off.throughput
-        medians = f"{on.throughput:,.0f} / {off.throughput:,.0f} = {of_medians:.2f}"
-        paired = (on_off or {}).get(proto)
-        if paired is None:
-            name, text, ratio = "interleaved medians", medians, of_medians
-        else:
-            name, ratio = "median of the per-round ratios", paired
-            text = f"{paired:.2f} (ratio of the two sides' medians: {medians})"
-        out.append(
-            (
-                f"{proto} c=64 throughput with monitoring on >= "
-                f"{100 * TARGET_MONITORING_RATIO:.0f} % of off ({name})",
-                text,
-                ratio >= TARGET_MONITORING_RATIO,
-            )
-        )
+    ratios = {**(ab_ratios or {}), "monitoring": on_off or {}}
+    for switch in AB_SWITCHES.values():
+        if switch.target is not None:
+            out += ab_targets(rows, switch, ratios.get(switch.name, {}))
     start = find(rows, STARTUP_CELL, "HAR_WARMUP=background")
     if start is not None and start.p50_ms is not None:
         out.append(
@@ -226,6 +215,38 @@ def targets(
                 f"process start -> /readyz <= {TARGET_STARTUP_S:.0f} s (default warm-up)",
                 f"{start.p50_ms / 1000:.1f} s (median)",
                 start.p50_ms / 1000 <= TARGET_STARTUP_S,
+            )
+        )
+    return out
+
+
+def ab_targets(
+    rows: list[Row], switch: AbSwitch, paired: dict[str, float]
+) -> list[tuple[str, str, bool | None]]:
+    """``switch``'s target per protocol at c=64: on/off throughput >= ``switch.target``,
+    judged on ``paired`` (per protocol, the median of the per-round ratios), else on the
+    ratio of the two sides' median rows."""
+    assert switch.target is not None
+    out: list[tuple[str, str, bool | None]] = []
+    for proto in AB_PROTOCOLS:
+        on = find(rows, f"{proto} [{switch.name} on] {AB_SUFFIX}", "c=64")
+        off = find(rows, f"{proto} [{switch.name} off] {AB_SUFFIX}", "c=64")
+        if on is None or off is None or not off.throughput > 0:
+            continue
+        of_medians = on.throughput / off.throughput
+        medians = f"{on.throughput:,.0f} / {off.throughput:,.0f} = {of_medians:.2f}"
+        one = paired.get(proto)
+        if one is None:
+            name, text, ratio = "interleaved medians", medians, of_medians
+        else:
+            name, ratio = "median of the per-round ratios", one
+            text = f"{one:.2f} (ratio of the two sides' medians: {medians})"
+        out.append(
+            (
+                f"{proto} c=64 throughput with {switch.name} on >= "
+                f"{100 * switch.target:.0f} % of off ({name})",
+                text,
+                ratio >= switch.target,
             )
         )
     return out
@@ -302,21 +323,52 @@ def contention(rows: list[Row]) -> str:
     )
 
 
-def ab_section(lines: list[str], opts: Options) -> str:
-    """The monitoring on/off rounds as a Markdown section ('' when not measured)."""
+def ab_section(
+    lines: list[str],
+    opts: Options,
+    switch: str = "monitoring",
+    notes: list[str] | None = None,
+    paired: dict[str, float] | None = None,
+) -> str:
+    """One switch's on/off rounds as a Markdown section ('' when not measured): the
+    per-round table, then ``notes`` (Markdown list items) and, for a switch other than
+    monitoring (whose target is only in the targets table, as before), its target line
+    (:func:`ab_target_line` of ``paired``)."""
     if not lines:
         return ""
+    sw = AB_SWITCHES[switch]
     table = "\n".join(lines)
+    items = list(notes or [])
+    if switch != "monitoring":
+        items.append(ab_target_line(switch, paired or {}))
+    more = "".join(f"- {n}\n" for n in items)
     return f"""
-## Monitoring overhead (on vs off, interleaved)
+## {sw.title} (on vs off, interleaved)
 
-Two servers run at once, one with `HAR_MONITORING=1` and one with `=0`; each round
+Two servers run at once, {sw.differs}; each round
 loads one, then the other ({opts.ab_duration} s per cell after {opts.warmup} s of warm-up,
 order alternating between rounds), so both see the same state of the shared machine.
 Windows/s per round and the ratio measured in that round:
 
 {table}
-"""
+""" + (f"\n{more}" if more else "")
+
+
+def ab_target_line(switch: str, paired: dict[str, float]) -> str:
+    """A sentence on ``switch``'s target: met or not per protocol, or that it has none."""
+    sw = AB_SWITCHES[switch]
+    measured = ", ".join(f"{p} {paired[p]:.2f}" for p in AB_PROTOCOLS if p in paired) or "n/a"
+    if sw.target is None:
+        return f"No numeric target: median of the per-round on/off ratios {measured}."
+    verdicts = [
+        f"{p} {'met' if paired[p] >= sw.target else '**NOT met**'}"
+        for p in AB_PROTOCOLS
+        if p in paired
+    ]
+    return (
+        f"Target ({sw.target_source}): {sw.name} on/off >= {sw.target:.2f} at c=64, the median "
+        f"of the per-round ratios per protocol: {measured} ({', '.join(verdicts) or 'n/a'})."
+    )
 
 
 def report(
@@ -325,11 +377,12 @@ def report(
     setup: ModelSetup,
     primary: str,
     started: dt.datetime,
-    ab_lines: list[str] | None = None,
-    on_off: dict[str, float] | None = None,
+    ab: list[AbResult] | None = None,
 ) -> str:
-    """RESULTS.md text (``on_off``: see :func:`targets`)."""
-    items = targets(rows, primary, on_off)
+    """RESULTS.md text (``ab``: the interleaved on/off rounds of each switch measured)."""
+    ratios = {r.switch: r.paired for r in ab or []}
+    items = targets(rows, primary, ratios.get("monitoring"), ratios)
+    sections = "".join(ab_section(r.lines, opts, r.switch, r.notes, r.paired) for r in ab or [])
     lg = [r.cpu["loadgen"] for r in rows if "loadgen" in r.cpu]
     mode = "quick" if opts.quick else "full"
     naive_s = max(opts.duration, 10)
@@ -363,19 +416,24 @@ Mean batch = requests per call of the batched model method, from BentoML's
 `adaptive_batch_size` histogram. "right after c=64": BentoML's dispatcher waits for
 about as long as recent batches waited, so after heavy load single requests wait longer
 until that estimate decays (tens of seconds); the other c=1 rows are measured first.
-{contention(rows)}{ab_section(ab_lines or [], opts)}
+{contention(rows)}{sections}
 ## Targets
 
 {targets_table(items)}"""
 
 
 def ab_summary(
-    samples: dict[tuple[str, str], list[Row]], rounds: int, c: int, seconds: int
+    samples: dict[tuple[str, str], list[Row]],
+    rounds: int,
+    c: int,
+    seconds: int,
+    switch: str = "monitoring",
 ) -> tuple[list[Row], list[str], dict[str, float]]:
     """Median rows per (protocol, on/off), the per-round Markdown table with ratios, and
     per protocol the median of the per-round on/off ratios.
 
-    ``samples[(protocol, "on" | "off")]`` holds one row per round, in round order.
+    ``samples[(protocol, "on" | "off")]`` holds one row per round, in round order; the
+    rows are named ``"{protocol} [{switch} on|off] (interleaved A/B)"``.
     """
     rows: list[Row] = []
     lines = [
@@ -402,7 +460,7 @@ def ab_summary(
             cpu = {k: statistics.median(r.cpu.get(k, 0.0) for r in runs) for k in runs[0].cpu}
             rows.append(
                 Row(
-                    f"{p} [monitoring {label}] {AB_SUFFIX}",
+                    f"{p} [{switch} {label}] {AB_SUFFIX}",
                     f"c={c}",
                     statistics.median(r.throughput for r in runs),
                     statistics.median(r.p50_ms for r in runs if r.p50_ms is not None),

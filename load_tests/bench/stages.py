@@ -1,18 +1,21 @@
-"""The benchmark's stages: the naive baseline, the served cells, monitoring on vs off."""
+"""The benchmark's stages: the naive baseline, the served cells, a feature on vs off
+(monitoring, tracing, sampling)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 
 from har.http.request_body import NPY_MEDIA_TYPE
+from tests.helpers.otlp import otlp_receiver
 from tests.helpers.servers import Server, bentoml_serve, free_port, home_sharing_store, running
 
 from .cells import grpc_row, http_row, recording_row, wrk_row
@@ -28,6 +31,7 @@ from .common import (
     V2_GRPC_CELL,
     V2_GRPC_PATH,
     V2_REST_CELL,
+    AbResult,
     ModelSetup,
     Options,
     Row,
@@ -312,28 +316,150 @@ def bench_server(
 
 def bench_monitoring_ab(
     opts: Options, setup: ModelSetup, tmp: Path, lua: Path, grpc_body: Path
-) -> tuple[list[Row], list[str], dict[str, float]]:
-    """Monitoring on vs off, interleaved: two servers up at once, loaded one at a time.
+) -> AbResult:
+    """Monitoring on vs off: :func:`bench_ab` of ``monitoring``."""
+    return bench_ab(opts, setup, tmp, lua, grpc_body, "monitoring")
 
-    Both servers (``HAR_MONITORING=1`` and ``=0``) start together and stay up; each
-    round measures HTTP c=64 then gRPC c=64 on one server, then on the other (the order
-    alternates between rounds), so slow drifts of the shared machine hit both sides
-    alike. The idle server uses no measurable CPU. Returns the median rows of each side
-    and a Markdown table of every round with the per-round on/off ratios, and per
-    protocol the median of those ratios (the monitoring targets' statistic).
+
+@contextlib.contextmanager
+def ab_sides(
+    switch: str, tmp: Path
+) -> Iterator[tuple[dict[str, dict[str, str]], Callable[[Server], list[str]]]]:
+    """The settings of each side of ``switch`` (``{"on": env, "off": env}`` over
+    :func:`server_env` with monitoring on, except for the monitoring switch itself) and
+    what to say afterwards about the ``on`` server (Markdown notes; monitoring only prints,
+    as before). The tracing switch's OTLP/HTTP receiver runs in this process while the
+    block lasts."""
+    if switch == "monitoring":
+
+        def rows_profiled(server: Server) -> list[str]:
+            with contextlib.suppress(OSError, ValueError):
+                with urllib.request.urlopen(f"{server.url}/monitoring/drift", timeout=60) as r:
+                    rows_seen = json.load(r).get("rows")
+                print(f"  monitoring-on server profiled {rows_seen} rows so far", flush=True)
+            return []
+
+        yield {"on": {"HAR_MONITORING": "1"}, "off": {"HAR_MONITORING": "0"}}, rows_profiled
+    elif switch == "tracing":
+        with otlp_receiver(keep=False) as receiver:
+            me = psutil.Process()
+            cpu0 = sum(me.cpu_times()[:2])
+            on = {
+                "HAR_TRACING": "1",
+                "HAR_TRACING_SAMPLE_RATE": "1",
+                "HAR_TRACING_ENDPOINT": receiver.url,
+            }
+
+            def spans(server: Server) -> list[str]:
+                time.sleep(6)  # the exporters' last batch (OTLP batch delay: 5 s)
+                cpu = sum(me.cpu_times()[:2]) - cpu0
+                with urllib.request.urlopen(f"{server.url}/metrics", timeout=60) as r:
+                    served = requests_served(r.read().decode())
+                return tracing_notes(receiver.received, receiver.requests, cpu, served)
+
+            yield {"on": on, "off": {"HAR_TRACING": "0"}}, spans
+    elif switch == "sampling":
+        folder = tmp / "samples"
+        folder.mkdir(exist_ok=True)
+
+        def kept(server: Server) -> list[str]:
+            with urllib.request.urlopen(f"{server.url}/metrics", timeout=60) as r:
+                text = r.read().decode()
+            segments = len(list(folder.glob("*.npz")))
+            return sampling_notes(samples_kept(text), segments)
+
+        yield {"on": {"HAR_SAMPLE_DIR": str(folder)}, "off": {}}, kept
+    else:
+        raise ValueError(f"unknown on/off switch {switch!r}")
+
+
+def tracing_notes(spans: int, exports: int, receiver_cpu_s: float, requests: int) -> list[str]:
+    """What the tracing rounds' receiver saw, as Markdown notes (``requests``: /predict and
+    gRPC Predict calls the tracing-on server answered, warm-ups included)."""
+    per = f"{spans / requests:.1f}" if requests else "n/a"
+    return [
+        f"spans received from the tracing-on server: {spans:,} in {exports:,} OTLP/HTTP "
+        f"exports, for {requests:,} requests it answered (warm-ups included): {per} spans per "
+        "request (every request is traced; a lone /predict makes ~12 spans, so a lower figure "
+        "means spans were dropped on the way, e.g. by OpenTelemetry's batch processor, whose "
+        "queue holds 2,048)",
+        "the receiver (tests/helpers/otlp.py, decoding and counting each export) runs in the "
+        f"benchmark's process on the same {os.cpu_count()} cores as the servers and the load "
+        f"generators: it used {receiver_cpu_s:.1f} CPU-seconds over the rounds (a collector "
+        "elsewhere would not take them from the server)",
+    ]
+
+
+def requests_served(metrics_text: str) -> int:
+    """HTTP ``/predict`` and gRPC ``Predict`` calls answered, from a ``/metrics`` text of
+    the API service (``bentoml_service_request_total`` of service ``har``,
+    ``har_grpc_server_handled_total``)."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith("bentoml_service_request_total{"):
+            wanted = 'endpoint="/predict"' in line and 'service_name="har"' in line
+        elif line.startswith("har_grpc_server_handled_total{"):
+            wanted = 'grpc_method="Predict"' in line and "ActivityRecognition" in line
+        else:
+            continue
+        if wanted:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def samples_kept(metrics_text: str) -> dict[str, float]:
+    """``har_samples_kept_total`` by reason from a Prometheus ``/metrics`` text."""
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("har_samples_kept_total{"):
+            labels, value = line.rsplit(" ", 1)
+            reason = labels.split('reason="', 1)[1].split('"', 1)[0]
+            out[reason] = out.get(reason, 0.0) + float(value)
+    return out
+
+
+def sampling_notes(kept: dict[str, float], segments: int) -> list[str]:
+    """What the sampling-on server kept, as Markdown notes."""
+    reasons = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(kept.items())) or "none"
+    return [
+        f"windows kept by the sampling-on server: {sum(kept.values()):,.0f} ({reasons}), "
+        f"in {segments} segment files so far"
+    ]
+
+
+def bench_ab(
+    opts: Options, setup: ModelSetup, tmp: Path, lua: Path, grpc_body: Path, switch: str
+) -> AbResult:
+    """``switch`` on vs off, interleaved: two servers up at once, loaded one at a time.
+
+    Both servers (``switch`` on and off, :func:`ab_sides`) start together and stay up;
+    each round measures HTTP c=64 then gRPC c=64 on one server, then on the other (the
+    order alternates between rounds), so slow drifts of the shared machine hit both sides
+    alike. The idle server uses no measurable CPU. Returns the median rows of each side, a
+    Markdown table of every round with the per-round on/off ratios, per protocol the
+    median of those ratios (the targets' statistic), and notes on the ``on`` server.
     """
     rounds, c = opts.ab_rounds, 64
     samples: dict[tuple[str, str], list[Row]] = {}
-    print(f"\n5. monitoring on vs off, {rounds} interleaved rounds at c={c}", flush=True)
-    with contextlib.ExitStack() as stack:
-        servers = {lab: serve(stack, setup, tmp, f"ab-{lab}", lab == "on") for lab in ("on", "off")}
+    print(f"\n5. {switch} on vs off, {rounds} interleaved rounds at c={c}", flush=True)
+    with ab_sides(switch, tmp) as (env, after), contextlib.ExitStack() as stack:
+        # the monitoring servers keep their names (ab-on, ab-off)
+        names = {
+            lab: f"ab-{lab}" if switch == "monitoring" else f"ab-{switch}-{lab}" for lab in env
+        }
+        servers = {
+            lab: serve(
+                stack, setup, tmp, names[lab], switch != "monitoring" or lab == "on", env[lab]
+            )
+            for lab in ("on", "off")
+        }
         groups: dict[str, Groups] = {k: server_groups(s.pid) for k, s in servers.items()}
         resp_bytes = grpc_response_bytes(
             f"http://{servers['on'].grpc_target}{GRPC_PATH}", grpc_body
         )
         for i in range(rounds):
             for label in ("on", "off") if i % 2 == 0 else ("off", "on"):
-                s, g, tag = servers[label], groups[label], f"[monitoring {label}] round {i + 1}"
+                s, g, tag = servers[label], groups[label], f"[{switch} {label}] round {i + 1}"
                 samples.setdefault((HTTP_CELL, label), []).append(
                     http_row(f"{HTTP_CELL} {tag}", s, g, lua, c, opts.ab_duration, opts.warmup)
                 )
@@ -347,12 +473,11 @@ def bench_monitoring_ab(
                         opts.ab_duration,
                         opts.warmup,
                         resp_bytes,
-                        tmp / f"ab-h2load-{label}.log",
+                        tmp / f"ab-h2load-{names[label]}.log",
                     )
                 )
-        with contextlib.suppress(OSError, ValueError):
-            drift_url = f"{servers['on'].url}/monitoring/drift"
-            with urllib.request.urlopen(drift_url, timeout=60) as r:
-                rows_seen = json.load(r).get("rows")
-            print(f"  monitoring-on server profiled {rows_seen} rows so far", flush=True)
-    return ab_summary(samples, rounds, c, opts.ab_duration)
+        notes = after(servers["on"])
+    rows, lines, paired = ab_summary(samples, rounds, c, opts.ab_duration, switch)
+    for n in notes:
+        print(f"  {n}", flush=True)
+    return AbResult(switch, rows, lines, paired, notes)

@@ -4,7 +4,8 @@ HTTP + gRPC load in a real Prometheus, and injected gRPC faults reaching Alertma
 
 The server runs with ``HAR_TRACING=1`` (sample rate 1, its exporter pointed at
 tests/helpers/otlp.py: a receiver decoding OTLP protobuf, since no collector binary
-installs here) and ``HAR_FAULT_INJECTION=1`` (a gRPC call with ``x-har-fault`` metadata
+installs here), the served model as its own shadow (its calls are spans in the requests'
+traces) and ``HAR_FAULT_INJECTION=1`` (a gRPC call with ``x-har-fault`` metadata
 fails its model call: har/grpc/observability.py). Prometheus and Alertmanager are the
 shipped configs at a 1 s scrape and evaluation (deploy/observe.py) with one change: the
 gRPC error alert's ``for`` (5 m, tested by promtool in deploy/prometheus/tests/) is 0 here,
@@ -31,7 +32,6 @@ import yaml
 from har.v1 import har_pb2, har_pb2_grpc
 from tests.e2e.test_alerts import (
     DASHBOARD,
-    SHADOW_PANEL,
     _am_alerts,
     _observe,
     _query,
@@ -67,6 +67,7 @@ def traced(
             "HAR_TRACING_ENDPOINT": receiver.url,
             "HAR_TRACING_SAMPLE_RATE": "1",
             "HAR_FAULT_INJECTION": "1",
+            "HAR_SHADOW_MODEL_TAG": bundled_tag,
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # export every 0.2 s (default 5 s)
         }
         with bentoml_serve(env, log_dir=tmp) as server:
@@ -89,14 +90,19 @@ def _tree(spans: list[Span], root: Span, depth: int = 0) -> list[str]:
     return lines
 
 
-def _check_trace(receiver: Receiver, trace_id: str, parent: str, root_name: str) -> list[str]:
+def _check_trace(
+    receiver: Receiver, trace_id: str, parent: str, root_name: str, shadow_tag: str
+) -> list[str]:
     """The trace's spans: the server span (child of the client's ``parent``) → the model
-    call in the API worker → the model service's server span in the model worker."""
+    call in the API worker → the model service's server span in the model worker; and the
+    shadow's call of the same window, a child of the server span too (made after the
+    answer, off the response path)."""
+    wanted = {root_name, "har.model_call", "har.shadow_call"}
 
     def complete() -> list[Span]:
         spans = receiver.spans(trace_id)
         names = {s.name for s in spans}
-        return spans if {root_name, "har.model_call"} <= names and len(spans) >= 3 else []
+        return spans if wanted <= names and len(spans) >= 4 else []
 
     spans = _wait(f"the spans of {root_name}", complete, 30)
     time.sleep(1.0)  # late spans of the same trace (the model worker exports on its own)
@@ -110,11 +116,15 @@ def _check_trace(receiver: Receiver, trace_id: str, parent: str, root_name: str)
     assert model_side, _tree(spans, root)
     assert {s.service for s in model_side} == {"har-model"}
     assert all(s.kind == SERVER_KIND for s in model_side), model_side
+    (shadow,) = [s for s in spans if s.name == "har.shadow_call"]
+    assert shadow.parent_span_id == root.span_id and shadow.service == "har", _tree(spans, root)
+    assert shadow.attributes["har.model"] == "shadow" and shadow.attributes["har.rows"] == 1
+    assert shadow.attributes["har.model_tag"] == shadow_tag, shadow.attributes
     return _tree(spans, root)
 
 
 def test_one_predict_and_one_grpc_predict_export_their_span_trees(
-    traced: tuple[Server, Receiver], windows: np.ndarray
+    traced: tuple[Server, Receiver], windows: np.ndarray, bundled_tag: str
 ) -> None:
     server, receiver = traced
     trace_id, parent, header = _traceparent()
@@ -125,13 +135,15 @@ def test_one_predict_and_one_grpc_predict_export_their_span_trees(
     )
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status == 200
-    http_tree = _check_trace(receiver, trace_id, parent, "POST /predict")
+    http_tree = _check_trace(receiver, trace_id, parent, "POST /predict", bundled_tag)
 
     trace_id, parent, header = _traceparent()
     with grpc.insecure_channel(server.grpc_target) as channel:
         stub = har_pb2_grpc.ActivityRecognitionStub(channel)
         stub.Predict(_request(windows[:1]), metadata=(("traceparent", header),), timeout=60)
-    grpc_tree = _check_trace(receiver, trace_id, parent, "har.v1.ActivityRecognition/Predict")
+    grpc_tree = _check_trace(
+        receiver, trace_id, parent, "har.v1.ActivityRecognition/Predict", bundled_tag
+    )
     print("\n/predict trace:\n" + "\n".join(http_tree))
     print("gRPC Predict trace:\n" + "\n".join(grpc_tree))
 
@@ -172,9 +184,7 @@ def test_every_panel_has_data_under_http_and_grpc_load_and_grpc_faults_reach_ale
 
         def empty_panels() -> list[tuple[str, str]]:
             empty = []
-            for panel in dash["panels"]:
-                if panel["title"].startswith(SHADOW_PANEL):  # needs a shadow model
-                    continue
+            for panel in dash["panels"]:  # the shadow's panel too: this server has one
                 for target in panel["targets"]:
                     expr = target["expr"].replace("$__rate_interval", "1m")
                     if not _query(prom, expr):

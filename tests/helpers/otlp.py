@@ -4,7 +4,8 @@ No OpenTelemetry Collector (or Jaeger) binary installs on these machines, so the
 tests point ``HAR_TRACING_ENDPOINT`` at this receiver instead: an HTTP server on
 127.0.0.1 that accepts ``POST /v1/traces`` bodies in the OTLP protobuf encoding
 (``application/x-protobuf``, optionally gzip), decodes each with opentelemetry-proto's
-``ExportTraceServiceRequest`` — the message a collector decodes — and keeps the spans.
+``ExportTraceServiceRequest`` — the message a collector decodes — and keeps the spans
+(or, with ``keep=False``, for a benchmark's long runs, only counts them).
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ def _value(v: object) -> object:
     return getattr(v, which) if which else None
 
 
+def count(body: bytes) -> int:
+    """The number of spans in one ``ExportTraceServiceRequest`` (decoded, not kept)."""
+    req = ExportTraceServiceRequest()
+    req.ParseFromString(body)
+    return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+
+
 def decode(body: bytes) -> list[Span]:
     """The spans of one ``ExportTraceServiceRequest``."""
     req = ExportTraceServiceRequest()
@@ -66,18 +74,27 @@ def decode(body: bytes) -> list[Span]:
 
 
 class Receiver:
-    """The spans received so far (thread-safe) and the URL to export to."""
+    """The spans received so far (thread-safe) and the URL to export to; ``received``
+    counts them (also when they are not kept)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, keep: bool = True) -> None:
         self.url = f"http://127.0.0.1:{port}/v1/traces"
+        self.keep = keep
         self.requests = 0
+        self.received = 0
         self._spans: list[Span] = []
         self._lock = threading.Lock()
 
     def add(self, spans: list[Span]) -> None:
         with self._lock:
             self.requests += 1
+            self.received += len(spans)
             self._spans += spans
+
+    def add_count(self, n: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.received += n
 
     def spans(self, trace_id: str | None = None) -> list[Span]:
         with self._lock:
@@ -85,10 +102,11 @@ class Receiver:
 
 
 @contextmanager
-def otlp_receiver() -> Iterator[Receiver]:
-    """Serve ``POST /v1/traces`` on a free 127.0.0.1 port until the block ends."""
+def otlp_receiver(keep: bool = True) -> Iterator[Receiver]:
+    """Serve ``POST /v1/traces`` on a free 127.0.0.1 port until the block ends (``keep``:
+    keep the decoded spans, else only count them)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    receiver = Receiver(server.server_address[1])
+    receiver = Receiver(server.server_address[1], keep)
     server.receiver = receiver  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -107,7 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/traces" or "protobuf" not in self.headers.get("content-type", ""):
             self.send_error(415 if self.path == "/v1/traces" else 404)
             return
-        self.server.receiver.add(decode(body))  # type: ignore[attr-defined]
+        receiver: Receiver = self.server.receiver  # type: ignore[attr-defined]
+        if receiver.keep:
+            receiver.add(decode(body))
+        else:
+            receiver.add_count(count(body))
         answer = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")

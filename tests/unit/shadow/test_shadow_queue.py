@@ -182,3 +182,63 @@ def test_shadow_answer_is_off_without_a_shadow_and_400_for_a_bad_interval() -> N
     off = shadow_answer(None, None, None)
     assert off["status"] == "off" and off["windows"] == 0 and off["disagreement"] == {}
     assert shadow_answer(None, "yesterday-ish", None).status_code == 400
+
+
+def test_with_a_tracer_each_shadow_call_is_a_span_in_its_requests_traces() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    async def main() -> None:
+        scorer = Scorer(CARD, "t:1", model)
+        shadow = Shadow.build(
+            settings(), CARD, "t:1", CARD, "s:1", sleepy_model, metrics=False, tracer=tracer
+        )
+        scorer.infer = shadow.tap(scorer.infer)
+
+        async def request(name: str, n: int) -> None:
+            with tracer.start_as_current_span(name):
+                await scorer.predict(windows(n))
+
+        await request("first", 3)  # the shadow call starts at once, with these 3
+        await asyncio.gather(request("second", 2), request("third", 4))  # merged
+        await drained(shadow, 9)
+        await shadow.close()
+
+    asyncio.run(main())
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.name != "har.shadow_call"}
+    calls = [s for s in exporter.get_finished_spans() if s.name == "har.shadow_call"]
+    assert [dict(c.attributes or {}) for c in calls] == [
+        {"har.model": "shadow", "har.model_tag": "s:1", "har.rows": n} for n in (3, 6)
+    ]
+    first, merged = calls
+    assert first.parent is not None and first.parent.span_id == spans["first"].context.span_id
+    assert first.context.trace_id == spans["first"].context.trace_id and not first.links
+    # the merged call: child of the first request in it, linked to the other
+    assert merged.parent is not None and merged.parent.span_id == spans["second"].context.span_id
+    assert [link.context.span_id for link in merged.links] == [spans["third"].context.span_id]
+
+
+def test_without_a_tracer_no_context_is_kept() -> None:
+    async def main() -> list:
+        _, shadow = shadowed(sleepy_model)
+        x = windows(3)
+        shadow.queue.submit(x, await model(x))
+        items = list(shadow.queue._items)  # before the background task takes them
+        await drained(shadow, 3)
+        await shadow.close()
+        return items
+
+    items = asyncio.run(main())
+    assert items and all(ctx is None for _, _, ctx in items)
+
+
+async def sleepy_model(scaled: np.ndarray) -> np.ndarray:
+    """:func:`model` after 50 ms: later requests wait and are merged into one call."""
+    await asyncio.sleep(0.05)
+    return await model(scaled)
