@@ -166,8 +166,9 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
     # translation helpers
 
     def _windows(self, windows: Sequence[har_pb2.Window]) -> np.ndarray:
-        """``Window`` messages (``values`` or little-endian float32 ``packed``) as
-        ``(N, window, 6)`` float32 (units as sent)."""
+        """``Window`` messages (``values`` or little-endian float32 ``packed``) as one
+        ``(N, window, 6)`` float32 C-contiguous array (units as sent): ``Scorer.predict``'s
+        input as it is, each window's length checked here, the count and ``N >= 1`` there."""
         card = self.scorer.card
         need = card.window * card.n_channels
         out = np.empty((len(windows), need), np.float32)

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
+import numpy as np
 import orjson
 from fastapi import Query
 from pydantic import Field
@@ -202,16 +203,17 @@ class HttpApi:
         self.align_tolerance_s = align_tolerance_s
         self.registry = registry
 
-    async def predict(self, windows: object, units: Units | InputError) -> Any:
+    async def predict(self, windows: np.ndarray | InputError, units: Units | InputError) -> Any:
         """``POST /predict``: one prediction per window, in request order.
 
-        ``windows`` and ``units`` come parsed (``har/http/request_body.py``), or as the
+        ``windows`` and ``units`` come parsed (``har/http/request_body.py``: the windows as
+        one float32 array, the scorer's input as it is), or as the
         :class:`~har.domain.errors.InputError` their parsing met: answered with a 400.
         """
-        for parsed in (windows, units):
-            if isinstance(parsed, InputError):
-                return client_error(parsed)
-        assert isinstance(units, Units)
+        if isinstance(windows, InputError):
+            return client_error(windows)
+        if isinstance(units, InputError):
+            return client_error(units)
         try:
             return json_answer(
                 answers.predict_answer(self.scorer.tag, await self.scorer.predict(windows, units))

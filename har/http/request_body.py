@@ -71,28 +71,28 @@ def _out_of_range(index: tuple[int, ...], value: object) -> InputError:
 
 
 def _windows_array(windows: object) -> np.ndarray | InputError:
-    """Nested JSON lists as one float32 array (shape checked later, by the scorer).
+    """Nested JSON lists as one float32 C-contiguous array, the windows ``Scorer.predict``
+    takes (count and shape checked there).
 
     A finite number too large for float32 (or for a double) is refused here, naming
-    where it is; NaN and infinity tokens pass, for the scorer to name.
+    where it is; NaN and infinity tokens pass, for the scorer to name. An overflow shows
+    as numpy's floating-point error during the one conversion: no finiteness scan here.
     """
     try:
-        with np.errstate(over="ignore"):
+        with np.errstate(over="raise"):
+            return np.asarray(windows, dtype=np.float32)
+    except FloatingPointError:  # a finite number beyond float32: say where
+        with np.errstate(over="ignore", invalid="ignore"):
             arr = np.asarray(windows, dtype=np.float32)
+            wide = np.asarray(windows, dtype=np.float64)
+        index = tuple(int(i) for i in np.argwhere(np.isfinite(wide) & ~np.isfinite(arr))[0])
+        return _out_of_range(index, float(wide[index]))
     except (ValueError, TypeError, OverflowError) as exc:
         found = _first_non_number(windows)
         if found is not None and isinstance(found[1], OutOfRangeNumber):
             return _out_of_range(*found)
         why = f"{_path(found[0])} is {quoted(found[1])}" if found and found[0] else str(exc)
         return InputError(f"windows must be an array of numbers shaped (N, window, 6): {why}")
-    if not np.isfinite(arr).all():  # overflow to infinity, or NaN / Infinity sent as such
-        with np.errstate(over="ignore", invalid="ignore"):
-            wide = np.asarray(windows, dtype=np.float64)
-        overflow = np.argwhere(np.isfinite(wide) & ~np.isfinite(arr))
-        if len(overflow):
-            index = tuple(int(i) for i in overflow[0])
-            return _out_of_range(index, float(wide[index]))
-    return arr
 
 
 def _units(fields: object) -> Units | InputError:

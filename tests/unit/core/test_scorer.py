@@ -177,13 +177,18 @@ def test_stream_errors_name_the_chunk(values, match: str) -> None:
     "body", [None, False, 0, 1.5, "x", np.asarray(None), np.asarray(0.0), np.asarray(False)]
 )
 def test_a_scalar_instead_of_windows_is_a_client_error(body: object) -> None:
-    """The fast JSON parser hands over 0-d arrays for `"windows": null|false|0` (was a 500)."""
+    """The fast JSON parser hands over 0-d arrays for `"windows": null|false|0` (was a 500):
+    the HTTP edge's array (or its refusal), then the scorer's count and shape check."""
+    from har.http.request_body import _windows_array
 
     async def infer(x: np.ndarray) -> np.ndarray:
         return np.zeros((len(x), 2), np.float32)
 
-    with pytest.raises(InputError):
-        Scorer(make_card(["a", "b"]), "t", infer).check_windows(body)
+    parsed = _windows_array(body)
+    with pytest.raises(InputError, match=r"shape|numbers"):
+        if isinstance(parsed, InputError):
+            raise parsed
+        Scorer(make_card(["a", "b"]), "t", infer).check_windows(parsed)
 
 
 def test_scorer_applies_the_temperature_after_the_model_and_monitors_calibrated_values() -> None:
