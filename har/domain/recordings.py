@@ -213,9 +213,10 @@ def _json_lists(cells: pd.Series, name: str, column: str) -> list[list[Any]]:
     :class:`RecordingError` naming the column, never a ``RecursionError``; a number past
     a double is infinite (its sample dropped as NaN ones are), never an ``OverflowError``.
     """
-    rows = loads("[" + ",".join(cells) + "]", f"{name}: column {column}", huge=signed_infinity)
-    if isinstance(rows, InputError):
-        raise RecordingError(str(rows))
+    try:
+        rows = loads("[" + ",".join(cells) + "]", f"{name}: column {column}", huge=signed_infinity)
+    except InputError as exc:
+        raise RecordingError(str(exc)) from None
     if not all(type(row) is list for row in rows):
         raise RecordingError(f"{name}: every {column} cell must be a JSON list of numbers")
     return cast(list[list[Any]], rows)

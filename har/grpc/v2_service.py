@@ -15,18 +15,16 @@ Errors: an unknown model or version is ``NOT_FOUND``; any other mistake of the r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 
 from har.core.open_inference import Inference, InferenceModel, ModelNotFoundError, TensorHeader
-from har.domain.errors import InputError, ModelUnavailableError
+from har.domain.errors import InputError
+from har.grpc.errors import abort
 from har.oip import open_inference_grpc_pb2 as pb
 from har.oip import open_inference_grpc_pb2_grpc as pb_grpc
-
-logger = logging.getLogger(__name__)
 
 #: Fully qualified name of the service (reflection and health use it).
 V2_SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -102,7 +100,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             self.model.check_model(request.name, request.version)
         except ModelNotFoundError as exc:
-            await _abort(context, "ModelReady", exc)
+            await abort(context, "ModelReady", exc)
         return pb.ModelReadyResponse(ready=await self.model.ready())
 
     async def ServerMetadata(
@@ -118,7 +116,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             self.model.check_model(request.name, request.version)
         except ModelNotFoundError as exc:
-            await _abort(context, "ModelMetadata", exc)
+            await abort(context, "ModelMetadata", exc)
         meta = self.model.model_metadata()
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
@@ -139,7 +137,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 raise InputError("the request is not a valid inference.ModelInferRequest")
             outputs = await self.model.infer(decode_request(self.model, request))
         except Exception as exc:
-            await _abort(context, "ModelInfer", exc)
+            await abort(context, "ModelInfer", exc)
         return pb.ModelInferResponse(
             model_name=self.model.name,
             model_version=self.model.version,
@@ -152,22 +150,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             ],
             raw_output_contents=[o.raw() for o in outputs],
         )
-
-
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> NoReturn:
-    """End the call with the status of ``exc`` (``INTERNAL``, logged, for the unexpected)."""
-    if isinstance(exc, ModelNotFoundError):
-        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-    if isinstance(exc, InputError):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    if isinstance(exc, ModelUnavailableError):
-        logger.warning("gRPC %s: %s", method, exc)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is unavailable; retry shortly")
-    logger.error("gRPC %s failed", method, exc_info=exc)
-    await context.abort(
-        grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
-    )
-    raise AssertionError("unreachable: context.abort raises")
 
 
 class _Undecodable:
