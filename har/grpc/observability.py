@@ -3,7 +3,7 @@
 :class:`ObservabilityInterceptor` wraps every method of every service on the server it is
 registered with (``har.v1``, health, reflection, and any service added later), outermost,
 so that calls refused by the token check count too. Per call it records, in the metrics
-of :mod:`har.monitoring.traffic`:
+of :mod:`har.monitoring.metrics`:
 
 * ``har_grpc_server_started_total`` and, when the call ends,
   ``har_grpc_server_handled_total`` with its status code (``OK`` when the handler
@@ -40,7 +40,7 @@ from typing import Any
 import grpc
 
 from har.domain.model_call import FAULTS, INJECTED_FAULT
-from har.monitoring.traffic import UNKNOWN, GrpcMetrics
+from har.monitoring.metrics import UNKNOWN, GrpcMetrics
 
 #: The metadata key of an injected fault (read only with ``HAR_FAULT_INJECTION=1``).
 FAULT_METADATA = "x-har-fault"
@@ -178,7 +178,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Metrics and spans for every call (see the module's docstring).
 
     Args:
-        metrics: :func:`har.monitoring.traffic.grpc_metrics` (``None``: no metrics).
+        metrics: :func:`har.monitoring.metrics.grpc_metrics` (``None``: no metrics).
         tracer: an OpenTelemetry tracer (``None``: no spans).
         fault_injection: honour the ``x-har-fault`` metadata (tests only).
     """

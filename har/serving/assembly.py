@@ -36,7 +36,7 @@ from har.grpc.observability import ObservabilityInterceptor
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
 from har.http.v2 import V2Http
-from har.monitoring.traffic import SHADOW, grpc_metrics, model_call_metrics
+from har.monitoring.metrics import SHADOW, grpc_metrics, model_call_metrics
 from har.runtime import model_store
 from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
 from har.runtime.onnx_model import RuntimeChoice, choose_runtime, load_onnx

@@ -26,7 +26,7 @@ import numpy as np
 
 from har.domain.errors import ModelUnavailableError
 from har.domain.model_call import INJECTED_FAULT, Infer
-from har.monitoring.traffic import SERVED, ModelCallMetrics
+from har.monitoring.metrics import SERVED, ModelCallMetrics
 from har.serving.coalescing import Coalescer
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class ModelClient:
             are merged into one call (0: one call per caller).
         coalesce_fill: balance the merged calls under closed-loop load (har/serving/coalescing.py).
         retry_on: errors after which a call is made once more.
-        metrics: the model-call metrics (:mod:`har.monitoring.traffic`, ``model="served"``):
+        metrics: the model-call metrics (:mod:`har.monitoring.metrics`, ``model="served"``):
             each call of the model service as :func:`observed` says, the coalescer's
             wait, and the requests waiting for an answer (``har_model_callers``).
             ``None``: none recorded.

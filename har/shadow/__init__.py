@@ -30,8 +30,9 @@ import numpy as np
 from har.domain.card import ModelCard
 from har.domain.errors import InputError
 from har.domain.model_call import Infer
+from har.monitoring.metrics import shadow_metrics
 from har.settings import Settings
-from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, shadow_metrics
+from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats
 from har.shadow.queue import ShadowQueue
 from har.shadow.store import ShadowStore
 

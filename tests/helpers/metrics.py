@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from har.lifecycle.served import model_info_gauge
-from har.monitoring.metrics import get_metrics
-from har.monitoring.traffic import grpc_metrics, model_call_metrics
-from har.shadow.compare import shadow_metrics
+from har.monitoring.metrics import get_metrics, grpc_metrics, model_call_metrics, shadow_metrics
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {
     "counter": ("_total",),
