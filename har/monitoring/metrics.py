@@ -9,7 +9,8 @@ use (:func:`_once`):
   (``har.grpc.observability``) and calls of the model service (``har/serving/model_client.py``,
   the shadow);
 - the sample kept for labelling (:func:`sample_metrics`, ``har.monitoring.samples``);
-- the shadow comparison (:func:`shadow_metrics`, ``har.shadow``).
+- the shadow comparison (:func:`shadow_metrics`, ``har.shadow``);
+- the served model's identity (:func:`model_info_gauge`, ``har.lifecycle.served``).
 
 BentoML 1.4 runs ``prometheus_client`` in multiprocess mode: it sets
 ``PROMETHEUS_MULTIPROC_DIR`` in the environment of every worker it starts and
@@ -379,4 +380,20 @@ def _shadow() -> ShadowMetrics:
             "Windows waiting for the shadow model.",
             multiprocess_mode="livesum",
         ),
+    )
+
+
+def model_info_gauge() -> Any:
+    """``har_model_info{name, version, alias, run_id}`` (value 1): the served model."""
+    return _once("model_info", _model_info)
+
+
+def _model_info() -> Any:
+    from prometheus_client import Gauge
+
+    return Gauge(
+        "har_model_info",
+        "The served model (value 1): registry name, version, alias and run id.",
+        ["name", "version", "alias", "run_id"],
+        multiprocess_mode="mostrecent",
     )
