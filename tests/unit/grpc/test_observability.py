@@ -57,6 +57,7 @@ def _run(
             fake_infer,
             max_batch_size=64,
             coalesce_inflight=1,
+            coalesce_fill=True,
             metrics=model_call_metrics(),
             tracer=tracer,
             fault_injection=fault_injection,
