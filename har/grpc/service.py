@@ -36,7 +36,7 @@ from har.core.open_inference import InferenceModel
 from har.core.scorer import Scorer
 from har.domain.errors import InputError
 from har.domain.results import StreamResult
-from har.domain.timeline import check_smoothing
+from har.domain.smoothing import check_smoothing
 from har.grpc.errors import StreamLimitError, abort
 from har.grpc.messages import (  # noqa: F401  (re-exported for callers and tests)
     SERVICE_NAME,
