@@ -153,8 +153,8 @@ def json_answer(answer: Any) -> Any:
 
     Returned as a response, BentoML sends it as it is. Given the dict, it would validate
     it against the endpoint's output model, dump and serialise it with pydantic and
-    build that model's JSON schema again for the content type, on every request:
-    ~20 % of the API worker's time at 64 connections (py-spy). Same JSON either way.
+    build that model's JSON schema again for the content type, on every request (a large
+    share of the API worker's time under load: docs/performance.md). Same JSON either way.
     """
     return Response(orjson.dumps(answer), media_type="application/json")
 

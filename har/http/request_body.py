@@ -2,8 +2,7 @@
 
 BentoML's default input handling validates ``list[list[list[float]]]`` with pydantic:
 1,200 Python floats per window, each checked, before ``har.core.scorer.Scorer`` turns
-them into an array anyway (about a third of the API worker's time per request, by
-py-spy). ``har.serving.predict_input.PredictInput`` keeps the same pydantic model for the
+them into an array anyway (docs/performance.md). ``har.serving.predict_input.PredictInput`` keeps the same pydantic model for the
 OpenAPI page (schema and runnable example) but parses the body with these functions:
 
 - ``application/json`` (the default): ``{"windows": [...], "units": {...}}`` decoded

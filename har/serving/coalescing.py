@@ -11,8 +11,7 @@ batching still groups the calls of several workers and streams.
 Balanced fill (``fill=True``): with closed-loop clients the API worker and the model
 form a two-stage pipeline. Sending the first request that arrives after a large call
 returned splits the clients into a group of one and a group of all the others, and
-the two stages take turns instead of overlapping (measured at 64 connections: 58 %
-of the calls carried 1-4 windows, each worker ~55 % busy; load_tests/AB.md). So
+the two stages take turns instead of overlapping (traced in load_tests/AB.md). So
 right after a call returned, the next call waits until a third of the rows in the loop
 (the last call's plus those queued when it returned) have queued, or at most as long
 as the last call took; the groups then stay comparable. A request after a quiet spell
