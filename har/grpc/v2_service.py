@@ -81,6 +81,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, model: InferenceModel) -> None:
         self.model = model
 
+    async def _check_model(
+        self, request: Any, context: grpc.aio.ServicerContext, method: str
+    ) -> None:
+        """End the call ``NOT_FOUND`` unless ``request`` names the served model (and version)."""
+        try:
+            self.model.check_model(request.name, request.version)
+        except ModelNotFoundError as exc:
+            await abort(context, method, exc)
+
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerLiveResponse:
@@ -97,10 +106,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
         """The served model's readiness; ``NOT_FOUND`` for another name or version."""
-        try:
-            self.model.check_model(request.name, request.version)
-        except ModelNotFoundError as exc:
-            await abort(context, "ModelReady", exc)
+        await self._check_model(request, context, "ModelReady")
         return pb.ModelReadyResponse(ready=await self.model.ready())
 
     async def ServerMetadata(
@@ -113,10 +119,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         """Inputs, outputs and properties (classes, window, units) of the served model."""
-        try:
-            self.model.check_model(request.name, request.version)
-        except ModelNotFoundError as exc:
-            await abort(context, "ModelMetadata", exc)
+        await self._check_model(request, context, "ModelMetadata")
         meta = self.model.model_metadata()
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
