@@ -24,9 +24,9 @@ from har.serving.assembly import (
     api_service_config,
     configure,
     model_service_config,
-    model_worker,
 )
 from har.serving.model_client import model_ready
+from har.serving.model_worker import model_worker
 from har.serving.openapi import documented_service
 from har.serving.predict_input import predict_input
 from har.settings import get_settings
