@@ -14,7 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from har.domain.card import CANONICAL_UNITS
+from har.domain.errors import InputError
 from har.http import endpoints as web
+from har.http.errors import handle_input_error
 from har.serving import workers
 from har.serving.assembly import (
     ApiWorker,
@@ -22,16 +24,22 @@ from har.serving.assembly import (
     api_service_config,
     configure,
     model_service_config,
-    model_worker,
 )
 from har.serving.model_client import model_ready
+from har.serving.model_worker import model_worker
 from har.serving.openapi import documented_service
 from har.serving.predict_input import predict_input
 from har.settings import get_settings
 
 config = configure(get_settings())  # patches BentoML; resolves the model (har/serving/assembly.py)
 settings, shadow_tag = config.settings, config.shadow_tag
-read_api = FastAPI(title="read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
+read_api = FastAPI(
+    title="read-only endpoints",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    exception_handlers={InputError: handle_input_error},  # 4xx {"error"}: har/http/errors.py
+)
 
 
 @bentoml.service(

@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     from har.cli.lifecycle import add_model_file_arguments
     from har.domain.card import ACC_UNITS, GYRO_UNITS
-    from har.domain.timeline import SMOOTHING_METHODS
+    from har.domain.smoothing import SMOOTHING_METHODS
     from har.settings import get_settings
 
     p = argparse.ArgumentParser(prog="python -m har", description=__doc__.split("\n")[0])

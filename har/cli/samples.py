@@ -22,20 +22,6 @@ import numpy as np
 
 from har.domain.errors import InputError
 
-#: Columns of the manifest, in order (``label`` is left empty for the labeller).
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "index",
-    "time",
-    "reason",
-    "model",
-    "prediction",
-    "confidence",
-    "shadow_prediction",
-    "acc_unit",
-    "gyro_unit",
-    "label",
-)
-
 
 def manifest_path(out: Path) -> Path:
     """The CSV manifest beside an exported ``.npz``: same name, ``.csv``."""
@@ -50,7 +36,7 @@ def export(directory: Path, out: Path, since: str | None, reason: str | None) ->
         InputError: no such folder, an unknown reason, unreadable ``since``, or no windows.
     """
     from har.monitoring import store
-    from har.monitoring.samples import REASONS, read_samples
+    from har.monitoring.samples import FIELDS, REASONS, read_samples
 
     if not Path(directory).is_dir():
         raise InputError(f"no kept windows: {directory} is not a folder (HAR_SAMPLE_DIR)")
@@ -69,7 +55,7 @@ def export(directory: Path, out: Path, since: str | None, reason: str | None) ->
     np.savez(out, **arrays)
     with manifest_path(out).open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(MANIFEST_COLUMNS)
+        w.writerow(["index", *FIELDS, "label"])  # a segment's fields; label left empty
         for i in range(n):
             t = datetime.fromtimestamp(float(kept["time"][i]), UTC)
             w.writerow(

@@ -102,7 +102,8 @@ class OutputTensor:
 
 @dataclass(frozen=True)
 class Inference:
-    """A decoded inference request: the windows as sent, their units, the outputs wanted
+    """A decoded inference request: the windows as sent (float32 ``(N, window, 6)``, count and
+    shape checked by :meth:`InferenceModel.check_inputs`), their units, the outputs wanted
     (in the requested order; all of them when the request names none)."""
 
     windows: np.ndarray
@@ -241,7 +242,7 @@ class InferenceModel:
             if arr.dtype.kind not in "fiu":  # no strings, booleans or objects taken as numbers
                 raise TypeError(arr.dtype)
             with np.errstate(over="ignore"):  # beyond float32: infinity, refused by the scorer
-                arr = arr.astype(np.float32)
+                arr = arr.astype(np.float32, copy=False)
         except (ValueError, TypeError, OverflowError):
             raise InputError(
                 f"input {header.name!r}: 'data' must be numbers, row-major "
@@ -288,16 +289,17 @@ class InferenceModel:
         return tuple(names)
 
     async def infer(self, request: Inference) -> list[OutputTensor]:
-        """Score the windows through :meth:`Scorer.predict` (``/predict``'s path); the
-        requested outputs, in order.
+        """Score the windows through :meth:`Scorer.predict_checked` (``/predict``'s path after
+        its count and shape check, which :meth:`check_inputs` made); the requested outputs,
+        in order.
 
         Raises:
             InputError: NaN or infinity, units that make the values overflow.
             ModelUnavailableError: the model service cannot answer now.
         """
-        preds = await self.scorer.predict(request.windows, request.units)
+        preds = await self.scorer.predict_checked(request.windows, request.units)
         arrays: dict[str, tuple[str, np.ndarray]] = {
-            PROBABILITIES: ("FP32", np.asarray(preds.probs, np.float32)),
+            PROBABILITIES: ("FP32", preds.probs),
             ACTIVITY_ID: ("INT64", np.asarray(preds.class_ids, np.int64)),
         }
         return [OutputTensor(n, *arrays[n]) for n in request.outputs]

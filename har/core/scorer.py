@@ -1,7 +1,8 @@
 """The transport-agnostic core of the service, shared by HTTP, gRPC and offline scoring.
 
-:class:`Scorer` validates client input, converts units, applies the card's scaler,
-awaits the (batched) model and feeds monitoring. It returns the typed results of
+:class:`Scorer` counts and shape-checks client windows (decoded to float32 by each
+transport's edge), converts units, applies the card's scaler, refuses what is not finite
+(one scan), awaits the (batched) model and feeds monitoring. It returns the typed results of
 :mod:`har.domain.results`; each transport builds its own answer from them once
 (:mod:`har.core.answers` the JSON of the HTTP API and ``python -m har predict``,
 :mod:`har.grpc.service` the protobuf messages). A live sensor stream is a
@@ -21,7 +22,7 @@ from har.domain.calibration import apply_temperature
 from har.domain.card import CANONICAL_UNITS, ModelCard, Units
 from har.domain.errors import InputError
 from har.domain.model_call import Infer
-from har.domain.preprocessing import Preprocessor, Windows, check_finite
+from har.domain.preprocessing import SCALED, Preprocessor, Windows, check_finite
 from har.domain.recordings import Recording
 from har.domain.results import Predictions, RecordingResult, StreamResult
 from har.domain.streaming import StreamWindower
@@ -104,17 +105,34 @@ class Scorer:
         sequence_key: str | None = None,
         units: Units | None = None,
     ) -> Predictions:
-        """Scale canonical windows ``(N, window, 6)``, run the model, record them for monitoring.
+        """Scale canonical windows ``(N, window, 6)`` float32 cut by the service (a recording's,
+        a stream's), run the model, record them for monitoring.
 
         Args:
             sequence_key: windows sharing a key are consecutive (a recording, a stream);
                 monitoring counts flips between them.
             units: the units the client declared (kept with sampled windows; ``None``: not
                 known here).
+
+        Raises:
+            InputError: a value that overflows float32 once scaled.
         """
         scaled = self.pre.scale(canonical)
-        check_finite(scaled, self.card.channels, "after unit conversion and scaling")
-        probs = np.asarray(await self.infer(scaled), np.float32)
+        check_finite(scaled, self.card.channels, SCALED)
+        return await self._infer(canonical, scaled, sequence_key=sequence_key, units=units)
+
+    async def _infer(
+        self,
+        canonical: np.ndarray,
+        scaled: np.ndarray,
+        *,
+        sequence_key: str | None = None,
+        units: Units | None = None,
+    ) -> Predictions:
+        """Run the model on validated ``scaled`` windows; feed monitoring and the sample the
+        ``canonical`` ones. The model's ``(N, n_classes)`` float32 probabilities are taken as
+        they come (:data:`~har.domain.model_call.Infer`'s contract), calibrated when asked."""
+        probs = await self.infer(scaled)
         if self.temperature is not None:
             probs = apply_temperature(probs, self.temperature)
         if self.monitor is not None:
@@ -125,28 +143,46 @@ class Scorer:
             probs, self.card.classes, calibrated=self.temperature is not None
         )
 
-    def check_windows(self, windows: object, units: Units = CANONICAL_UNITS) -> np.ndarray:
-        """Client windows ``(N, window, 6)`` in ``units`` -> validated canonical float32.
+    def check_windows(self, windows: np.ndarray) -> None:
+        """Raise unless a client's windows are at most ``max_windows``, shaped ``(N, window, 6)``.
+
+        Args:
+            windows: as a transport's edge decodes them (an array; a JSON scalar in place of
+                the windows arrives as a 0-d array).
 
         Raises:
-            InputError: too many windows, wrong shape, non-numbers, NaN or infinity.
+            InputError: too many windows, or the wrong shape.
         """
-        # a 0-d array (the fast JSON parser's `"windows": null`) has no length: the shape
-        # check below names the problem
-        sized = isinstance(windows, list | tuple) or (
-            isinstance(windows, np.ndarray) and windows.ndim > 0
-        )
-        n = len(windows) if sized else None  # type: ignore[arg-type]
-        if n is not None and n > self.max_windows:
+        if windows.ndim > 0 and len(windows) > self.max_windows:
             raise InputError(
-                f"too many windows in one request: {n} (at most {self.max_windows}); "
+                f"too many windows in one request: {len(windows)} (at most {self.max_windows}); "
                 "split the request or use /predict_recording"
             )
-        return self.pre.check_windows(windows, units)
+        self.pre.check_shape(windows)
 
-    async def predict(self, windows: object, units: Units = CANONICAL_UNITS) -> Predictions:
-        """One prediction per client window, in request order."""
-        return await self.score(self.check_windows(windows, units), units=units)
+    async def predict(self, windows: np.ndarray, units: Units = CANONICAL_UNITS) -> Predictions:
+        """One prediction per client window, in request order (``POST /predict``, gRPC ``Predict``).
+
+        Args:
+            windows: float32 (C-contiguous) in ``units``, as the transport's edge decoded them
+                (``har.http.request_body``, ``har.grpc.service``): counted and shape-checked
+                here (:meth:`check_windows`), never cast again.
+            units: the units the client declared.
+
+        Raises:
+            InputError: too many windows, the wrong shape, NaN or infinity (as sent, after
+                the unit conversion or after scaling).
+        """
+        self.check_windows(windows)
+        return await self.predict_checked(windows, units)
+
+    async def predict_checked(
+        self, windows: np.ndarray, units: Units = CANONICAL_UNITS
+    ) -> Predictions:
+        """:meth:`predict` for windows whose count and shape the edge has checked already (the
+        Open Inference Protocol's ``InferenceModel.check_inputs``, before reading the data)."""
+        canonical, scaled = self.pre.model_input(windows, units)
+        return await self._infer(canonical, scaled, units=units)
 
     async def predict_recording(
         self, rec: Recording, smoothing: str | None = None

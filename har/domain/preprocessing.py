@@ -222,11 +222,17 @@ def make_windows(segments: list[Segment], window: int, hop: int, rate_hz: float)
 
 
 def scale(windows: np.ndarray, scaler: Scaler) -> np.ndarray:
-    """Z-score ``(..., 6)`` canonical samples with the card's scaler (float32)."""
+    """Z-score ``(..., 6)`` canonical samples with the card's scaler: a new float32 array
+    (one allocation; values too large for float32 become infinity, for the caller to refuse)."""
     mean, sd = scaler.arrays()
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = (np.asarray(windows, np.float32) - mean) / sd
-    return cast(np.ndarray, scaled.astype(np.float32, copy=False))
+        scaled = np.subtract(windows, mean, dtype=np.float32)
+        np.divide(scaled, sd, out=scaled)
+    return cast(np.ndarray, scaled)
+
+
+#: What :func:`check_finite` says of values that overflow in the model's input.
+SCALED = "after unit conversion and scaling"
 
 
 def check_finite(windows: np.ndarray, channels: Sequence[str], when: str) -> None:
@@ -301,11 +307,26 @@ class Preprocessor:
         """Scaled float32 model input from canonical windows ``(N, window, 6)``."""
         return scale(windows, self.card.scaler)
 
+    def check_shape(self, windows: np.ndarray) -> None:
+        """Raise :class:`InputError` unless ``windows`` is ``(N, window, 6)`` with ``N >= 1``."""
+        want = (self.card.window, self.card.n_channels)
+        if windows.ndim != 3 or windows.shape[1:] != want or windows.shape[0] == 0:
+            raise InputError(
+                f"windows must have shape (N, {want[0]}, {want[1]}) with N >= 1 "
+                f"(time-major: {self.card.window} samples of {self.card.channels}), got "
+                f"{tuple(windows.shape)}"
+            )
+
     def check_windows(self, windows: object, units: Units = CANONICAL_UNITS) -> np.ndarray:
-        """Validate client windows and return them in canonical units, ``(N, window, 6)`` float32.
+        """Windows read from a file (evaluation or reference data), validated and in canonical
+        units: ``(N, window, 6)`` float32.
+
+        The edge for arrays that do not come through a transport (any real dtype, or nested
+        lists): cast once, shape checked, one finiteness scan on the happy path.
 
         Raises:
-            InputError: wrong shape, non-numbers, NaN or infinity.
+            InputError: wrong shape, non-numbers, NaN or infinity (as given, or after
+                conversion from ``units``).
         """
         try:
             arr = np.asarray(windows, dtype=np.float32)
@@ -314,21 +335,52 @@ class Preprocessor:
                 f"windows must be an array of numbers shaped (N, {self.card.window}, "
                 f"{self.card.n_channels}), every window the same shape"
             ) from None
-        want = (self.card.window, self.card.n_channels)
-        if arr.ndim != 3 or arr.shape[1:] != want or arr.shape[0] == 0:
-            raise InputError(
-                f"windows must have shape (N, {want[0]}, {want[1]}) with N >= 1 "
-                f"(time-major: {self.card.window} samples of {self.card.channels}), got "
-                f"{tuple(arr.shape)}"
-            )
+        self.check_shape(arr)
+        canonical = self._canonical(arr, units)
+        if not np.isfinite(canonical).all():
+            self._refuse_non_finite(arr, canonical, units)
+        return canonical
+
+    def model_input(self, windows: np.ndarray, units: Units) -> tuple[np.ndarray, np.ndarray]:
+        """A client's windows as ``(canonical, scaled)``, both ``(N, window, 6)`` float32.
+
+        Args:
+            windows: float32, shape already checked (:meth:`check_shape`), in ``units``:
+                as a transport's edge decodes them (``har.http.request_body``,
+                ``har.grpc.service``, ``har.core.open_inference``); not cast again here.
+            units: the units the client declared.
+
+        One finiteness scan (of ``scaled``) on the happy path: a NaN or infinity sent, or
+        produced by the unit conversion, survives the scaling, so only a refusal looks
+        further, to name the first stage where a value stopped being finite.
+
+        Raises:
+            InputError: NaN or infinity as sent, after the unit conversion, or after scaling.
+        """
+        canonical = self._canonical(windows, units)
+        scaled = self.scale(canonical)
+        if not np.isfinite(scaled).all():
+            self._refuse_non_finite(windows, canonical, units)
+            check_finite(scaled, self.card.channels, SCALED)
+        return canonical, scaled
+
+    def _canonical(self, arr: np.ndarray, units: Units) -> np.ndarray:
+        """``arr`` itself in canonical units, else converted (a new float32 array)."""
+        if units.is_canonical:
+            return arr
+        with np.errstate(over="ignore"):
+            return arr * unit_factors(units).astype(np.float32)
+
+    def _refuse_non_finite(self, arr: np.ndarray, canonical: np.ndarray, units: Units) -> None:
+        """Raise for the first NaN/infinity of the windows as sent, else of ``canonical``
+        (after the conversion from ``units``); return when both are finite."""
         if not np.isfinite(arr).all():
             bad = np.argwhere(~np.isfinite(arr))[0]
             raise InputError(
                 f"windows contain NaN or infinity (first at window {bad[0]}, sample {bad[1]}, "
                 f"channel {self.card.channels[bad[2]]})"
             )
-        if not units.is_canonical:
-            with np.errstate(over="ignore"):
-                arr = arr * unit_factors(units).astype(np.float32)
-            check_finite(arr, self.card.channels, f"after conversion from {units.acc}/{units.gyro}")
-        return arr
+        if canonical is not arr:
+            check_finite(
+                canonical, self.card.channels, f"after conversion from {units.acc}/{units.gyro}"
+            )

@@ -85,13 +85,13 @@ def _table(source: Source, *, text: bool = True) -> pd.DataFrame:
     """CSV or Excel (by content: xlsx files are zip archives) into a DataFrame.
 
     ``text=True`` keeps every cell as a string (Garmin's JSON lists); ``text=False``
-    lets pandas' C parser read numbers directly, which is ~10x faster on large
-    numeric recordings (columns that are not all numbers stay text).
+    lets pandas' C parser read numbers directly, much faster on large numeric recordings
+    (columns that are not all numbers stay text).
 
     Spaces around a cell are ignored either way: with ``text=False`` the C parser reads
     ``" 1.5 "`` as a number, and ``pd.to_numeric`` / ``pd.to_datetime`` ignore them in
-    a text column, so ``skipinitialspace`` (a quarter of the read: ~20 ms of ~75 for
-    an hour at 50 Hz) is only needed for text.
+    a text column, so ``skipinitialspace`` (a noticeable part of the read) is only
+    needed for text.
     """
     dtype = str if text else None
     data = _raw_bytes(source)
@@ -213,9 +213,10 @@ def _json_lists(cells: pd.Series, name: str, column: str) -> list[list[Any]]:
     :class:`RecordingError` naming the column, never a ``RecursionError``; a number past
     a double is infinite (its sample dropped as NaN ones are), never an ``OverflowError``.
     """
-    rows = loads("[" + ",".join(cells) + "]", f"{name}: column {column}", huge=signed_infinity)
-    if isinstance(rows, InputError):
-        raise RecordingError(str(rows))
+    try:
+        rows = loads("[" + ",".join(cells) + "]", f"{name}: column {column}", huge=signed_infinity)
+    except InputError as exc:
+        raise RecordingError(str(exc)) from None
     if not all(type(row) is list for row in rows):
         raise RecordingError(f"{name}: every {column} cell must be a JSON list of numbers")
     return cast(list[list[Any]], rows)

@@ -60,8 +60,8 @@ def loads(
     hint: str = "",
     huge: Callable[[str], Any] = OutOfRangeNumber,
 ) -> Any:
-    """JSON as Python values, or an :class:`InputError` naming the problem (``what`` is
-    the thing read, ``hint`` follows the nesting limit in its message).
+    """JSON as Python values (``what`` is the thing read, ``hint`` follows the nesting limit
+    in a refusal's message).
 
     orjson first. Whatever it refuses is read again by the standard library, so that
     ``NaN`` / ``Infinity`` tokens parse (the client then hears that its values are not
@@ -73,11 +73,11 @@ def loads(
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if is_depth_error(exc):
-            return too_deep(what, hint)
+            raise too_deep(what, hint) from None
     try:
         number = partial(_number, huge=huge)
         return json.loads(data, parse_int=number, parse_float=number)
     except RecursionError:
-        return too_deep(what, hint)
+        raise too_deep(what, hint) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        return InputError(f"{what} is not valid JSON: {exc}")
+        raise InputError(f"{what} is not valid JSON: {exc}") from None

@@ -3,7 +3,7 @@
 :class:`ObservabilityInterceptor` wraps every method of every service on the server it is
 registered with (``har.v1``, health, reflection, and any service added later), outermost,
 so that calls refused by the token check count too. Per call it records, in the metrics
-of :mod:`har.monitoring.traffic`:
+of :mod:`har.monitoring.metrics`:
 
 * ``har_grpc_server_started_total`` and, when the call ends,
   ``har_grpc_server_handled_total`` with its status code (``OK`` when the handler
@@ -33,14 +33,14 @@ the servicer's own error handling (a ``StreamPredict`` fails at its first window
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import grpc
 
 from har.domain.model_call import FAULTS, INJECTED_FAULT
-from har.monitoring.traffic import UNKNOWN, GrpcMetrics
+from har.monitoring.metrics import UNKNOWN, GrpcMetrics
 
 #: The metadata key of an injected fault (read only with ``HAR_FAULT_INJECTION=1``).
 FAULT_METADATA = "x-har-fault"
@@ -70,6 +70,35 @@ def split_method(path: str) -> tuple[str, str]:
     if not sep or not service or not method:
         return UNKNOWN, UNKNOWN
     return service, method
+
+
+@contextmanager
+def _accounted(call: _Call, context: grpc.aio.ServicerContext) -> Iterator[None]:
+    """One call's span, counts and duration around its handler, with the call's injected
+    fault (if any) set for the handler's model calls; ends the call with the handler's
+    status (an exception's, else the context's)."""
+    with call.span() as span:
+        call.begin()
+        token = INJECTED_FAULT.set(call.fault) if call.fault else None
+        try:
+            yield
+        except BaseException as exc:
+            call.end(status_of(context, exc), span)
+            raise
+        finally:
+            if token is not None:
+                INJECTED_FAULT.reset(token)
+        call.end(status_of(context, None), span)
+
+
+def _handler(make: Callable[..., Any], behaviour: Any, handler: Any) -> Any:
+    """``make`` (a ``grpc.*_rpc_method_handler``) of ``behaviour`` with ``handler``'s
+    (de)serializers."""
+    return make(
+        behaviour,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def status_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
@@ -178,7 +207,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Metrics and spans for every call (see the module's docstring).
 
     Args:
-        metrics: :func:`har.monitoring.traffic.grpc_metrics` (``None``: no metrics).
+        metrics: :func:`har.monitoring.metrics.grpc_metrics` (``None``: no metrics).
         tracer: an OpenTelemetry tracer (``None``: no spans).
         fault_injection: honour the ``x-har-fault`` metadata (tests only).
     """
@@ -239,60 +268,33 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_out(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 call = new_call()
-                with call.span() as span:
-                    call.begin()
-                    token = INJECTED_FAULT.set(call.fault) if call.fault else None
-                    try:
-                        if rs and call.received is not None:
-                            request = call.counted(request)
-                        result = await behaviour(request, context)
-                    except BaseException as exc:
-                        call.end(status_of(context, exc), span)
-                        raise
-                    finally:
-                        if token is not None:
-                            INJECTED_FAULT.reset(token)
-                    call.end(status_of(context, None), span)
-                    return result
+                with _accounted(call, context):
+                    if rs and call.received is not None:
+                        request = call.counted(request)
+                    return await behaviour(request, context)
 
-            make = (
+            unary = (
                 grpc.stream_unary_rpc_method_handler if rs else grpc.unary_unary_rpc_method_handler
             )
-            return make(
-                unary_out,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return _handler(unary, unary_out, handler)
 
         behaviour = handler.stream_stream if rs else handler.unary_stream
 
         async def stream_out(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = new_call()
-            with call.span() as span:
-                call.begin()
-                token = INJECTED_FAULT.set(call.fault) if call.fault else None
-                try:
-                    if rs and call.received is not None:
-                        request = call.counted(request)
-                    replies = behaviour(request, context)
-                    if hasattr(replies, "__aiter__"):
-                        async for message in replies:
-                            if call.sent is not None:
-                                call.sent.inc()
-                            yield message
-                    else:  # a coroutine that writes with context.write() (not counted)
-                        await replies
-                except BaseException as exc:
-                    call.end(status_of(context, exc), span)
-                    raise
-                finally:
-                    if token is not None:
-                        INJECTED_FAULT.reset(token)
-                call.end(status_of(context, None), span)
+            with _accounted(call, context):
+                if rs and call.received is not None:
+                    request = call.counted(request)
+                replies = behaviour(request, context)
+                if hasattr(replies, "__aiter__"):
+                    async for message in replies:
+                        if call.sent is not None:
+                            call.sent.inc()
+                        yield message
+                else:  # a coroutine that writes with context.write() (not counted)
+                    await replies
 
-        make = grpc.stream_stream_rpc_method_handler if rs else grpc.unary_stream_rpc_method_handler
-        return make(
-            stream_out,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        streaming = (
+            grpc.stream_stream_rpc_method_handler if rs else grpc.unary_stream_rpc_method_handler
         )
+        return _handler(streaming, stream_out, handler)

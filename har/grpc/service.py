@@ -13,9 +13,9 @@ on BentoML's event loop, and stops it on shutdown::
     ...
     await stop_grpc_server(grpc_server)
 
-Errors: :class:`~har.domain.errors.InputError` (the client's mistake) becomes
-``INVALID_ARGUMENT`` with its message; anything else is logged with its traceback
-and becomes ``INTERNAL``.
+Errors: raised, and mapped to status codes once, by :func:`har.grpc.errors.abort`
+(:class:`~har.domain.errors.InputError`, the client's mistake, is ``INVALID_ARGUMENT`` with
+its message; anything unexpected is logged with its traceback and is ``INTERNAL``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import NoReturn, cast
+from typing import cast
 
 import grpc
 import numpy as np
@@ -34,9 +34,10 @@ from grpc_reflection.v1alpha import reflection
 
 from har.core.open_inference import InferenceModel
 from har.core.scorer import Scorer
-from har.domain.errors import InputError, ModelUnavailableError
+from har.domain.errors import InputError
 from har.domain.results import StreamResult
-from har.domain.timeline import check_smoothing
+from har.domain.smoothing import check_smoothing
+from har.grpc.errors import StreamLimitError, abort
 from har.grpc.messages import (  # noqa: F401  (re-exported for callers and tests)
     SERVICE_NAME,
     Undecodable,
@@ -51,10 +52,6 @@ from har.grpc.v2_service import add_inference_servicer
 from har.v1 import har_pb2, har_pb2_grpc
 
 logger = logging.getLogger(__name__)
-
-
-class StreamLimitError(Exception):
-    """A stream went past ``HAR_STREAM_IDLE_TIMEOUT_S`` or ``HAR_STREAM_MAX_DURATION_S``."""
 
 
 class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
@@ -96,7 +93,7 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
                 model=self.scorer.tag, predictions=prediction_messages(preds)
             )
         except Exception as exc:
-            await _abort(context, "Predict", exc)
+            await abort(context, "Predict", exc)
 
     async def StreamPredict(
         self,
@@ -130,7 +127,7 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
                 summary = summary_message(timeline, session.windows)
                 yield har_pb2.WindowPrediction(model=self.scorer.tag, summary=summary)
         except Exception as exc:
-            await _abort(context, "StreamPredict", exc)
+            await abort(context, "StreamPredict", exc)
 
     async def GetModel(
         self, request: har_pb2.GetModelRequest, context: grpc.aio.ServicerContext
@@ -166,8 +163,9 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
     # translation helpers
 
     def _windows(self, windows: Sequence[har_pb2.Window]) -> np.ndarray:
-        """``Window`` messages (``values`` or little-endian float32 ``packed``) as
-        ``(N, window, 6)`` float32 (units as sent)."""
+        """``Window`` messages (``values`` or little-endian float32 ``packed``) as one
+        ``(N, window, 6)`` float32 C-contiguous array (units as sent): ``Scorer.predict``'s
+        input as it is, each window's length checked here, the count and ``N >= 1`` there."""
         card = self.scorer.card
         need = card.window * card.n_channels
         out = np.empty((len(windows), need), np.float32)
@@ -214,22 +212,6 @@ class ActivityRecognitionServicer(har_pb2_grpc.ActivityRecognitionServicer):
                 )
             )
         ]
-
-
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> NoReturn:
-    """End the call: ``INVALID_ARGUMENT`` for an :class:`InputError`, else ``INTERNAL``."""
-    if isinstance(exc, ModelUnavailableError):
-        logger.warning("gRPC %s: %s", method, exc)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is unavailable; retry shortly")
-    if isinstance(exc, StreamLimitError):
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-    if isinstance(exc, InputError):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    logger.error("gRPC %s failed", method, exc_info=exc)
-    await context.abort(
-        grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
-    )
-    raise AssertionError("unreachable: context.abort raises")
 
 
 @dataclass
@@ -338,6 +320,7 @@ __all__ = [
     "SERVICE_NAME",
     "ActivityRecognitionServicer",
     "GrpcServer",
+    "StreamLimitError",
     "prediction_messages",
     "start_grpc_server",
     "stop_grpc_server",

@@ -15,18 +15,16 @@ Errors: an unknown model or version is ``NOT_FOUND``; any other mistake of the r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 
 from har.core.open_inference import Inference, InferenceModel, ModelNotFoundError, TensorHeader
-from har.domain.errors import InputError, ModelUnavailableError
+from har.domain.errors import InputError
+from har.grpc.errors import abort
 from har.oip import open_inference_grpc_pb2 as pb
 from har.oip import open_inference_grpc_pb2_grpc as pb_grpc
-
-logger = logging.getLogger(__name__)
 
 #: Fully qualified name of the service (reflection and health use it).
 V2_SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -83,6 +81,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, model: InferenceModel) -> None:
         self.model = model
 
+    async def _check_model(
+        self, request: Any, context: grpc.aio.ServicerContext, method: str
+    ) -> None:
+        """End the call ``NOT_FOUND`` unless ``request`` names the served model (and version)."""
+        try:
+            self.model.check_model(request.name, request.version)
+        except ModelNotFoundError as exc:
+            await abort(context, method, exc)
+
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerLiveResponse:
@@ -99,10 +106,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
         """The served model's readiness; ``NOT_FOUND`` for another name or version."""
-        try:
-            self.model.check_model(request.name, request.version)
-        except ModelNotFoundError as exc:
-            await _abort(context, "ModelReady", exc)
+        await self._check_model(request, context, "ModelReady")
         return pb.ModelReadyResponse(ready=await self.model.ready())
 
     async def ServerMetadata(
@@ -115,10 +119,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         """Inputs, outputs and properties (classes, window, units) of the served model."""
-        try:
-            self.model.check_model(request.name, request.version)
-        except ModelNotFoundError as exc:
-            await _abort(context, "ModelMetadata", exc)
+        await self._check_model(request, context, "ModelMetadata")
         meta = self.model.model_metadata()
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
@@ -139,7 +140,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 raise InputError("the request is not a valid inference.ModelInferRequest")
             outputs = await self.model.infer(decode_request(self.model, request))
         except Exception as exc:
-            await _abort(context, "ModelInfer", exc)
+            await abort(context, "ModelInfer", exc)
         return pb.ModelInferResponse(
             model_name=self.model.name,
             model_version=self.model.version,
@@ -152,22 +153,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             ],
             raw_output_contents=[o.raw() for o in outputs],
         )
-
-
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> NoReturn:
-    """End the call with the status of ``exc`` (``INTERNAL``, logged, for the unexpected)."""
-    if isinstance(exc, ModelNotFoundError):
-        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-    if isinstance(exc, InputError):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    if isinstance(exc, ModelUnavailableError):
-        logger.warning("gRPC %s: %s", method, exc)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is unavailable; retry shortly")
-    logger.error("gRPC %s failed", method, exc_info=exc)
-    await context.abort(
-        grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
-    )
-    raise AssertionError("unreachable: context.abort raises")
 
 
 class _Undecodable:

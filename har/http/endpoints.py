@@ -1,4 +1,4 @@
-"""HTTP-only pieces of the service that do not need BentoML: body limits, uploads, errors."""
+"""HTTP-only pieces of the service that do not need BentoML: body limits, uploads, answers."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
+import numpy as np
 import orjson
 from fastapi import Query
 from pydantic import Field
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from har.core import answers
 from har.core.scorer import Scorer
 from har.domain.card import Units
 from har.domain.errors import InputError
 from har.domain.recordings import Recording, read_csv_recording, read_garmin_pair
+from har.http.errors import RequestError
 
 if TYPE_CHECKING:
     from har.shadow import Shadow
@@ -151,35 +153,32 @@ def json_answer(answer: Any) -> Any:
 
     Returned as a response, BentoML sends it as it is. Given the dict, it would validate
     it against the endpoint's output model, dump and serialise it with pydantic and
-    build that model's JSON schema again for the content type, on every request:
-    ~20 % of the API worker's time at 64 connections (py-spy). Same JSON either way.
+    build that model's JSON schema again for the content type, on every request (a large
+    share of the API worker's time under load: docs/performance.md). Same JSON either way.
     """
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-def client_error(exc: Exception | str, status: int = 400) -> Any:
-    """The JSON answer to a client's mistake: ``{"error": message}`` with a 4xx status."""
-    return JSONResponse(answers.error_answer(str(exc)), status_code=status)
-
-
 def shadow_answer(shadow: Shadow | None, since: str | None, until: str | None) -> Any:
     """``GET /monitoring/shadow``: the comparison over the ISO 8601 interval (``off`` without
-    a shadow); a 400 ``{"error"}`` for an unreadable interval."""
+    a shadow).
+
+    Raises:
+        InputError: an unreadable interval (400).
+    """
     from har.monitoring.store import parse_interval
     from har.shadow.compare import off_answer
 
-    try:
-        start, end = parse_interval(since, until)
-    except InputError as exc:
-        return client_error(exc)
+    start, end = parse_interval(since, until)
     return off_answer() if shadow is None else shadow.answer(start, end)
 
 
 class HttpApi:
     """What the HTTP endpoints do, behind the signatures ``service.py`` declares.
 
-    Each method answers the endpoint's JSON (:mod:`har.core.answers`) or, for a client's
-    mistake (:class:`~har.domain.errors.InputError`), ``{"error": message}`` with a 4xx.
+    Each method answers the endpoint's JSON (:mod:`har.core.answers`) or raises the client's
+    mistake (:class:`~har.domain.errors.InputError`), answered ``{"error": message}`` with a
+    4xx by :mod:`har.http.errors`.
 
     Args:
         scorer: the transport-agnostic core.
@@ -202,22 +201,17 @@ class HttpApi:
         self.align_tolerance_s = align_tolerance_s
         self.registry = registry
 
-    async def predict(self, windows: object, units: Units | InputError) -> Any:
+    async def predict(self, windows: np.ndarray, units: Units) -> Any:
         """``POST /predict``: one prediction per window, in request order.
 
-        ``windows`` and ``units`` come parsed (``har/http/request_body.py``), or as the
-        :class:`~har.domain.errors.InputError` their parsing met: answered with a 400.
+        ``windows`` and ``units`` come parsed (``har/http/request_body.py``: the windows as
+        one float32 array, the scorer's input as it is).
+
+        Raises:
+            InputError: too many windows, the wrong shape, values that are not finite.
         """
-        for parsed in (windows, units):
-            if isinstance(parsed, InputError):
-                return client_error(parsed)
-        assert isinstance(units, Units)
-        try:
-            return json_answer(
-                answers.predict_answer(self.scorer.tag, await self.scorer.predict(windows, units))
-            )
-        except InputError as exc:
-            return client_error(exc)
+        preds = await self.scorer.predict(windows, units)
+        return json_answer(answers.predict_answer(self.scorer.tag, preds))
 
     async def predict_recording(
         self,
@@ -229,20 +223,21 @@ class HttpApi:
         smoothing: str | None = None,
     ) -> Any:
         """``POST /predict_recording``: windows, segments and seconds per activity
-        (``smoothing``: the timeline's method, default the scorer's)."""
-        try:
-            rec = await asyncio.to_thread(
-                read_upload,
-                file,
-                accelerometer,
-                gyroscope,
-                acc_unit,
-                gyro_unit,
-                tolerance_s=self.align_tolerance_s,
-            )
-            result = await self.scorer.predict_recording(rec, smoothing)
-        except InputError as exc:
-            return client_error(exc)
+        (``smoothing``: the timeline's method, default the scorer's).
+
+        Raises:
+            InputError: unreadable, too short or too long uploads, unknown units or smoothing.
+        """
+        rec = await asyncio.to_thread(
+            read_upload,
+            file,
+            accelerometer,
+            gyroscope,
+            acc_unit,
+            gyro_unit,
+            tolerance_s=self.align_tolerance_s,
+        )
+        result = await self.scorer.predict_recording(rec, smoothing)
         return json_answer(answers.recording_answer(self.scorer.tag, result))
 
     def model(self) -> answers.JSON:
@@ -261,25 +256,25 @@ class HttpApi:
         cached by the monitor) over the ISO 8601 interval."""
         from starlette.responses import HTMLResponse
 
-        answer = await self._monitoring("report_html", since, until)
-        return HTMLResponse(answer) if isinstance(answer, str) else answer
+        return HTMLResponse(await self._monitoring("report_html", since, until))
 
     async def _monitoring(self, method: str, since: str | None, until: str | None) -> Any:
-        """``monitor.<method>(start, end)`` in a thread, or the 4xx answer: 404 when
-        monitoring is off or the monitor cannot answer (no reference profile), 400 for
-        an unreadable interval."""
+        """``monitor.<method>(start, end)`` in a thread.
+
+        Raises:
+            RequestError: 404, monitoring is off or the monitor cannot answer (no reference
+                profile).
+            InputError: an unreadable interval (400).
+        """
         if self.monitor is None:
-            return client_error("monitoring is disabled (HAR_MONITORING=0)", 404)
+            raise RequestError("monitoring is disabled (HAR_MONITORING=0)", 404)
         from har.monitoring import parse_interval
 
-        try:
-            start, end = parse_interval(since, until)
-        except InputError as exc:
-            return client_error(exc)
+        start, end = parse_interval(since, until)
         try:
             return await asyncio.to_thread(getattr(self.monitor, method), start, end)
         except InputError as exc:
-            return client_error(exc, 404)
+            raise RequestError(str(exc), 404) from None
 
 
 def _named(path: Path, label: str) -> io.BytesIO:

@@ -2,8 +2,7 @@
 
 BentoML's default input handling validates ``list[list[list[float]]]`` with pydantic:
 1,200 Python floats per window, each checked, before ``har.core.scorer.Scorer`` turns
-them into an array anyway (about a third of the API worker's time per request, by
-py-spy). ``har.serving.predict_input.PredictInput`` keeps the same pydantic model for the
+them into an array anyway (docs/performance.md). ``har.serving.predict_input.PredictInput`` keeps the same pydantic model for the
 OpenAPI page (schema and runnable example) but parses the body with these functions:
 
 - ``application/json`` (the default): ``{"windows": [...], "units": {...}}`` decoded
@@ -17,9 +16,8 @@ OpenAPI page (schema and runnable example) but parses the body with these functi
           'localhost:3000/predict?acc_unit=g'
 
 The body is bounded by ``BodySizeLimitMiddleware`` (``har/http/endpoints.py``) before it is
-read. A client's mistake is not raised here (BentoML would answer a 500 for an
-exception outside its own validation errors): it travels in the ``windows`` field as
-a :class:`~har.domain.errors.InputError`, and ``HttpApi.predict`` answers it with a 400.
+read. A client's mistake is raised as an :class:`~har.domain.errors.InputError` and answered
+with a 400 where every HTTP client error is (:mod:`har.http.errors`).
 """
 
 from __future__ import annotations
@@ -70,72 +68,79 @@ def _out_of_range(index: tuple[int, ...], value: object) -> InputError:
     )
 
 
-def _windows_array(windows: object) -> np.ndarray | InputError:
-    """Nested JSON lists as one float32 array (shape checked later, by the scorer).
+def _windows_array(windows: object) -> np.ndarray:
+    """Nested JSON lists as one float32 C-contiguous array, the windows ``Scorer.predict``
+    takes (count and shape checked there).
 
     A finite number too large for float32 (or for a double) is refused here, naming
-    where it is; NaN and infinity tokens pass, for the scorer to name.
+    where it is; NaN and infinity tokens pass, for the scorer to name. An overflow shows
+    as numpy's floating-point error during the one conversion: no finiteness scan here.
     """
     try:
-        with np.errstate(over="ignore"):
+        with np.errstate(over="raise"):
+            return np.asarray(windows, dtype=np.float32)
+    except FloatingPointError:  # a finite number beyond float32: say where
+        with np.errstate(over="ignore", invalid="ignore"):
             arr = np.asarray(windows, dtype=np.float32)
+            wide = np.asarray(windows, dtype=np.float64)
+        index = tuple(int(i) for i in np.argwhere(np.isfinite(wide) & ~np.isfinite(arr))[0])
+        raise _out_of_range(index, float(wide[index])) from None
     except (ValueError, TypeError, OverflowError) as exc:
         found = _first_non_number(windows)
         if found is not None and isinstance(found[1], OutOfRangeNumber):
-            return _out_of_range(*found)
+            raise _out_of_range(*found) from None
         why = f"{_path(found[0])} is {quoted(found[1])}" if found and found[0] else str(exc)
-        return InputError(f"windows must be an array of numbers shaped (N, window, 6): {why}")
-    if not np.isfinite(arr).all():  # overflow to infinity, or NaN / Infinity sent as such
-        with np.errstate(over="ignore", invalid="ignore"):
-            wide = np.asarray(windows, dtype=np.float64)
-        overflow = np.argwhere(np.isfinite(wide) & ~np.isfinite(arr))
-        if len(overflow):
-            index = tuple(int(i) for i in overflow[0])
-            return _out_of_range(index, float(wide[index]))
-    return arr
+        raise InputError(
+            f"windows must be an array of numbers shaped (N, window, 6): {why}"
+        ) from None
 
 
-def _units(fields: object) -> Units | InputError:
+def _units(fields: object) -> Units:
     if not isinstance(fields, Mapping):
-        return InputError('units must be an object like {"acc": "g", "gyro": "rad/s"}')
+        raise InputError('units must be an object like {"acc": "g", "gyro": "rad/s"}')
     try:
         return Units.parse(fields)
     except InputError as exc:
-        return InputError(f"units: {exc}")
+        raise InputError(f"units: {exc}") from None
 
 
-def parse_json(body: bytes) -> tuple[np.ndarray | InputError, Units | InputError]:
-    """A JSON ``/predict`` body as ``(windows float32, units)``; a mistake in place of either
-    (:func:`har.domain.safe_json.loads` says which JSON is refused and how)."""
+def parse_json(body: bytes) -> tuple[np.ndarray, Units]:
+    """A JSON ``/predict`` body as ``(windows float32, units)``.
+
+    Raises:
+        InputError: the first mistake, the windows' before the units'
+            (:func:`har.domain.safe_json.loads` says which JSON is refused and how).
+    """
     doc = loads(body, "request body", "; windows are 3 levels deep")
-    if isinstance(doc, InputError):
-        return doc, doc
     if not isinstance(doc, dict):
-        err = InputError('the body must be a JSON object: {"windows": [...], "units": {...}}')
-        return err, err
+        raise InputError('the body must be a JSON object: {"windows": [...], "units": {...}}')
     unknown = sorted(set(doc) - {"windows", "units"})
     if unknown:
         shown = ", ".join(quoted(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        err = InputError(f"unknown fields [{shown}]; send 'windows' and optionally 'units'")
-        return err, err
+        raise InputError(f"unknown fields [{shown}]; send 'windows' and optionally 'units'")
     if "windows" not in doc:
-        err = InputError("missing field 'windows': N windows of window x 6 values")
-        return err, err
-    units = _units(doc["units"]) if "units" in doc else CANONICAL_UNITS
-    return _windows_array(doc["windows"]), units
+        raise InputError("missing field 'windows': N windows of window x 6 values")
+    windows = _windows_array(doc["windows"])
+    return windows, _units(doc["units"]) if "units" in doc else CANONICAL_UNITS
 
 
-def parse_npy(
-    body: bytes, query: Mapping[str, str]
-) -> tuple[np.ndarray | InputError, Units | InputError]:
+def parse_npy(body: bytes, query: Mapping[str, str]) -> tuple[np.ndarray, Units]:
     """An ``application/x-npy`` body as ``(windows float32, units from the query string)``.
 
     The header is read first and its shape checked against the bytes that follow, so a
     header declaring more data than the body holds is refused before anything is
     allocated (``np.load`` would allocate the declared array first: a 30-byte header can
     ask for terabytes).
+
+    Raises:
+        InputError: the first mistake, the array's before the units'.
     """
-    units = _units({UNIT_QUERY[k]: v for k, v in query.items() if k in UNIT_QUERY})
+    windows = _npy_array(body)
+    return windows, _units({UNIT_QUERY[k]: v for k, v in query.items() if k in UNIT_QUERY})
+
+
+def _npy_array(body: bytes) -> np.ndarray:
+    """The ``.npy`` body's array as float32 C-contiguous (any real dtype or order)."""
     buf = io.BytesIO(body)
     try:
         version = np.lib.format.read_magic(buf)
@@ -144,21 +149,21 @@ def parse_npy(
             raise ValueError(f".npy format version {version} is not supported (1.0 or 2.0)")
         shape, fortran_order, dtype = read_header(buf)
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        return InputError(f"body is not a readable .npy array: {exc}"), units
+        raise InputError(f"body is not a readable .npy array: {exc}") from None
     if dtype.hasobject:
-        return InputError("body is not a readable .npy array: it holds pickled objects"), units
+        raise InputError("body is not a readable .npy array: it holds pickled objects")
     if dtype.kind not in "fiu":
-        return InputError(f".npy body must hold real numbers, got {dtype}"), units
+        raise InputError(f".npy body must hold real numbers, got {dtype}")
     count = math.prod(shape)
     need, have = count * dtype.itemsize, len(body) - buf.tell()
     if have < need:
-        return InputError(
+        raise InputError(
             f"body is not a readable .npy array: its header declares shape {shape} "
             f"({need} bytes of data), the body holds {have} bytes"
-        ), units
+        )
     arr = np.frombuffer(body, dtype=dtype, count=count, offset=buf.tell())
     arr = arr.reshape(shape, order="F" if fortran_order else "C")
-    return np.ascontiguousarray(arr, dtype=np.float32), units
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 #: ``.npy`` header readers by format version (3.0 only differs for unicode field names).

@@ -78,23 +78,33 @@ def import_registered(uri: str, settings: Settings) -> str:
 
 
 def ensure_served_model(settings: Settings) -> str:
-    """The tag the service should serve, stored if it can be.
+    """The tag the service should serve (``HAR_MODEL_URI``, else ``HAR_MODEL_TAG``), stored if
+    it can be: :func:`resolve_tag`."""
+    tag = resolve_tag(settings.model_uri, settings.model_tag, settings)
+    assert tag is not None  # model_tag always has a value
+    return tag
 
-    ``settings.model_uri`` set: that registry version, imported if needed. Otherwise
-    ``settings.model_tag`` if stored; the bundled reference model is stored on demand
-    when the default name is asked for. Anything else is an ``InputError`` saying in
-    one line which command stores it.
+
+def resolve_tag(uri: str | None, tag: str | None, settings: Settings) -> str | None:
+    """The one resolver of a model setting pair (the served model's, the shadow's) to a
+    stored tag; ``None`` when neither is set.
+
+    ``uri`` set: that registry version, imported if needed. Otherwise ``tag`` if stored;
+    the bundled reference model is stored on demand when the default name is asked for.
+    Anything else is an ``InputError`` saying in one line which command stores it.
     """
-    if settings.model_uri:
-        return import_registered(settings.model_uri, settings)
-    name, _, version = settings.model_tag.partition(":")
+    if uri:
+        return import_registered(uri, settings)
+    if not tag:
+        return None
+    name, _, version = tag.partition(":")
     if name == DEFAULT_MODEL_NAME and version in ("", "latest"):
         return model_store.ensure_bundled_model()  # stored now, or again without an export
     try:
-        return model_store.stored_model(settings.model_tag)[0]
+        return model_store.stored_model(tag)[0]
     except InputError:
         raise InputError(
-            f"model {settings.model_tag!r} is not in the BentoML model store: run "
+            f"model {tag!r} is not in the BentoML model store: run "
             "`python -m har ensure-model` (bundled model, or HAR_MODEL_URI=models:/NAME@ALIAS) "
             "or `python -m har import-model MODEL.keras --card CARD.json`"
         ) from None

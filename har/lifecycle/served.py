@@ -9,12 +9,9 @@ the serving image.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from typing import Any
 
-_lock = threading.Lock()
-_gauge: Any = None
+from har.monitoring.metrics import model_info_gauge
 
 
 def served_registry_info(stored_model_labels: Mapping[str, str]) -> dict[str, str] | None:
@@ -45,19 +42,3 @@ def publish_model_info(tag: str, info: Mapping[str, str] | None) -> None:
         name, _, version = tag.partition(":")
         labels = (name, version, "", "")
     model_info_gauge().labels(*labels).set(1)
-
-
-def model_info_gauge() -> Any:
-    """The ``har_model_info`` gauge, created on first use (in a worker)."""
-    global _gauge
-    from prometheus_client import Gauge
-
-    with _lock:
-        if _gauge is None:
-            _gauge = Gauge(
-                "har_model_info",
-                "The served model (value 1): registry name, version, alias and run id.",
-                ["name", "version", "alias", "run_id"],
-                multiprocess_mode="mostrecent",
-            )
-        return _gauge

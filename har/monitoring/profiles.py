@@ -11,10 +11,10 @@ Known limits worked around here:
 * one ``track`` call costs milliseconds whatever the row count, so callers log
   batches of many rows (see :class:`RollingProfile`);
 * whylogs' default pandas path checks every value with a Python ``lambda``
-  (~25 µs per row of 30 columns); columns declared *homogeneous* skip that, so
+  (per value, in Python); columns declared *homogeneous* skip that, so
   :class:`RollingProfile` declares every column and tracks NaN-free columns
   only (a column's NaNs are left out: they are "no value", e.g. the first
-  window of a recording has no flip), 4-7x faster; and only the metrics read
+  window of a recording has no flip), several times faster; and only the metrics read
   here are kept (counts, types, distribution; frequent items and integer
   min/max for integer columns; no cardinality sketch);
 * ``DatasetProfileView.merge`` updates the left view's metadata in place, so

@@ -50,6 +50,7 @@ import numpy as np
 
 from har.domain.card import Units
 from har.monitoring import store
+from har.monitoring.metrics import sample_metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,37 +94,6 @@ def list_segments(directory: Path) -> list[Segment]:
             t = datetime.strptime(m["stamp"], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
             out.append(Segment(p, m["writer"], t))
     return sorted(out, key=lambda s: (s.written, s.path.name))
-
-
-@dataclass
-class _Metrics:
-    kept: Any
-    dropped: Any
-
-
-_metrics_lock = threading.Lock()
-_metrics: _Metrics | None = None
-
-
-def _get_metrics() -> _Metrics:
-    """The sample counters (created once per process, like har/monitoring/metrics.py's)."""
-    global _metrics
-    with _metrics_lock:
-        if _metrics is None:
-            from prometheus_client import Counter
-
-            _metrics = _Metrics(
-                kept=Counter(
-                    "har_samples_kept",
-                    "Served windows kept for labelling (HAR_SAMPLE_DIR), by reason.",
-                    ["reason"],
-                ),
-                dropped=Counter(
-                    "har_samples_dropped",
-                    "Kept windows deleted to hold HAR_SAMPLE_MAX_MB (oldest first).",
-                ),
-            )
-        return _metrics
 
 
 class SampleKeeper:
@@ -176,7 +146,7 @@ class SampleKeeper:
         self._seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._metrics = _get_metrics()
+        self._metrics = sample_metrics()
         self._kept_by = {r: self._metrics.kept.labels(r) for r in REASONS}  # no lookup per call
         self.kept = 0
         self.dropped = 0

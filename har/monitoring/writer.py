@@ -33,13 +33,14 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from har.domain.card import ModelCard
 from har.monitoring import profiles, store
 from har.monitoring.features import CONFIDENCE, PRED_CLASS, FlipTracker, feature_rows
-from har.monitoring.metrics import HarMetrics, observe_many
+from har.monitoring.metrics import HarMetrics
 from har.monitoring.profiles import ProfileView
 from har.monitoring.store import ProfileFile
 from har.settings import Settings
@@ -330,3 +331,33 @@ class ProfileWriter:
                 pending = (part, self._profile.snapshot())
             files = store.list_profiles(self.profile_dir, since, until, skip_partial_of=self.name)
         return files, pending
+
+
+def observe_many(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every ``v`` in ``values``, one update per bucket.
+
+    ``prometheus_client``'s ``observe`` walks the bucket bounds in Python and, in
+    multiprocess mode, writes two memory-mapped values per observation; for the
+    thousands of windows a monitoring drain holds, that is a loop of microseconds per
+    window in the writer thread, which shares the API worker's GIL with its event loop.
+    Here the values are counted per bucket with numpy (``v <= bound``, as ``observe``)
+    and each bucket and the sum are increased once. A histogram without the internals
+    this relies on (another ``prometheus_client``) is observed value by value.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for x in v.tolist():
+            histogram.observe(x)
+        return
+    # the first bound >= v (the last bound is +Inf); NaN sorts past it: observe puts a
+    # NaN in no bucket but adds it to the sum, and so does this
+    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), v, side="left")
+    counts = np.bincount(index, minlength=len(bounds) + 1)[: len(bounds)]
+    total.inc(float(v.sum()))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))

@@ -1,9 +1,8 @@
 """The model as a compiled function with a few fixed batch sizes.
 
-``model.predict`` costs ~40 ms of fixed overhead per call (measured on 2 cores;
-compare the naive baseline in ``load_tests/RESULTS.md``), so serving and offline
-scoring call a ``tf.function`` instead. With XLA every distinct input
-shape compiles once (~1 s each on 2 cores), so batches are padded up to a small set
+``model.predict`` has a large fixed overhead per call (docs/performance.md), so serving
+and offline scoring call a ``tf.function`` instead. With XLA every distinct input
+shape compiles once (about a second each), so batches are padded up to a small set
 of sizes (:func:`batch_buckets`), compiled by
 :meth:`CompiledModel.warmup`, by default in the background after start-up while a
 plain (shape-generic) function serves: no request ever waits for a compile.
@@ -102,8 +101,7 @@ class CompiledModel:
     ``max_batch_size``; with ``threads`` > 1 the chunks run on that many threads at once.
     TensorFlow runs each XLA computation on its intra-op pool, so this needs as many
     intra-op threads (:func:`configure_tensorflow`): with one, two threads' chunks take
-    turns (measured: 1,799 windows at 2,170 windows/s on one thread, 2,310 on two with
-    one intra-op thread, 3,690 on two with two; ``load_tests/AB.md``). Inputs of at most
+    turns (docs/performance.md). Inputs of at most
     ``max_batch_size`` (the batched path) always run on the calling thread.
 
     Args:

@@ -5,8 +5,7 @@ and their ``__init__``, start-up and shutdown hooks call the rest:
 
 * :func:`configure`: the BentoML patches, the model to serve (found or stored), tokens,
   TLS and the shadow's tag;
-* :func:`model_worker`: the model service's model on ONNX Runtime, or compiled with
-  TensorFlow (threads, XLA with its padded batch sizes warmed up); start-up heap frozen;
+* :func:`~har.serving.model_worker.model_worker` (its own module): the model service's model;
 * :class:`ApiWorker`: the API service's core (:class:`~har.core.scorer.Scorer` through a
   coalescing :class:`~har.serving.model_client.ModelClient`), its monitor, the optional shadow,
   the HTTP endpoint logic and the gRPC server's start and stop.
@@ -17,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +34,9 @@ from har.grpc.observability import ObservabilityInterceptor
 from har.grpc.tls import GrpcTLS, grpc_server_credentials
 from har.http.endpoints import HttpApi
 from har.http.v2 import V2Http
-from har.monitoring.traffic import SHADOW, grpc_metrics, model_call_metrics
+from har.monitoring.metrics import SHADOW, grpc_metrics, model_call_metrics
 from har.runtime import model_store
-from har.runtime.inference import CompiledModel, configure_tensorflow, import_tensorflow_without
-from har.runtime.onnx_model import RuntimeChoice, choose_runtime, load_onnx
+from har.runtime.onnx_model import RuntimeChoice, choose_runtime
 from har.serving import graceful, patches, workers
 from har.serving.model_client import ModelClient, model_ready, observed, retrying
 from har.settings import Settings
@@ -190,71 +187,6 @@ def add_middleware(service: Any, config: Configured) -> None:
         max_bytes=config.settings.max_request_bytes,
         read_timeout_s=config.settings.body_read_timeout_s,
     )
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """The model service's model: ``run`` (scaled windows → probabilities) on the runtime
-    :func:`~har.runtime.onnx_model.choose_runtime` chose."""
-
-    run: Callable[[np.ndarray], np.ndarray]
-    tag: str
-    choice: RuntimeChoice
-    threads: int
-
-    def info(self) -> dict[str, Any]:
-        """What ``GET /model`` says of the runtime, from inside the model worker."""
-        return {
-            "name": self.choice.runtime,
-            "reason": self.choice.reason,
-            "threads": self.threads,
-            "tensorflow_imported": "tensorflow" in sys.modules,
-        }
-
-
-def model_worker(settings: Settings, tag: str) -> ServedModel:
-    """The stored model ``tag``, ready to run in the model service's worker.
-
-    On ONNX Runtime when ``settings.runtime`` and the card's evidence allow
-    (har/runtime/onnx_model.py: TensorFlow is then never imported), else compiled with
-    TensorFlow: ready once the shape-generic function is traced; the XLA batch sizes
-    compile after that in the background unless ``settings.warmup`` is ``blocking``
-    (har/runtime/inference.py). Either way the model's answer to a probe is checked.
-    """
-    resolved, folder, card = model_store.load_card(tag)
-    choice = choose_runtime(settings.runtime, card, folder)
-    log = logging.getLogger("har.runtime")
-    log.setLevel(logging.INFO)  # BentoML's server log shows WARNING and up from libraries
-    log.info("model %s serves on %s: %s", resolved, choice.runtime, choice.reason)
-    run: Callable[[np.ndarray], np.ndarray]
-    if choice.runtime == "onnx":
-        threads = settings.onnx_threads
-        run = load_onnx(folder, card, threads=threads, max_batch_size=settings.max_batch_size)
-        model_store.LoadedModel(resolved, card, run, folder).check_probabilities(run)
-    else:
-        threads = settings.tf_intra_op_threads
-        run = _tensorflow_model(settings, tag)
-    graceful.outlive_callers()  # a stop waits for the API workers' requests (har/serving/graceful.py)
-    logging.getLogger("har.graceful").setLevel(logging.INFO)
-    workers.freeze_startup_heap()
-    return ServedModel(run, resolved, choice, threads)
-
-
-def _tensorflow_model(settings: Settings, tag: str) -> CompiledModel:
-    """The stored Keras model compiled with TensorFlow (XLA sizes warmed up), probed."""
-    import_tensorflow_without()  # installed: require_runtime checked it at start
-    configure_tensorflow(intra_op_threads=settings.tf_intra_op_threads, inter_op_threads=1)
-    logging.getLogger("har.runtime.inference").setLevel(logging.INFO)  # the compile line
-    loaded = model_store.load_model(tag, probe=False)  # probed below, on the traced function
-    compiled = CompiledModel(
-        loaded.model,
-        xla=settings.xla,
-        max_batch_size=settings.max_batch_size,
-        threads=settings.tf_intra_op_threads,
-    )
-    compiled.warmup(background=settings.warmup == "background")
-    loaded.check_probabilities(compiled)
-    return compiled
 
 
 def api_tracer(settings: Settings) -> Any:

@@ -11,8 +11,7 @@ batching still groups the calls of several workers and streams.
 Balanced fill (``fill=True``): with closed-loop clients the API worker and the model
 form a two-stage pipeline. Sending the first request that arrives after a large call
 returned splits the clients into a group of one and a group of all the others, and
-the two stages take turns instead of overlapping (measured at 64 connections: 58 %
-of the calls carried 1-4 windows, each worker ~55 % busy; load_tests/AB.md). So
+the two stages take turns instead of overlapping (traced in load_tests/AB.md). So
 right after a call returned, the next call waits until a third of the rows in the loop
 (the last call's plus those queued when it returned) have queued, or at most as long
 as the last call took; the groups then stay comparable. A request after a quiet spell
@@ -30,15 +29,21 @@ import numpy as np
 
 from har.domain.model_call import Infer
 
+#: Longest a call is held back for ``fill`` (seconds), whatever the last call took.
+MAX_WAIT_S = 0.05
+
 
 class Coalescer:
     """Call ``fn`` on concatenated inputs of concurrent callers; split the outputs back.
 
     Args:
         fn: async ``(N, ...) -> (N, ...)`` row-wise function (the model service call).
-        max_rows: most rows in one call (the model's largest batch).
-        max_inflight: calls of ``fn`` open at once; more callers wait and are merged.
-        fill: balance the calls under closed-loop load (see the module's docstring).
+        max_rows: most rows in one call (the model's largest batch, ``HAR_MAX_BATCH_SIZE``).
+        max_inflight: calls of ``fn`` open at once; more callers wait and are merged
+            (``HAR_COALESCE_INFLIGHT``).
+        fill: balance the calls under closed-loop load (see the module's docstring;
+            ``HAR_COALESCE_FILL``). The service's values, and their defaults, are
+            :class:`har.settings.Settings`'s; nothing here defaults them.
         max_wait_s: longest a call is held back for ``fill``.
         clock: monotonic seconds (tests).
         on_call: called as each call goes out with how long its oldest row waited
@@ -50,10 +55,10 @@ class Coalescer:
         self,
         fn: Infer,
         *,
-        max_rows: int = 128,
-        max_inflight: int = 2,
-        fill: bool = False,
-        max_wait_s: float = 0.05,
+        max_rows: int,
+        max_inflight: int,
+        fill: bool,
+        max_wait_s: float = MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
         on_call: Callable[[float], None] | None = None,
     ) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from har.domain.errors import ModelUnavailableError
 from har.domain.model_call import INJECTED_FAULT, Infer
-from har.monitoring.traffic import SERVED, ModelCallMetrics
+from har.monitoring.metrics import SERVED, ModelCallMetrics
 from har.serving.coalescing import Coalescer
 
 logger = logging.getLogger(__name__)
@@ -107,8 +107,10 @@ class ModelClient:
         coalesce_inflight: calls of ``batched`` open at once before concurrent callers
             are merged into one call (0: one call per caller).
         coalesce_fill: balance the merged calls under closed-loop load (har/serving/coalescing.py).
+            The service passes ``HAR_MAX_BATCH_SIZE``, ``HAR_COALESCE_INFLIGHT`` and
+            ``HAR_COALESCE_FILL`` (defaults: :class:`har.settings.Settings`, their one source).
         retry_on: errors after which a call is made once more.
-        metrics: the model-call metrics (:mod:`har.monitoring.traffic`, ``model="served"``):
+        metrics: the model-call metrics (:mod:`har.monitoring.metrics`, ``model="served"``):
             each call of the model service as :func:`observed` says, the coalescer's
             wait, and the requests waiting for an answer (``har_model_callers``).
             ``None``: none recorded.
@@ -126,8 +128,8 @@ class ModelClient:
         unbatched: Infer,
         *,
         max_batch_size: int,
-        coalesce_inflight: int = 0,
-        coalesce_fill: bool = True,
+        coalesce_inflight: int,
+        coalesce_fill: bool,
         retry_on: tuple[type[BaseException], ...] = RETRYABLE,
         metrics: ModelCallMetrics | None = None,
         tracer: Any = None,

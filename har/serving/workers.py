@@ -17,11 +17,8 @@ def freeze_startup_heap() -> None:
     A worker holds ~270,000 long-lived objects after importing BentoML, pydantic,
     gRPC and whylogs. Each ``/predict`` body becomes ~200 nested lists while it is
     parsed, many requests are in flight at once, so full collections come often and
-    each walked the whole start-up heap: ~25 % of the API worker's time at c=64.
-    Frozen, they are skipped. Measured in an interleaved A/B (two servers, 5 rounds,
-    HTTP c=64): median 480 vs 358 requests/s, p99 190 vs 366 ms. Re-checked on BentoML
-    1.4.40 (load_tests/AB.md, 3 rounds): without it c=64 HTTP 0.84x, gRPC 0.92x, p99
-    103 -> 295 ms and 75 -> 221 ms.
+    each walked the whole start-up heap. Frozen, they are skipped (the A/B runs, on
+    BentoML 1.4.40 too: load_tests/AB.md).
     """
     gc.collect()
     gc.freeze()

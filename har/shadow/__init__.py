@@ -30,8 +30,9 @@ import numpy as np
 from har.domain.card import ModelCard
 from har.domain.errors import InputError
 from har.domain.model_call import Infer
+from har.monitoring.metrics import shadow_metrics
 from har.settings import Settings
-from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, shadow_metrics
+from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats
 from har.shadow.queue import ShadowQueue
 from har.shadow.store import ShadowStore
 
@@ -53,25 +54,24 @@ URI_NEEDS_LIFECYCLE = (
 
 
 def resolve_shadow_tag(settings: Settings) -> str | None:
-    """The stored tag of the configured shadow model (``None``: no shadow).
-
-    ``HAR_SHADOW_MODEL_URI`` wins: the registry version it names is stored in the
-    BentoML store if needed (``har.lifecycle``); else ``HAR_SHADOW_MODEL_TAG``.
+    """The stored tag of the configured shadow model (``None``: no shadow), resolved as the
+    served model's is (``har.lifecycle.resolve.resolve_tag``): ``HAR_SHADOW_MODEL_URI`` wins
+    (the registry version it names is stored in the BentoML store if needed), else
+    ``HAR_SHADOW_MODEL_TAG``.
 
     Raises:
         InputError: the tag is not stored, or a URI without the lifecycle code.
     """
-    if settings.shadow_model_uri:
-        try:
-            from har.lifecycle.resolve import import_registered
-        except ImportError:
+    uri, tag = settings.shadow_model_uri, settings.shadow_model_tag
+    if not (uri or tag):
+        return None
+    try:
+        from har.lifecycle.resolve import resolve_tag
+    except ImportError:
+        if uri:
             raise InputError(URI_NEEDS_LIFECYCLE) from None
-        return str(import_registered(settings.shadow_model_uri, settings))
-    if settings.shadow_model_tag:
-        from har.runtime import model_store
-
-        return model_store.stored_model(settings.shadow_model_tag)[0]
-    return None
+        raise
+    return resolve_tag(uri, tag, settings)
 
 
 def rescaler(primary: ModelCard, shadow: ModelCard) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -5,7 +5,7 @@
 models' summed confidence (largest softmax probability) and the windows dropped;
 :meth:`ShadowStats.answer` sums the buckets of an interval into the
 ``GET /monitoring/shadow`` answer. Every window compared also moves the
-``har_shadow_*`` Prometheus counters (:func:`shadow_metrics`), which BentoML's
+``har_shadow_*`` Prometheus counters (``har.monitoring.metrics.shadow_metrics``), which BentoML's
 ``/metrics`` sums over API workers. With a :class:`~har.shadow.store.ShadowStore`, each
 worker writes its buckets to a shared folder at most ``FLUSH_S`` after they change, and
 the answer sums every worker's (this worker's from memory, the others' from their files).
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from har.monitoring.metrics import ShadowMetrics
 from har.shadow.store import BucketCounts, ShadowStore
 
 log = logging.getLogger(__name__)
@@ -44,62 +45,6 @@ class _Bucket:
     matrix: np.ndarray  # (n_primary, n_shadow) int64 window counts
     conf_sum: np.ndarray = field(default_factory=lambda: np.zeros(2))  # primary, shadow
     dropped: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ShadowMetrics:
-    """The ``prometheus_client`` objects of the shadow comparison."""
-
-    windows: Any
-    agreements: Any
-    dropped: Any
-    disagreements: Any
-    confidence: Any
-    queued: Any
-
-
-_lock = threading.Lock()
-_metrics: ShadowMetrics | None = None
-
-
-def shadow_metrics() -> ShadowMetrics:
-    """The process's shadow metrics, created on first use (in a worker, after BentoML set
-    up ``prometheus_client``'s multiprocess mode; see har/monitoring/metrics.py)."""
-    global _metrics
-    with _lock:
-        if _metrics is None:
-            from prometheus_client import Counter, Gauge, Histogram
-
-            from har.monitoring.metrics import CONFIDENCE_BUCKETS
-
-            _metrics = ShadowMetrics(
-                windows=Counter("har_shadow_windows", "Windows scored by both models."),
-                agreements=Counter(
-                    "har_shadow_agreements", "Windows both models gave the same activity."
-                ),
-                dropped=Counter(
-                    "har_shadow_windows_dropped",
-                    "Windows the shadow did not score (queue full, timeout, error, closed).",
-                    ["reason"],
-                ),
-                disagreements=Counter(
-                    "har_shadow_disagreements",
-                    "Windows whose served activity (primary) differs from the shadow's.",
-                    ["primary", "shadow"],
-                ),
-                confidence=Histogram(
-                    "har_shadow_confidence",
-                    "Confidence of each model on the windows both scored (model: primary, shadow).",
-                    ["model"],
-                    buckets=CONFIDENCE_BUCKETS,
-                ),
-                queued=Gauge(
-                    "har_shadow_queue_windows",
-                    "Windows waiting for the shadow model.",
-                    multiprocess_mode="livesum",
-                ),
-            )
-        return _metrics
 
 
 def off_answer() -> dict[str, Any]:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from har.lifecycle.served import model_info_gauge
-from har.monitoring.metrics import get_metrics
-from har.monitoring.traffic import grpc_metrics, model_call_metrics
-from har.shadow.compare import shadow_metrics
+from har.monitoring.metrics import (
+    get_metrics,
+    grpc_metrics,
+    model_call_metrics,
+    model_info_gauge,
+    sample_metrics,
+    shadow_metrics,
+)
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {
     "counter": ("_total",),
@@ -27,7 +31,7 @@ def exported_names() -> list[str]:
     shadow = shadow_metrics()
     metrics = [*get_metrics().all(), model_info_gauge()]
     metrics += [getattr(shadow, f.name) for f in fields(shadow)]
-    metrics += [*grpc_metrics().all(), *model_call_metrics().all()]
+    metrics += [*grpc_metrics().all(), *model_call_metrics().all(), *sample_metrics().all()]
     for m in metrics:
         for family in m.describe():
             names += [family.name + s for s in _SUFFIXES[family.type]]

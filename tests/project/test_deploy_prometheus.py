@@ -46,7 +46,7 @@ ALERTS = {
     "HarHighFlipRate",
     "HarProfileRowsDropped",
     "HarProfilingStalled",
-    # gRPC and the model's batches (har/monitoring/traffic.py)
+    # gRPC and the model's batches (har/monitoring/metrics.py)
     "HarGrpcHighErrorRate",
     "HarGrpcHighLatencyP95",
     "HarModelBatchesNotFilling",

@@ -298,3 +298,11 @@ def test_startup_heap_is_frozen_for_the_garbage_collector(client):
     assert gc.get_freeze_count() <= frozen  # frozen objects freed, none added
     walked = {id(o) for o in gc.get_objects()}
     assert all(id(b) in walked for b in bodies)
+
+
+@pytest.mark.parametrize("path", ["/monitoring/drift", "/monitoring/shadow"])
+def test_read_only_routes_answer_a_bad_interval_with_400(client, path):
+    """Raised below the route, answered by the read-only app's one InputError handler."""
+    r = client.get(f"{path}?since=never")
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"error"} and "never" in r.json()["error"]

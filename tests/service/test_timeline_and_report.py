@@ -11,6 +11,7 @@ import pytest
 
 from har.domain.errors import InputError
 from har.http.endpoints import HttpApi
+from har.http.errors import error_response
 
 ROOT = Path(__file__).resolve().parents[2]
 CANONICAL = ROOT / "data" / "production" / "session_canonical_100hz.csv"
@@ -132,8 +133,12 @@ class FakeMonitor:
 
 
 def _report(monitor, since=None, until=None):
+    """The report page's answer, a refusal answered as the read-only routes answer it."""
     api = HttpApi(scorer=None, monitor=monitor, align_tolerance_s=0.02)  # type: ignore[arg-type]
-    return asyncio.run(api.report(since, until))
+    try:
+        return asyncio.run(api.report(since, until))
+    except InputError as exc:
+        return error_response(exc)
 
 
 def test_report_renders_off_the_event_loop_and_404s_without_monitoring_or_reference():

@@ -15,8 +15,10 @@ replaces in the shape it was written for) changes four things:
 - a multipart text field is read as BentoML reads it (JSON if it parses, else the text)
   but by :func:`form_value`: JSON nested too deeply is a 400, not a ``RecursionError``;
 - a JSON body to an endpoint with upload fields is a 415 (uploads are multipart);
-- errors while parsing the input become ``{"error": message}`` with a 4xx and one INFO
-  log line; the model service unreachable (restarting, shutting down) is a 503 with
+- errors while parsing the input, and a client's mistake the endpoint raises
+  (:class:`~har.domain.errors.InputError`), become ``{"error": message}`` with a 4xx
+  (:func:`har.http.errors.error_response`, the HTTP layer's one mapping) and one INFO log
+  line; the model service unreachable (restarting, shutting down) is a 503 with
   ``Retry-After``; other errors of the endpoint keep BentoML's handling (500, traceback).
 
 What each replaced function was is kept as ``_har_upstream_<name>`` on its class.
@@ -30,19 +32,12 @@ from typing import Any
 from starlette.datastructures import UploadFile
 
 from har.core.answers import error_answer
-from har.domain.errors import ModelUnavailableError, quoted
+from har.domain.errors import InputError, ModelUnavailableError, quoted
 from har.domain.safe_json import MAX_JSON_DEPTH, is_depth_error
+from har.http.errors import RequestError, error_response, status_of
 from har.serving.patches.guard import UPSTREAM, Expect, Patch
 
 logger = logging.getLogger("har.http")
-
-
-class RequestError(Exception):
-    """A request body the API cannot take: ``status`` (4xx) and a message for the client."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def validation_message(exc: Any, limit: int = 3) -> str:
@@ -169,7 +164,7 @@ def install() -> None:
     async def from_http_request(cls: Any, request: Any, serde_: Any) -> Any:
         try:
             return await parse(cls, request, serde_)
-        except RequestError:
+        except InputError:
             raise
         except ValidationError as exc:
             raise RequestError(validation_message(exc)) from None
@@ -184,9 +179,9 @@ def install() -> None:
     async def api_endpoint(self: Any, name: str, request: Any) -> Any:
         try:
             return await endpoint(self, name, request)
-        except RequestError as exc:
-            logger.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc)
-            return JSONResponse(error_answer(str(exc)), status_code=exc.status)
+        except InputError as exc:
+            logger.info("%s %s: %d %s", request.method, request.url.path, status_of(exc), exc)
+            return error_response(exc)
         except ModelUnavailableError as exc:
             logger.warning("%s %s: 503 %s", request.method, request.url.path, exc)
             return JSONResponse(

@@ -18,8 +18,8 @@ def dispatch_without_idle_wait() -> None:
     the learned wait only idles the model. With every batch logged as having waited 0 s
     the learned wait stays 0: a request is dispatched as soon as the previous batch is
     done, and requests that queue behind a running batch still go out together (the
-    batching that pays on one core). Interleaved A/B (load_tests/AB.md, 3 rounds of
-    10 s): c=64 HTTP 1.10x, gRPC 1.11x. The first calls' start-up training, which
+    batching that pays on one core; the A/B runs: load_tests/AB.md). The first calls'
+    start-up training, which
     measures batches of 1-3 requests, is unchanged. Idempotent.
     """
     from bentoml._internal.marshal import dispatcher

@@ -13,7 +13,8 @@ def cache_media_types() -> None:
 
     ``IOMixin.mime_type()`` is called for every response; for a root model (the model
     service's ndarray answers) it builds a pydantic ``TypeAdapter`` and a JSON schema
-    each time: 5 % of the model worker's samples at c=1 (py-spy). The answer depends on
+    each time (a visible share of the model worker's time: docs/performance.md). The
+    answer depends on
     the class alone (its fields and ``media_type``, fixed once BentoML has built it), so
     it is kept per class. Idempotent.
     """

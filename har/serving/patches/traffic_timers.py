@@ -22,9 +22,9 @@ def cancel_traffic_timers() -> None:
     BentoML (1.4.30 up to 1.4.40 at least) schedules ``loop.call_later(traffic timeout,
     ...)`` for every HTTP request and never cancels it, so each finished request's timer,
     waiter future and context (with its OpenTelemetry span) stay on the event loop for
-    the whole traffic timeout (120 s here): at 400 requests/s that is ~50,000 live
-    timers, ~250 MB in the API worker, and garbage-collection passes over them that cost
-    ~25 % of the HTTP throughput after a few minutes of load. Same behaviour otherwise
+    the whole traffic timeout (120 s here): timers by the tens of thousands under load,
+    hundreds of MB in the API worker, and garbage-collection passes over them that cost
+    throughput (docs/performance.md). Same behaviour otherwise
     (504 after the timeout), timer cancelled in ``finally``. Idempotent.
     """
     from bentoml._internal.server.http import traffic

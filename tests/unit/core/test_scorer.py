@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from har.core.scorer import THREAD_CHUNK_SAMPLES, Scorer
-from har.domain.card import Units
+from har.domain.card import CANONICAL_UNITS, Units
 from har.domain.errors import InputError
 from har.domain.preprocessing import Preprocessor
 from har.domain.recordings import Recording
@@ -177,13 +177,15 @@ def test_stream_errors_name_the_chunk(values, match: str) -> None:
     "body", [None, False, 0, 1.5, "x", np.asarray(None), np.asarray(0.0), np.asarray(False)]
 )
 def test_a_scalar_instead_of_windows_is_a_client_error(body: object) -> None:
-    """The fast JSON parser hands over 0-d arrays for `"windows": null|false|0` (was a 500)."""
+    """The fast JSON parser hands over 0-d arrays for `"windows": null|false|0` (was a 500):
+    the HTTP edge's array (or its refusal), then the scorer's count and shape check."""
+    from har.http.request_body import _windows_array
 
     async def infer(x: np.ndarray) -> np.ndarray:
         return np.zeros((len(x), 2), np.float32)
 
-    with pytest.raises(InputError):
-        Scorer(make_card(["a", "b"]), "t", infer).check_windows(body)
+    with pytest.raises(InputError, match=r"shape|numbers"):
+        Scorer(make_card(["a", "b"]), "t", infer).check_windows(_windows_array(body))
 
 
 def test_scorer_applies_the_temperature_after_the_model_and_monitors_calibrated_values() -> None:
@@ -215,3 +217,50 @@ def test_scorer_applies_the_temperature_after_the_model_and_monitors_calibrated_
     assert (calibrated.class_ids == plain.class_ids).all()
     assert (calibrated.confidence < plain.confidence).all()
     np.testing.assert_allclose(monitor.probs[-1], calibrated.probs)
+
+
+def _refused(windows: np.ndarray, units: Units = CANONICAL_UNITS, card=CARD) -> str:
+    async def infer(x: np.ndarray) -> np.ndarray:
+        raise AssertionError("the model must not see them")
+
+    with pytest.raises(InputError) as info:
+        run(Scorer(card, "t:1", infer).predict(windows, units))
+    return str(info.value)
+
+
+def test_predict_names_the_stage_where_a_value_stopped_being_finite() -> None:
+    """One scan of the model input; a refusal names the first stage: as sent, after the
+    unit conversion, after scaling (the order the checks had when each stage scanned)."""
+    w = np.zeros((2, 20, 6), np.float32)
+    sent = w.copy()
+    sent[1, 3, 4] = np.nan
+    sent[0, 0, 0] = 3e38  # overflows in g too: the NaN as sent is named first
+    assert _refused(sent, Units(acc="g")).startswith(
+        "windows contain NaN or infinity (first at window 1, sample 3, channel"
+    )
+    converted = w.copy()
+    converted[1, 2, 0] = 3e38  # finite in g, infinite in m/s2
+    assert "out of range after conversion from g/deg/s (first at window 1, sample 2" in (
+        _refused(converted, Units(acc="g"))
+    )
+    narrow = make_card(["a", "b", "c"], window=20, sample_rate_hz=10, scale=(0.5,) * 6)
+    scaled = w.copy()
+    scaled[0, 5, 3] = 3e38  # finite as sent (canonical units), infinite divided by 0.5
+    assert "out of range after unit conversion and scaling (first at window 0, sample 5" in (
+        _refused(scaled, card=narrow)
+    )
+
+
+def test_predict_scans_the_windows_for_finiteness_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, ...]] = []
+    isfinite = np.isfinite
+
+    def counting(x, *args, **kwargs):
+        calls.append(np.shape(x))
+        return isfinite(x, *args, **kwargs)
+
+    w = Preprocessor(CARD).windows(*signal(100)).values[:4]
+    scorer = Scorer(CARD, "t:1", fake_infer)
+    monkeypatch.setattr(np, "isfinite", counting)
+    run(scorer.predict(w, Units(acc="g", gyro="rad/s")))
+    assert calls.count(w.shape) == 1, calls

@@ -7,13 +7,12 @@ import pytest
 
 from har.domain.errors import InputError
 from har.domain.preprocessing import Windows
+from har.domain.smoothing import PROB_FLOOR, viterbi
 from har.domain.timeline import (
-    PROB_FLOOR,
     TimelineBuilder,
     TimelineOptions,
     build_timeline,
     timeline_of,
-    viterbi,
 )
 from har.settings import Settings
 

@@ -20,7 +20,7 @@ from har.core.open_inference import InferenceModel
 from har.core.scorer import Scorer
 from har.grpc.observability import ObservabilityInterceptor, split_method, status_of
 from har.grpc.service import start_grpc_server, stop_grpc_server
-from har.monitoring.traffic import grpc_metrics, model_call_metrics
+from har.monitoring.metrics import grpc_metrics, model_call_metrics
 from har.oip import open_inference_grpc_pb2 as oip_pb
 from har.oip import open_inference_grpc_pb2_grpc as oip_grpc
 from har.serving.model_client import ModelClient
@@ -57,6 +57,7 @@ def _run(
             fake_infer,
             max_batch_size=64,
             coalesce_inflight=1,
+            coalesce_fill=True,
             metrics=model_call_metrics(),
             tracer=tracer,
             fault_injection=fault_injection,

@@ -45,19 +45,26 @@ def test_json_without_units_is_canonical():
         (b'{"windows": [[[1, 2], [1, 2, 3]]]}', "windows must be an array of numbers"),
     ],
 )
-def test_json_mistakes_are_returned_as_input_errors(body, needle):
-    windows, _ = parse_json(body)
-    assert isinstance(windows, InputError)
-    assert needle in str(windows)
+def test_json_mistakes_are_raised_as_input_errors(body, needle):
+    with pytest.raises(InputError) as info:
+        parse_json(body)
+    assert needle in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("units", "needle"), [({"acc": "furlong"}, "units: unknown"), ("g", "units must be")]
 )
 def test_json_bad_units_name_the_units(units, needle):
-    windows, parsed = parse_json(json.dumps({"windows": [[[0] * 6]], "units": units}).encode())
-    assert isinstance(windows, np.ndarray)
-    assert isinstance(parsed, InputError) and needle in str(parsed)
+    with pytest.raises(InputError) as info:
+        parse_json(json.dumps({"windows": [[[0] * 6]], "units": units}).encode())
+    assert needle in str(info.value)
+
+
+def test_json_windows_mistake_is_named_before_the_units():
+    with pytest.raises(InputError, match="windows must be an array of numbers"):
+        parse_json(b'{"windows": [[["abc", 1, 2, 3, 4, 5]]], "units": {"acc": "furlong"}}')
+    with pytest.raises(InputError, match=r"not a readable \.npy"):
+        parse_npy(b"\x93NUMPY garbage", {"gyro_unit": "rpm"})
 
 
 def test_json_non_finite_tokens_still_parse_so_the_scorer_can_name_them():
@@ -90,15 +97,15 @@ def test_npy_body_without_query_units_is_canonical():
         (_npy(np.zeros((1, 4, 6), np.complex64)), "real numbers"),
     ],
 )
-def test_npy_mistakes_are_returned_as_input_errors(body, needle):
-    windows, _ = parse_npy(body, {})
-    assert isinstance(windows, InputError)
-    assert needle in str(windows)
+def test_npy_mistakes_are_raised_as_input_errors(body, needle):
+    with pytest.raises(InputError) as info:
+        parse_npy(body, {})
+    assert needle in str(info.value)
 
 
 def test_npy_bad_query_unit_names_the_units():
-    _, units = parse_npy(_npy(np.zeros((1, 4, 6), np.float32)), {"gyro_unit": "rpm"})
-    assert isinstance(units, InputError) and "gyroscope unit 'rpm'" in str(units)
+    with pytest.raises(InputError, match="gyroscope unit 'rpm'"):
+        parse_npy(_npy(np.zeros((1, 4, 6), np.float32)), {"gyro_unit": "rpm"})
 
 
 def _body_with(value: bytes, at: tuple[int, int, int] = (0, 3, 2)) -> bytes:
@@ -120,10 +127,9 @@ def _body_with(value: bytes, at: tuple[int, int, int] = (0, 3, 2)) -> bytes:
     ],
 )
 def test_json_numbers_out_of_range_are_named_where_they_are(value, shown):
-    windows, units = parse_json(_body_with(value))
-    assert isinstance(windows, InputError), windows
-    assert str(windows).startswith(f"windows[0][3][2]: {shown} is out of range"), str(windows)
-    assert units == CANONICAL_UNITS
+    with pytest.raises(InputError) as info:
+        parse_json(_body_with(value))
+    assert str(info.value).startswith(f"windows[0][3][2]: {shown} is out of range"), info.value
 
 
 def test_json_largest_float32_is_in_range():
@@ -132,9 +138,8 @@ def test_json_largest_float32_is_in_range():
 
 
 def test_json_non_number_leaf_is_named_where_it_is():
-    windows, _ = parse_json(_body_with(b'"abc"', at=(0, 7, 1)))
-    assert isinstance(windows, InputError)
-    assert "windows[0][7][1] is 'abc'" in str(windows)
+    with pytest.raises(InputError, match=r"windows\[0\]\[7\]\[1\] is 'abc'"):
+        parse_json(_body_with(b'"abc"', at=(0, 7, 1)))
 
 
 @pytest.mark.parametrize(
@@ -148,26 +153,22 @@ def test_json_non_number_leaf_is_named_where_it_is():
 )
 def test_json_nested_too_deeply_is_refused_without_recursion(body):
     started = time.perf_counter()
-    windows, units = parse_json(body)
-    assert isinstance(windows, InputError) and windows is units
-    assert "nested too deeply" in str(windows)
+    with pytest.raises(InputError, match="nested too deeply"):
+        parse_json(body)
     assert time.perf_counter() - started < 1.0
 
 
 def test_json_depth_the_fallback_parser_cannot_follow_is_refused_too():
     # NaN sends the body to the standard library's parser, whose recursion limit is lower
     body = b'{"windows": ' + b"[" * 1010 + b"NaN" + b"]" * 1010 + b"}"
-    windows, _ = parse_json(body)
-    assert isinstance(windows, InputError)
-    assert "nested too deeply" in str(windows)
+    with pytest.raises(InputError, match="nested too deeply"):
+        parse_json(body)
 
 
 def test_json_units_nested_deep_are_named_not_echoed():
     deep = b"[" * 1000 + b'"g"' + b"]" * 1000
-    windows, units = parse_json(b'{"windows": [[[0,0,0,0,0,0]]], "units": {"acc": ' + deep + b"}}")
-    assert isinstance(windows, np.ndarray)
-    assert isinstance(units, InputError)
-    assert "unknown accelerometer unit an array" in str(units)
+    with pytest.raises(InputError, match="unknown accelerometer unit an array"):
+        parse_json(b'{"windows": [[[0,0,0,0,0,0]]], "units": {"acc": ' + deep + b"}}")
 
 
 def test_json_huge_values_are_not_echoed_whole():
@@ -177,10 +178,10 @@ def test_json_huge_values_are_not_echoed_whole():
         b'{"windows": [[[0,0,0,0,0,0]]], "units": {"' + huge + b'": "g"}}',
         b'{"windows": [], "' + huge + b'": 1}',
     ):
-        windows, units = parse_json(body)
-        err = units if isinstance(units, InputError) else windows
-        assert isinstance(err, InputError)
-        assert len(str(err)) < 300 and "(1000000 characters)" in str(err), str(err)[:300]
+        with pytest.raises(InputError) as info:
+            parse_json(body)
+        err = str(info.value)
+        assert len(err) < 300 and "(1000000 characters)" in err, err[:300]
 
 
 def _npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
@@ -191,10 +192,10 @@ def _npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
 
 def test_npy_header_declaring_more_than_the_body_holds_allocates_nothing():
     body = _npy_header((100_000, 100_000, 6)) + bytes(96)
-    windows, _ = parse_npy(body, {})
-    assert isinstance(windows, InputError)
-    assert "declares shape (100000, 100000, 6)" in str(windows)
-    assert "holds 96 bytes" in str(windows)
+    with pytest.raises(InputError) as info:
+        parse_npy(body, {})
+    assert "declares shape (100000, 100000, 6)" in str(info.value)
+    assert "holds 96 bytes" in str(info.value)
 
 
 def test_npy_fortran_order_and_big_endian_read_as_numpy_does():

@@ -110,7 +110,7 @@ def test_observe_many_counts_like_observe_one_by_one(values) -> None:
     import numpy as np
     from prometheus_client import CollectorRegistry, Histogram
 
-    from har.monitoring.metrics import observe_many
+    from har.monitoring.writer import observe_many
 
     if values == "edges":  # exactly on bounds, below the first, above the last finite one
         values = [*CONFIDENCE_BUCKETS, 0.0, 0.05, 1.5, 0.95, 0.95]
@@ -134,7 +134,7 @@ def test_observe_many_counts_like_observe_one_by_one(values) -> None:
 def test_observe_many_without_the_internals_observes_one_by_one() -> None:
     import numpy as np
 
-    from har.monitoring.metrics import observe_many
+    from har.monitoring.writer import observe_many
 
     class Plain:
         def __init__(self) -> None:

@@ -192,7 +192,7 @@ def test_the_model_worker_probes_its_own_compiled_model_and_refuses_no_softmax(
     import keras
 
     from har.runtime.inference import CompiledModel
-    from har.serving import assembly
+    from har.serving.model_worker import model_worker
     from har.settings import Settings
 
     def dense(activation: str | None) -> object:
@@ -222,7 +222,7 @@ def test_the_model_worker_probes_its_own_compiled_model_and_refuses_no_softmax(
     monkeypatch.setattr(model_store, "load_model", load_model)
     monkeypatch.setattr(model_store, "check_probabilities", check_probabilities)
     with pytest.raises(CardMismatchError, match=rf"stored model {tag}: .*softmax"):
-        assembly.model_worker(Settings(runtime="tensorflow", xla=False, warmup="blocking"), tag)
+        model_worker(Settings(runtime="tensorflow", xla=False, warmup="blocking"), tag)
     assert loads == [False]  # shapes only at load: no second compiled function for the probe
     assert len(probed) == 1 and isinstance(probed[0], CompiledModel)
 

@@ -10,7 +10,7 @@ from har.domain.errors import InputError
 from har.domain.preprocessing import Preprocessor
 from har.runtime import model_store, onnx_export
 from har.runtime.onnx_model import ONNX_FILE, OnnxModel, choose_runtime, file_sha256
-from har.serving import assembly
+from har.serving.model_worker import model_worker
 from har.settings import Settings
 
 
@@ -83,7 +83,7 @@ def test_a_model_whose_export_fails_is_stored_and_served_on_tensorflow(
     assert card.onnx is not None and not card.onnx.passed
     assert "export failed: ValueError: unsupported op: TensorList" in card.onnx.reason
     assert not (folder / ONNX_FILE).exists()
-    served = assembly.model_worker(Settings(runtime="auto", xla=False), tag)
+    served = model_worker(Settings(runtime="auto", xla=False), tag)
     assert served.choice.runtime == "tensorflow" and "did not pass" in served.choice.reason
     assert served.info()["name"] == "tensorflow"
     assert served.run(np.zeros((2, 200, 6), np.float32)).shape == (2, 11)
@@ -114,7 +114,7 @@ def test_parity_data_that_does_not_fit_the_card_is_left_out(user_model_files, tm
 
 def test_the_model_worker_serves_on_onnx_when_asked(stored):
     tag, _, _ = stored
-    served = assembly.model_worker(Settings(runtime="onnx"), tag)
+    served = model_worker(Settings(runtime="onnx"), tag)
     assert served.choice.runtime == "onnx" and served.threads == 1
     out = served.run(np.zeros((3, 200, 6), np.float32))
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)

@@ -21,7 +21,7 @@ def test_concurrent_calls_are_merged_and_split_back_in_order():
         return x * 2
 
     async def main():
-        c = Coalescer(fn, max_rows=128, max_inflight=1)
+        c = Coalescer(fn, max_rows=128, max_inflight=1, fill=False)
         xs = [np.full((k % 3 + 1, 2), float(k)) for k in range(40)]
         outs = await asyncio.gather(*(c(x) for x in xs))
         for x, o in zip(xs, outs, strict=True):
@@ -42,7 +42,7 @@ def test_max_rows_is_respected():
         return x
 
     async def main():
-        c = Coalescer(fn, max_rows=8, max_inflight=1)
+        c = Coalescer(fn, max_rows=8, max_inflight=1, fill=False)
         await asyncio.gather(*(c(np.zeros((3, 1))) for _ in range(20)))
 
     _run(main())
@@ -54,7 +54,7 @@ def test_lone_call_goes_out_at_once():
         return x + 1
 
     async def main():
-        c = Coalescer(fn, max_inflight=2)
+        c = Coalescer(fn, max_rows=128, max_inflight=2, fill=False)
         loop = asyncio.get_running_loop()
         t = loop.time()
         out = await c(np.zeros((1, 2)))
@@ -75,7 +75,7 @@ def test_errors_reach_every_caller_and_the_next_call_works():
         return x
 
     async def main():
-        c = Coalescer(fn, max_inflight=1)
+        c = Coalescer(fn, max_rows=128, max_inflight=1, fill=False)
         results = await asyncio.gather(
             *(c(np.zeros((1, 1))) for _ in range(5)), return_exceptions=True
         )
@@ -92,7 +92,7 @@ def test_cancelled_caller_does_not_break_others():
         return x
 
     async def main():
-        c = Coalescer(fn, max_inflight=1)
+        c = Coalescer(fn, max_rows=128, max_inflight=1, fill=False)
         first = asyncio.create_task(c(np.zeros((1, 1))))
         await asyncio.sleep(0)
         doomed = asyncio.create_task(c(np.zeros((1, 1))))
@@ -107,7 +107,7 @@ def test_cancelled_caller_does_not_break_others():
 
 def test_invalid_inflight():
     with pytest.raises(ValueError):
-        Coalescer(lambda x: x, max_inflight=0)
+        Coalescer(lambda x: x, max_rows=128, max_inflight=0, fill=False)
 
 
 class _Clock:
@@ -129,7 +129,7 @@ def _filling(took: float = 0.02, max_wait_s: float = 0.05):
         await asyncio.sleep(0)
         return x
 
-    c = Coalescer(fn, max_inflight=1, fill=True, max_wait_s=max_wait_s, clock=clock)
+    c = Coalescer(fn, max_rows=128, max_inflight=1, fill=True, max_wait_s=max_wait_s, clock=clock)
     return c, clock, rows
 
 
@@ -217,7 +217,7 @@ def test_the_next_call_goes_out_before_the_answered_callers_resume():
         return x
 
     async def main():
-        c = Coalescer(fn, max_inflight=1)
+        c = Coalescer(fn, max_rows=128, max_inflight=1, fill=False)
 
         async def client(i):
             await c(np.zeros((1, 2)))
@@ -238,7 +238,7 @@ def test_on_call_gets_how_long_each_call_s_oldest_row_waited():
         return x
 
     async def main():
-        c = Coalescer(fn, max_rows=128, max_inflight=1, on_call=waits.append)
+        c = Coalescer(fn, max_rows=128, max_inflight=1, on_call=waits.append, fill=False)
         first = asyncio.ensure_future(c(np.zeros((1, 1))))  # goes out at once
         await asyncio.sleep(0)
         rest = [c(np.zeros((1, 1))) for _ in range(5)]  # wait for the first call to return

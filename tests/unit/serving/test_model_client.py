@@ -10,6 +10,7 @@ import pytest
 
 from har.domain.errors import ModelUnavailableError
 from har.serving.model_client import ModelClient, model_ready
+from har.settings import Settings
 
 
 class FakeModel:
@@ -31,6 +32,8 @@ class FakeModel:
 
     def client(self, **kw: object) -> ModelClient:
         kw.setdefault("max_batch_size", 4)
+        kw.setdefault("coalesce_inflight", 0)
+        kw.setdefault("coalesce_fill", Settings().coalesce_fill)
         return ModelClient(self.method("batched"), self.method("unbatched"), **kw)
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats, shadow_metrics
+from har.monitoring.metrics import shadow_metrics
+from har.shadow.compare import BUCKET_S, RETENTION_S, ShadowStats
 
 
 def onehot(ids: list[int], n: int, conf: float = 0.9) -> np.ndarray:

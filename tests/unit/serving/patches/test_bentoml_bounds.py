@@ -10,7 +10,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from har.domain.errors import quoted
-from har.serving.patches.client_errors import RequestError, form_value, validation_message
+from har.http.errors import RequestError
+from har.serving.patches.client_errors import form_value, validation_message
 from har.serving.patches.metric_labels import UNMATCHED_PATH, route_label
 
 
