@@ -9,7 +9,7 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .common import (
@@ -41,20 +41,17 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _stage_list(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
-    unknown = sorted(set(names) - set(STAGES))
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"stages are {','.join(STAGES)}; got {text!r}")
-    return tuple(s for s in STAGES if s in names)
+def _names_of(allowed: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: a comma-separated subset of ``allowed``, returned in its order."""
 
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(v.strip() for v in text.split(",") if v.strip())
+        unknown = sorted(set(names) - set(allowed))
+        if not names or unknown:
+            raise argparse.ArgumentTypeError(f"{what} are {','.join(allowed)}; got {text!r}")
+        return tuple(s for s in allowed if s in names)
 
-def _switch_list(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
-    unknown = sorted(set(names) - set(AB_SWITCHES))
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"switches are {','.join(AB_SWITCHES)}; got {text!r}")
-    return tuple(s for s in AB_SWITCHES if s in names)
+    return parse
 
 
 def ab_switches(ab: Sequence[str], monitoring: str, only_ab: bool) -> tuple[str, ...]:
@@ -90,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     )
     p.add_argument(
         "--ab",
-        type=_switch_list,
+        type=_names_of(AB_SWITCHES, "switches"),
         default=(),
         metavar="LIST",
         help=f"interleaved on/off rounds at c=64 of these switches, comma-separated subset of "
@@ -103,7 +100,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     )
     p.add_argument(
         "--stages",
-        type=_stage_list,
+        type=_names_of(STAGES, "stages"),
         default=",".join(STAGES),
         metavar="LIST",
         help=f"comma-separated subset of {','.join(STAGES)}",
