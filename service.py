@@ -25,7 +25,6 @@ from har.serving.assembly import (
     configure,
     model_service_config,
 )
-from har.serving.model_client import model_ready
 from har.serving.model_worker import model_worker
 from har.serving.openapi import documented_service
 from har.serving.predict_input import predict_input
@@ -98,7 +97,8 @@ if shadow_tag:
 class HARService:
     """Predictions for single windows, whole recordings and (over gRPC) live sensor streams."""
 
-    model_service = bentoml.depends(HARModel)
+    if settings.model_placement == "service":  # else each API worker runs the model itself
+        model_service = bentoml.depends(HARModel)
     if shadow_tag:
         shadow_service = bentoml.depends(HARShadow)
 
@@ -108,8 +108,9 @@ class HARService:
         self.api = self.worker.http
 
     async def __is_ready__(self) -> bool:
-        """Ready when the model service answers its own /readyz within 5 s."""
-        return await model_ready(self.model_service)
+        """Ready when the model service answers its own /readyz within 5 s (in-process:
+        when the model is loaded)."""
+        return await self.worker.ready()
 
     @bentoml.on_startup
     async def start(self) -> None:

@@ -5,7 +5,8 @@ and their ``__init__``, start-up and shutdown hooks call the rest:
 
 * :func:`configure`: the BentoML patches, the model to serve (found or stored), tokens,
   TLS and the shadow's tag;
-* :func:`~har.serving.model_worker.model_worker` (its own module): the model service's model;
+* :func:`~har.serving.model_worker.model_worker` (its own module): the model service's model
+  (or, with ``HAR_MODEL_PLACEMENT=in-process``, each API worker's own);
 * :class:`ApiWorker`: the API service's core (:class:`~har.core.scorer.Scorer` through a
   coalescing :class:`~har.serving.model_client.ModelClient`), its monitor, the optional shadow,
   the HTTP endpoint logic and the gRPC server's start and stop.
@@ -39,6 +40,7 @@ from har.runtime import model_store
 from har.runtime.onnx_model import RuntimeChoice, choose_runtime
 from har.serving import graceful, patches, workers
 from har.serving.model_client import ModelClient, model_ready, observed, retrying
+from har.serving.model_worker import InProcessModel, in_process_model
 from har.settings import Settings
 from har.shadow import attach as attach_shadow
 from har.shadow import resolve_shadow_tag
@@ -102,6 +104,7 @@ def configure(settings: Settings) -> Configured:
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
+    require_placement(settings, tag)
     for t in filter(None, (tag, shadow_tag)):  # refuse now, not in a restarting model worker
         require_runtime(settings.runtime, t)
     pin_resolved_models(settings, tag, shadow_tag)
@@ -158,6 +161,24 @@ def require_runtime(setting: str, tag: str) -> RuntimeChoice:
             "HAR_RUNTIME=tensorflow, or build the image with it (HAR_RUNTIME=tensorflow make image)"
         )
     return choice
+
+
+def require_placement(settings: Settings, tag: str) -> None:
+    """Refuse (``SystemExit``, before any worker starts) ``HAR_MODEL_PLACEMENT=in-process``
+    for a model that would serve on TensorFlow: the API workers never load TensorFlow."""
+    if settings.model_placement != "in-process":
+        return
+    resolved, folder, card = model_store.load_card(tag)
+    try:
+        choice = choose_runtime(settings.runtime, card, folder)
+    except InputError:
+        return  # HAR_RUNTIME=onnx without a passing export: require_runtime says so
+    if choice.runtime != "onnx":
+        raise SystemExit(
+            f"HAR_MODEL_PLACEMENT=in-process runs the model on ONNX Runtime in the API "
+            f"workers, but model {resolved} would serve on TensorFlow ({choice.reason}): unset "
+            "HAR_MODEL_PLACEMENT, or serve a model whose ONNX export passed"
+        )
 
 
 def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
@@ -261,6 +282,8 @@ class ApiWorker:
         # the Open Inference Protocol (REST /v2, gRPC inference.*) over the same scorer
         self.inference = InferenceModel(self.scorer, ready)
         self.v2 = V2Http(self.inference)
+        self._ready = ready
+        self.in_process: InProcessModel | None = None  # HAR_MODEL_PLACEMENT=in-process
         self.grpc_server: Any = None
         self._grpc_stop: asyncio.Future[None] | None = None
         self._lease: graceful.CallerLease | None = None
@@ -270,17 +293,42 @@ class ApiWorker:
         cls, service: Any, settings: Settings, shadow_tag: str | None, worker_index: int | None
     ) -> ApiWorker:
         """The worker of a BentoML API service instance whose ``model_service`` (and, with
-        ``shadow_tag``, ``shadow_service``) are its ``bentoml.depends`` dependencies."""
+        ``shadow_tag``, ``shadow_service``) are its ``bentoml.depends`` dependencies; with
+        ``HAR_MODEL_PLACEMENT=in-process`` it has no ``model_service``: the worker loads the
+        model itself (:func:`~har.serving.model_worker.in_process_model`)."""
+
+        def shadow_call(x: np.ndarray) -> Awaitable[np.ndarray]:
+            return service.shadow_service.to_async.predict_proba(x)  # type: ignore[no-any-return]
+
+        if settings.model_placement == "in-process":
+            local = InProcessModel(in_process_model(settings, settings.model_tag))
+            worker = cls(
+                settings,
+                local.batched,
+                local.unbatched,
+                shadow_tag=shadow_tag,
+                shadow_call=shadow_call,
+                worker_index=worker_index or 0,
+                runtime_call=local.info,
+                ready=None,  # the model is loaded and probed: ready once constructed
+            )
+            worker.in_process = local
+            return worker
         return cls(
             settings,
             lambda x: service.model_service.to_async.predict_proba(x),
             lambda x: service.model_service.to_async.predict_many(x),
             shadow_tag=shadow_tag,
-            shadow_call=lambda x: service.shadow_service.to_async.predict_proba(x),
+            shadow_call=shadow_call,
             worker_index=worker_index or 0,
             runtime_call=lambda: service.model_service.to_async.runtime(),
             ready=lambda: model_ready(service.model_service),
         )
+
+    async def ready(self) -> bool:
+        """The API service's readiness (``/readyz``): the model service answers its own
+        readiness probe within 5 s; in-process, the model is loaded (always, once built)."""
+        return True if self._ready is None else await self._ready()
 
     async def model(self) -> dict[str, Any]:
         """``GET /model``: the tag and card, and ``runtime`` as the model worker reports it
@@ -338,6 +386,8 @@ class ApiWorker:
                 await asyncio.to_thread(self.monitor.close)
             if self.scorer.sampler is not None:  # HAR_SAMPLE_DIR: the last kept windows
                 await asyncio.to_thread(self.scorer.sampler.close)
+            if self.in_process is not None:
+                await asyncio.to_thread(self.in_process.close)
         finally:
             if self._lease is not None:
                 self._lease.release()
