@@ -128,8 +128,8 @@ loadtest: $(STAMP)  ## headless Locust run against a running `make serve`; non-z
 		--host $(HOST) --csv load_tests/reports/locust --html load_tests/reports/locust.html \
 		--only-summary --exit-code-on-error 1
 
-bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring/tracing/sampling on/off (about 33 min)
-	$(BIN)/python -m load_tests.bench --ab monitoring,tracing,sampling
+bench: $(STAMP)  ## serving benchmark: raw model, naive baseline, HTTP, gRPC, monitoring/tracing/sampling/placement on/off (about 40 min)
+	$(BIN)/python -m load_tests.bench --ab monitoring,tracing,sampling,placement
 
 observe: $(STAMP)  ## Prometheus + Alertmanager (local processes, shipped configs) for a running `make serve`; data in logs/observe/
 	$(BIN)/python deploy/observe.py --har localhost:$(HTTP_PORT) --dir logs/observe

@@ -67,7 +67,8 @@ class AbSwitch:
     """A feature the interleaved on/off rounds compare (``--ab``).
 
     Attributes:
-        name: the switch (``monitoring``, ``tracing``, ``sampling``), also in the row names
+        name: the switch (``monitoring``, ``tracing``, ``sampling``, ``placement``), also in
+            the row names
             ``"{protocol} [{name} on|off] (interleaved A/B)"``.
         title: the report section's heading.
         differs: how the two servers differ (Markdown, completes "Two servers run at once, ...").
@@ -110,6 +111,13 @@ AB_SWITCHES: dict[str, AbSwitch] = {
             "and one without",
             TARGET_SAMPLING_RATIO,
             "issue 28",
+        ),
+        AbSwitch(
+            "placement",
+            "Model placement (in the API worker vs its own service)",
+            "both with monitoring on, one with `HAR_MODEL_PLACEMENT=in-process` (the model on "
+            "ONNX Runtime inside the API worker) and one with `=service` (the model service's "
+            "worker, the default)",
         ),
     )
 }

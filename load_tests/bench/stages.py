@@ -369,6 +369,9 @@ def ab_sides(
             return sampling_notes(samples_kept(text), segments)
 
         yield {"on": {"HAR_SAMPLE_DIR": str(folder)}, "off": {}}, kept
+    elif switch == "placement":
+        on, off = {"HAR_MODEL_PLACEMENT": "in-process"}, {"HAR_MODEL_PLACEMENT": "service"}
+        yield {"on": on, "off": off}, lambda server: []
     else:
         raise ValueError(f"unknown on/off switch {switch!r}")
 

@@ -24,6 +24,7 @@ from tests.helpers.otlp import count
         (["--only-ab", "--ab", "tracing,sampling"], ("tracing", "sampling")),
         (["--ab", "sampling,monitoring,tracing"], ("monitoring", "tracing", "sampling")),
         (["--monitoring", "both", "--ab", "sampling"], ("monitoring", "sampling")),
+        (["--ab", "placement,tracing"], ("tracing", "placement")),
     ],
 )
 def test_the_switches_run_in_a_fixed_order(argv: list[str], switches: tuple[str, ...]) -> None:
@@ -34,7 +35,7 @@ def test_the_switches_run_in_a_fixed_order(argv: list[str], switches: tuple[str,
 def test_an_unknown_switch_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--ab", "tracing,profiling"])
-    assert "switches are monitoring,tracing,sampling" in capsys.readouterr().err
+    assert "switches are monitoring,tracing,sampling,placement" in capsys.readouterr().err
 
 
 def ab_samples(on: list[float], off: list[float]) -> dict[tuple[str, str], list[Row]]:
