@@ -1,7 +1,8 @@
 """One typed settings object, read from ``HAR_*`` environment variables.
 
-Nothing else in the project reads ``os.environ``. Bad values fail at start-up
-with pydantic's message naming the variable.
+Nothing else reads a ``HAR_*`` variable: the rest of the project is given the settings it
+needs (the serving assembly only writes the tags it resolved for the workers it starts).
+Bad values fail at start-up with pydantic's message naming the variable.
 """
 
 from __future__ import annotations
@@ -85,10 +86,7 @@ class Settings(BaseSettings):
         "`GET /model` says which one serves and why.",
     )
     onnx_threads: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="ONNX Runtime intra-op threads of one model call, 1-64.",
+        1, ge=1, le=64, description="ONNX Runtime intra-op threads of one model call, 1-64."
     )
     xla: bool = Field(
         True,
