@@ -1,7 +1,8 @@
 """One typed settings object, read from ``HAR_*`` environment variables.
 
-Nothing else in the project reads ``os.environ``. Bad values fail at start-up
-with pydantic's message naming the variable.
+Nothing else reads a ``HAR_*`` variable: the rest of the project is given the settings it
+needs (the serving assembly only writes the tags it resolved for the workers it starts).
+Bad values fail at start-up with pydantic's message naming the variable.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=64,
-        description="API worker processes, 1-64, each serving HTTP and gRPC (~0.3 GB of"
-        " memory each): more parse and answer on more cores, but on a machine with few "
-        "cores they compete with the model worker for CPU.",
+        description="API worker processes, 1-64, each serving HTTP and gRPC: more parse and"
+        " answer on more cores and keep a protocol answering while one restarts, but each "
+        "takes memory and, on a machine with few cores, CPU from the model worker "
+        "(docs/operations.md).",
     )
     coalesce_inflight: int = Field(
         1,
@@ -93,10 +95,7 @@ class Settings(BaseSettings):
         "worker. `in-process` needs the ONNX runtime (refused at start otherwise).",
     )
     onnx_threads: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="ONNX Runtime intra-op threads of one model call, 1-64.",
+        1, ge=1, le=64, description="ONNX Runtime intra-op threads of one model call, 1-64."
     )
     xla: bool = Field(
         True,
@@ -114,7 +113,7 @@ class Settings(BaseSettings):
     )
     warmup: Literal["background", "blocking"] = Field(
         "background",
-        description="When the model worker compiles its XLA batch sizes (~1 s each): "
+        description="When the model worker compiles its XLA batch sizes (one per padded size): "
         "`background` = after it reports ready (a shape-generic function serves "
         "meanwhile: ready sooner, slower per window for the first seconds), `blocking` "
         "= before it reports ready (ready later, full speed from the first request).",
@@ -201,15 +200,16 @@ class Settings(BaseSettings):
         0.9,
         gt=0,
         lt=1,
-        description="A window whose confidence is below this (between 0 and 1, "
-        "exclusive) counts as uncertain. 0.9: on the bundled model's held-out windows, "
-        "the 11 % below it were right 59 % of the time, those above 98 % (docs/calibration.md).",
+        description="A window whose confidence is below this (between 0 and 1, exclusive) "
+        "counts as uncertain: in the drift report, har_drift_uncertain_share and the "
+        "windows kept for labelling with HAR_SAMPLE_DIR (how the default was chosen: docs/calibration.md).",
     )
     calibration: bool = Field(
         True,
         description="Serve calibrated probabilities when the model card carries an applied "
         "temperature (0: the model's raw softmax; answers say which in 'calibrated').",
     )
+    # monitoring (har/monitoring): profiles, drift, the sample kept for labelling
     profile_dir: Path = Field(
         Path("logs/whylogs"), description="Folder the whylogs profiles are written to."
     )
@@ -267,7 +267,6 @@ class Settings(BaseSettings):
     drift_min_rows: int = Field(
         100, ge=1, description="Rows (>= 1) a drift comparison needs; fewer: insufficient_data."
     )
-    # monitoring
     drift_every_s: float = Field(
         60.0,
         ge=0,
@@ -361,15 +360,6 @@ class Settings(BaseSettings):
         description="Promotion gate: accepted macro-F1 drop vs the holder (0-1, a fraction).",
     )
 
-    @field_validator("model_uri", "shadow_model_uri")
-    @classmethod
-    def _registry_uri(cls, v: str | None) -> str | None:
-        if not v:  # an empty HAR_MODEL_URI / HAR_SHADOW_MODEL_URI means "not set"
-            return None
-        if not MODEL_URI_PATTERN.fullmatch(v):
-            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
-        return v
-
     # shadow model (har/shadow): scored on the served windows, off the response path
     shadow_model_tag: str | None = Field(
         None, description="BentoML tag of a shadow model scored on the same windows."
@@ -398,6 +388,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Windows (>= 1) an interval's comparison needs; fewer: insufficient_data.",
     )
+
+    @field_validator("model_uri", "shadow_model_uri")
+    @classmethod
+    def _registry_uri(cls, v: str | None) -> str | None:
+        if not v:  # an empty HAR_MODEL_URI / HAR_SHADOW_MODEL_URI means "not set"
+            return None
+        if not MODEL_URI_PATTERN.fullmatch(v):
+            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {v!r}")
+        return v
 
     @field_validator("shadow_model_tag")
     @classmethod

@@ -24,9 +24,15 @@ def error_answer(message: str) -> JSON:
     return {"error": message}
 
 
-def error_answer_bytes(message: str) -> bytes:
-    """:func:`error_answer` as the raw ASGI middlewares send it: ``json.dumps`` (ASCII, with
-    ``", "`` and ``": "`` separators), unlike a ``JSONResponse``'s compact form."""
+def error_answer_bytes(message: str, *, compact: bool = False) -> bytes:
+    """:func:`error_answer` serialised: by default as the raw ASGI middlewares and the ``/v2``
+    routes send it, ``json.dumps``'s default (ASCII, ``", "`` and ``": "`` separators);
+    ``compact``: as Starlette's ``JSONResponse`` renders it (UTF-8, no spaces), the form of
+    BentoML's endpoints and the read-only routes."""
+    if compact:
+        return json.dumps(
+            error_answer(message), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
     return json.dumps(error_answer(message)).encode()
 
 

@@ -26,7 +26,8 @@ An output is answered as raw bytes after the JSON when its request says
 checked against the shape and the body before anything is allocated.
 
 Errors: ``{"error": message}`` with 400 (the request's mistake), 404 (an unknown path, model
-or version), 405 (wrong method), 503 with ``Retry-After`` (the model service cannot answer now).
+or version), 405 (wrong method), 503 with ``Retry-After`` (the model service cannot answer now):
+raised, and answered by :func:`har.http.errors.error_response`, the HTTP layer's one mapping.
 """
 
 from __future__ import annotations
@@ -39,30 +40,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from har.core import answers
-from har.core.open_inference import (
-    Inference,
-    InferenceModel,
-    ModelNotFoundError,
-    OutputTensor,
-    TensorHeader,
-)
+from har.core.open_inference import Inference, InferenceModel, OutputTensor, TensorHeader
 from har.domain.errors import InputError, ModelUnavailableError, quoted
+from har.http.errors import RequestError, error_response
 
 #: The binary tensor data extension's header: bytes of JSON at the start of the body.
 HEADER_LENGTH = "inference-header-content-length"
 _MODEL_PATH = re.compile(
     r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<op>/ready|/infer)?/?"
 )
-
-
-def error_response(
-    message: str, status: int = 400, headers: dict[str, str] | None = None
-) -> Response:
-    """``{"error": message}`` with ``status``."""
-    return Response(
-        answers.error_answer_bytes(message), status, headers, media_type="application/json"
-    )
 
 
 def _json(answer: Any, status: int = 200) -> Response:
@@ -240,46 +226,46 @@ class V2Http:
         self.model = model
 
     async def handle(self, request: Request) -> Response:
-        """Answer any request under ``/v2`` (the table in this module's docstring)."""
+        """Answer any request under ``/v2`` (the table in this module's docstring); errors
+        as :func:`har.http.errors.error_response` maps them, serialised as ``json.dumps``
+        does (the form the ``/v2`` routes have always answered with)."""
+        try:
+            return await self._route(request)
+        except (InputError, ModelUnavailableError) as exc:
+            return error_response(exc, compact=False)
+
+    async def _route(self, request: Request) -> Response:
         path = request.url.path
         method = request.method
-        try:
-            if path in ("/v2", "/v2/"):
-                return self._get(method) or _json(self.model.server_metadata())
-            if path == "/v2/health/live":
-                return self._get(method) or _json({"live": True})
-            if path == "/v2/health/ready":
-                if refused := self._get(method):
-                    return refused
-                ready = await self.model.ready()
-                return _json({"ready": ready}, 200 if ready else 503)
-            m = _MODEL_PATH.fullmatch(path)
-            if m is None:
-                return error_response(f"unknown path {quoted(path)} under /v2", 404)
-            self.model.check_model(m["name"], m["version"])
-            op = m["op"]
-            if op == "/infer":
-                if method != "POST":
-                    return error_response("use POST for /infer", 405)
-                return await self._infer(request)
-            if refused := self._get(method):
-                return refused
-            if op == "/ready":
-                ready = await self.model.ready()
-                return _json({"name": self.model.name, "ready": ready}, 200 if ready else 503)
-            return _json(self.model.model_metadata())
-        except ModelNotFoundError as exc:
-            return error_response(str(exc), 404)
-        except InputError as exc:
-            return error_response(str(exc))
-        except ModelUnavailableError:
-            return error_response(
-                "the model is unavailable; retry shortly", 503, {"Retry-After": "2"}
-            )
+        if path in ("/v2", "/v2/"):
+            self._get(method)
+            return _json(self.model.server_metadata())
+        if path == "/v2/health/live":
+            self._get(method)
+            return _json({"live": True})
+        if path == "/v2/health/ready":
+            self._get(method)
+            ready = await self.model.ready()
+            return _json({"ready": ready}, 200 if ready else 503)
+        m = _MODEL_PATH.fullmatch(path)
+        if m is None:
+            raise RequestError(f"unknown path {quoted(path)} under /v2", 404)
+        self.model.check_model(m["name"], m["version"])
+        op = m["op"]
+        if op == "/infer":
+            if method != "POST":
+                raise RequestError("use POST for /infer", 405)
+            return await self._infer(request)
+        self._get(method)
+        if op == "/ready":
+            ready = await self.model.ready()
+            return _json({"name": self.model.name, "ready": ready}, 200 if ready else 503)
+        return _json(self.model.model_metadata())
 
     @staticmethod
-    def _get(method: str) -> Response | None:
-        return None if method in ("GET", "HEAD") else error_response("use GET", 405)
+    def _get(method: str) -> None:
+        if method not in ("GET", "HEAD"):
+            raise RequestError("use GET", 405)
 
     async def _infer(self, request: Request) -> Response:
         encoding = request.headers.get("content-encoding", "identity").lower()

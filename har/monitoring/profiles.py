@@ -41,8 +41,8 @@ import pandas as pd
 
 from har.monitoring.features import PRED_CLASS
 
-# The one exception to "only har.settings reads os.environ": whylogs reads this
-# variable at import time to decide whether to send usage statistics home.
+# Not a setting: whylogs reads this variable at import time to decide whether to send
+# usage statistics home.
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 
 from whylogs.core import DatasetProfile, DatasetProfileView

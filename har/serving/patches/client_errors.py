@@ -19,7 +19,7 @@ replaces in the shape it was written for) changes four things:
   (:class:`~har.domain.errors.InputError`), become ``{"error": message}`` with a 4xx
   (:func:`har.http.errors.error_response`, the HTTP layer's one mapping) and one INFO log
   line; the model service unreachable (restarting, shutting down) is a 503 with
-  ``Retry-After``; other errors of the endpoint keep BentoML's handling (500, traceback).
+  ``Retry-After`` (the same function); other errors of the endpoint keep BentoML's handling (500, traceback).
 
 What each replaced function was is kept as ``_har_upstream_<name>`` on its class.
 """
@@ -31,7 +31,6 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 
-from har.core.answers import error_answer
 from har.domain.errors import InputError, ModelUnavailableError, quoted
 from har.domain.safe_json import MAX_JSON_DEPTH, is_depth_error
 from har.http.errors import RequestError, error_response, status_of
@@ -104,7 +103,6 @@ def install() -> None:
     from pydantic import ValidationError
     from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException
-    from starlette.responses import JSONResponse
 
     if getattr(ServiceAppFactory, "_har_client_errors", False):
         return
@@ -184,11 +182,7 @@ def install() -> None:
             return error_response(exc)
         except ModelUnavailableError as exc:
             logger.warning("%s %s: 503 %s", request.method, request.url.path, exc)
-            return JSONResponse(
-                error_answer("the model is unavailable; retry shortly"),
-                status_code=503,
-                headers={"Retry-After": "2"},
-            )
+            return error_response(exc)
 
     ServiceAppFactory.api_endpoint = api_endpoint
     ServiceAppFactory._har_client_errors = True

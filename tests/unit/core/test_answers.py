@@ -62,3 +62,8 @@ def test_error_answer_is_the_one_error_body_in_both_serialisations() -> None:
     assert error_answer("bad") == {"error": "bad"}
     # the raw ASGI middlewares' bytes (json.dumps), as they were before the builder
     assert error_answer_bytes("bad é") == b'{"error": "bad \\u00e9"}'
+    # compact: what Starlette's JSONResponse renders, as the BentoML endpoints answered
+    from starlette.responses import JSONResponse
+
+    assert error_answer_bytes("bad é", compact=True) == JSONResponse(error_answer("bad é")).body
+    assert error_answer_bytes("bad é", compact=True) == '{"error":"bad é"}'.encode()
