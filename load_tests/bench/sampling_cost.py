@@ -154,8 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=600.0, help="requests per second (paced)")
     p.add_argument("--workload", choices=("worst", "mixed", "both"), default="both")
     opts = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="har-sampling-cost-"))
-    tag = prepare_model(tmp).tag
+    with tempfile.TemporaryDirectory(prefix="har-sampling-cost-") as tmp:
+        return _run(opts, prepare_model(Path(tmp)).tag)
+
+
+def _run(opts: argparse.Namespace, tag: str) -> int:
+    """Every workload's interleaved rounds, printed (``tag``: the stored model)."""
     workloads = {"worst": example_window()[None], "mixed": held_out_windows()}
     if opts.workload != "both":
         workloads = {opts.workload: workloads[opts.workload]}
