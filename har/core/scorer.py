@@ -47,7 +47,15 @@ class Observer(Protocol):
 class Sampler(Protocol):
     """What the scorer needs from the sample kept for labelling (``har.monitoring.samples``)."""
 
-    def offer(self, canonical: np.ndarray, probs: np.ndarray, units: Units | None) -> int: ...
+    def offer(
+        self,
+        canonical: np.ndarray,
+        probs: np.ndarray,
+        units: Units | None,
+        *,
+        predicted: np.ndarray | None = None,
+        confidence: np.ndarray | None = None,
+    ) -> int: ...
 
     def close(self, timeout: float = 10.0) -> None: ...
 
@@ -137,11 +145,18 @@ class Scorer:
             probs = apply_temperature(probs, self.temperature)
         if self.monitor is not None:
             self.monitor.observe(canonical, probs, sequence_key=sequence_key)
-        if self.sampler is not None:
-            self.sampler.offer(canonical, probs, units)
-        return Predictions.from_probs(
+        answer = Predictions.from_probs(
             probs, self.card.classes, calibrated=self.temperature is not None
         )
+        if self.sampler is not None:  # the answer's classes and confidences, not recomputed
+            self.sampler.offer(
+                canonical,
+                answer.probs,
+                units,
+                predicted=answer.class_ids,
+                confidence=answer.confidence,
+            )
+        return answer
 
     def check_windows(self, windows: np.ndarray) -> None:
         """Raise unless a client's windows are at most ``max_windows``, shaped ``(N, window, 6)``.

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -70,6 +70,8 @@ FIELDS: tuple[str, ...] = (
     "acc_unit",
     "gyro_unit",
 )
+#: Uniform draws taken from the generator at once (:meth:`SampleKeeper._draws`).
+DRAW_BLOCK = 4096
 _SEGMENT = re.compile(r"^(?P<writer>.+)-(?P<stamp>\d{8}T\d{6}\d{6}Z)-(?P<seq>\d+)\.npz$")
 
 
@@ -141,6 +143,8 @@ class SampleKeeper:
         self.writer = store.writer_name(worker_id, os.getpid())
         self.drifting = drifting or (lambda: False)
         self._rng = np.random.default_rng(seed)
+        self._block = np.empty(0)  # uniform draws ahead (_draws)
+        self._drawn = 0
         self._lock = threading.Lock()
         self._pending: list[_Kept] = []
         self._seq = 0
@@ -152,7 +156,15 @@ class SampleKeeper:
         self.dropped = 0
 
     # ------------------------------------------------------------------ offering
-    def offer(self, canonical: np.ndarray, probs: np.ndarray, units: Units | None) -> int:
+    def offer(
+        self,
+        canonical: np.ndarray,
+        probs: np.ndarray,
+        units: Units | None,
+        *,
+        predicted: np.ndarray | None = None,
+        confidence: np.ndarray | None = None,
+    ) -> int:
         """Keep those of ``N`` served windows with a reason; return how many. Never blocks
         on I/O.
 
@@ -160,24 +172,67 @@ class SampleKeeper:
             canonical: ``(N, window, 6)`` float32 as scored, canonical units (m/s², deg/s).
             probs: ``(N, n_classes)`` probabilities as answered (calibrated when served so).
             units: the units the request declared (``None``: not known; stored as ``""``).
+            predicted, confidence: ``probs.argmax(axis=1)`` and ``probs.max(axis=1)`` when
+                the caller has them already (the scorer's answer): not computed again.
+
+        This runs on the request path of every served window, so the usual single-window
+        call is decided in plain Python: a window that is not kept costs a comparison and a
+        random draw taken from a block drawn ahead (:meth:`_draws`); a kept one a copy of
+        its samples and a tuple more.
         """
         n = len(probs)
         if n == 0:
             return 0
-        conf = probs.max(axis=1)
-        # one boolean mask per reason, in REASONS order; reason strings only for kept windows
-        masks: list[tuple[np.ndarray, str]] = [(conf < self.uncertain_below, UNCERTAIN)]
-        if self.drift_share > 0 and self.drifting():
-            masks.append((self._rng.random(n) < self.drift_share, DRIFT))
-        masks.append((self._rng.random(n) < self.random_share, RANDOM))
-        kept = masks[0][0]
-        for mask, _ in masks[1:]:
-            kept = kept | mask
-        keep = np.flatnonzero(kept)
-        if len(keep):
+        if confidence is None:
+            confidence = probs.max(axis=1)
+        drifting = self.drift_share > 0 and self.drifting()
+        if n == 1:  # the usual request: one window
+            why = [UNCERTAIN] if confidence[0] < self.uncertain_below else []
+            if drifting and self._draws(1)[0] < self.drift_share:
+                why.append(DRIFT)
+            if self.random_share > 0 and self._draws(1)[0] < self.random_share:
+                why.append(RANDOM)
+            if not why:
+                return 0
+            keep = None
+            reasons = ["+".join(why)]
+        else:
+            # one boolean mask per reason, in REASONS order; reason strings for kept windows
+            masks: list[tuple[np.ndarray, str]] = [(confidence < self.uncertain_below, UNCERTAIN)]
+            if drifting:
+                masks.append((self._draws(n) < self.drift_share, DRIFT))
+            if self.random_share > 0:
+                masks.append((self._draws(n) < self.random_share, RANDOM))
+            kept = masks[0][0]
+            for mask, _ in masks[1:]:
+                kept = kept | mask
+            if not kept.any():
+                return 0
+            keep = np.flatnonzero(kept)
             reasons = ["+".join(r for mask, r in masks if mask[i]) for i in keep.tolist()]
-            self._append(canonical[keep], probs[keep], reasons, units, shadow=None)
-        return len(keep)
+        if predicted is None:
+            predicted = probs.argmax(axis=1)
+        if keep is None:  # all (one) of them: a copy, the caller's array may be reused
+            windows = np.array(canonical, np.float32)
+        else:
+            windows = np.asarray(canonical[keep], np.float32)  # a copy (fancy indexing)
+            predicted, confidence = predicted[keep], confidence[keep]
+        self._append(windows, predicted, confidence, reasons, units, shadow=None)
+        return len(reasons)
+
+    def _draws(self, n: int) -> np.ndarray:
+        """The next ``n`` uniform draws in [0, 1) of the keeper's generator, taken from a
+        block drawn ahead: one generator call per :data:`DRAW_BLOCK` windows, not one per
+        request (each call takes the generator's lock and the GIL again; the cost is in
+        docs/calibration.md). The same sequence as drawing ``n`` at a time."""
+        with self._lock:
+            if self._drawn + n > len(self._block):
+                rest = self._block[self._drawn :]
+                self._block = np.concatenate([rest, self._rng.random(max(n, DRAW_BLOCK))])
+                self._drawn = 0
+            out = self._block[self._drawn : self._drawn + n]
+            self._drawn += n
+        return out
 
     def offer_disagreement(
         self, canonical: np.ndarray, probs: np.ndarray, shadow_classes: np.ndarray
@@ -188,30 +243,40 @@ class SampleKeeper:
         keep = np.flatnonzero(mine != np.asarray(shadow_classes))
         if len(keep):
             shadow = np.asarray(shadow_classes)[keep].astype(str)
-            self._append(canonical[keep], probs[keep], [SHADOW] * len(keep), None, shadow=shadow)
+            kept_probs = probs[keep]
+            self._append(
+                np.asarray(canonical[keep], np.float32),
+                kept_probs.argmax(axis=1),
+                kept_probs.max(axis=1),
+                [SHADOW] * len(keep),
+                None,
+                shadow=shadow,
+            )
         return len(keep)
 
     def _append(
         self,
         windows: np.ndarray,
-        probs: np.ndarray,
+        predicted: np.ndarray,
+        confidence: np.ndarray,
         reasons: list[str],
         units: Units | None,
         *,
         shadow: np.ndarray | None,
     ) -> None:
-        """Hold kept windows until the next segment; per-window fields that are the same
-        for the whole call (time, units) are expanded when the segment is written."""
+        """Hold kept windows (a copy of their own) until the next segment; per-window fields
+        that are the same for the whole call (time, units) are expanded when the segment is
+        written."""
         k = len(windows)
         record = _Kept(
-            windows=np.asarray(windows, np.float32),  # a copy already (fancy indexing)
-            time=time.time(),
-            reasons=reasons,
-            predicted=probs.argmax(axis=1),
-            confidence=probs.max(axis=1).astype(np.float32),
-            shadow=shadow,
-            acc_unit=units.acc if units else "",
-            gyro_unit=units.gyro if units else "",
+            windows,
+            time.time(),
+            reasons,
+            predicted,
+            confidence,
+            shadow,
+            units.acc if units else "",
+            units.gyro if units else "",
         )
         with self._lock:
             self._pending.append(record)
@@ -219,8 +284,8 @@ class SampleKeeper:
             self._kept_by[reasons[0]].inc()
         else:
             counts = Counter(part for r in reasons for part in r.split("+"))
-            for reason, n in counts.items():  # one increment per reason and call
-                self._kept_by[reason].inc(n)
+            for reason, m in counts.items():  # one increment per reason and call
+                self._kept_by[reason].inc(m)
         self.kept += k
 
     # ------------------------------------------------------------------ writing
@@ -292,15 +357,15 @@ class SampleKeeper:
             self._metrics.dropped.inc(n)
 
 
-@dataclass(frozen=True)
-class _Kept:
-    """The windows kept by one call, waiting for the next segment."""
+class _Kept(NamedTuple):
+    """The windows kept by one call, waiting for the next segment (a tuple: one is made
+    per kept request, and a frozen dataclass costs several times more to build)."""
 
-    windows: np.ndarray  # (k, window, 6) float32, canonical units
+    windows: np.ndarray  # (k, window, 6) float32, canonical units, the keeper's own copy
     time: float  # epoch seconds of the call
     reasons: list[str]  # per window, "uncertain+random"
     predicted: np.ndarray  # (k,) class index as answered
-    confidence: np.ndarray  # (k,) float32
+    confidence: np.ndarray  # (k,) as answered
     shadow: np.ndarray | None  # (k,) the shadow's class names, None: not known
     acc_unit: str
     gyro_unit: str
@@ -316,9 +381,13 @@ def _segment_arrays(pending: list[_Kept], model: str, classes: np.ndarray) -> di
         "reason": np.array([r for p in pending for r in p.reasons], dtype=str),
         "model": np.full(total, model),
         "prediction": classes[np.concatenate([p.predicted for p in pending])],
-        "confidence": np.concatenate([p.confidence for p in pending]),
-        "shadow_prediction": np.concatenate(
-            [p.shadow if p.shadow is not None else np.full(len(p.windows), "") for p in pending]
+        "confidence": np.concatenate([p.confidence for p in pending]).astype(np.float32),
+        "shadow_prediction": (
+            np.concatenate(
+                [p.shadow if p.shadow is not None else np.full(len(p.windows), "") for p in pending]
+            )
+            if any(p.shadow is not None for p in pending)
+            else np.full(total, "")
         ),
         "acc_unit": np.repeat(np.array([p.acc_unit for p in pending], dtype=str), sizes),
         "gyro_unit": np.repeat(np.array([p.gyro_unit for p in pending], dtype=str), sizes),

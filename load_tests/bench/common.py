@@ -54,6 +54,10 @@ RECORDING_1_THREAD_CELL = RECORDING_CELL + " [HAR_TF_INTRA_OP_THREADS=1]"
 HTTP_CELL = "HTTP /predict"
 GRPC_CELL = "gRPC Predict"
 AB_PROTOCOLS = (HTTP_CELL, GRPC_CELL)
+#: HTTP /predict, one window per request, cycling through the bundled held-out windows (a
+#: realistic mix: the sampling switch keeps the model's real uncertain share plus the random
+#: share, where the single benchmark window is uncertain and every one is kept).
+MIXED_CELL = "HTTP /predict, held-out windows in turn"
 #: The Open Inference Protocol (V2) cells, one window per request like the cells above, at
 #: these concurrencies (those of ``--concurrency`` that are listed here).
 V2_REST_CELL = "V2 REST infer (binary tensors)"
@@ -75,6 +79,7 @@ class AbSwitch:
         target: the least median per-round on/off ratio per protocol at c=64 (None: no target,
             the ratio is reported).
         target_source: where the target comes from.
+        cells: what each round measures on each side (c=64), in order.
     """
 
     name: str
@@ -82,6 +87,7 @@ class AbSwitch:
     differs: str
     target: float | None = None
     target_source: str = ""
+    cells: tuple[str, ...] = AB_PROTOCOLS
 
 
 #: The switches ``--ab`` can compare, in the order they run. Apart from its switch, both
@@ -108,9 +114,13 @@ AB_SWITCHES: dict[str, AbSwitch] = {
             "sampling",
             "Sampling overhead (windows kept for labelling)",
             "both with monitoring on, one with `HAR_SAMPLE_DIR` set (default sampling settings) "
-            "and one without",
+            "and one without; the HTTP /predict and gRPC Predict cells send the benchmark's one "
+            "window, which the bundled model is unsure of, so every window is kept (the worst "
+            f"case); the cell `{MIXED_CELL}` sends the bundled held-out windows in turn (the "
+            "usual case: the model's real uncertain share plus the random share is kept)",
             TARGET_SAMPLING_RATIO,
             "issue 28",
+            (HTTP_CELL, GRPC_CELL, MIXED_CELL),
         ),
         AbSwitch(
             "placement",

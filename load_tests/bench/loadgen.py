@@ -106,6 +106,32 @@ def write_wrk_script(
     return path
 
 
+WRK_MIXED_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local prepared, sent = {}, 0
+
+function init(args)
+  for line in io.lines("@BODIES@") do
+    prepared[#prepared + 1] = wrk.format(nil, nil, nil, line)
+  end
+end
+
+function request()
+  sent = sent + 1
+  return prepared[(sent - 1) % #prepared + 1]
+end
+""" + WRK_LUA.split("f:close()", 1)[1]
+
+
+def write_wrk_mixed_script(path: Path, bodies: Path) -> Path:
+    """The ``wrk`` Lua script that POSTs the JSON bodies of ``bodies`` (one per line) in
+    turn, each connection's thread cycling through all of them (requests formatted once, at
+    start), and prints the same JSON summary as :func:`write_wrk_script`'s."""
+    path.write_text(WRK_MIXED_LUA.replace("@BODIES@", str(bodies)))
+    return path
+
+
 def run_wrk(url: str, lua: Path, concurrency: int, duration: int) -> LoadResult:
     """Closed-loop POSTs with ``wrk -t1 -cN``; errors = socket errors + HTTP status >= 400."""
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s"]

@@ -16,7 +16,6 @@ import psutil
 from tests.helpers.servers import ROOT
 
 from .common import (
-    AB_PROTOCOLS,
     AB_SUFFIX,
     AB_SWITCHES,
     GRPC_CELL,
@@ -228,7 +227,7 @@ def ab_targets(
     ratio of the two sides' median rows."""
     assert switch.target is not None
     out: list[tuple[str, str, bool | None]] = []
-    for proto in AB_PROTOCOLS:
+    for proto in switch.cells:
         on = find(rows, f"{proto} [{switch.name} on] {AB_SUFFIX}", "c=64")
         off = find(rows, f"{proto} [{switch.name} off] {AB_SUFFIX}", "c=64")
         if on is None or off is None or not off.throughput > 0:
@@ -357,13 +356,11 @@ Windows/s per round and the ratio measured in that round:
 def ab_target_line(switch: str, paired: dict[str, float]) -> str:
     """A sentence on ``switch``'s target: met or not per protocol, or that it has none."""
     sw = AB_SWITCHES[switch]
-    measured = ", ".join(f"{p} {paired[p]:.2f}" for p in AB_PROTOCOLS if p in paired) or "n/a"
+    measured = ", ".join(f"{p} {paired[p]:.2f}" for p in sw.cells if p in paired) or "n/a"
     if sw.target is None:
         return f"No numeric target: median of the per-round on/off ratios {measured}."
     verdicts = [
-        f"{p} {'met' if paired[p] >= sw.target else '**NOT met**'}"
-        for p in AB_PROTOCOLS
-        if p in paired
+        f"{p} {'met' if paired[p] >= sw.target else '**NOT met**'}" for p in sw.cells if p in paired
     ]
     return (
         f"Target ({sw.target_source}): {sw.name} on/off >= {sw.target:.2f} at c=64, the median "
@@ -435,19 +432,20 @@ def ab_summary(
     ``samples[(protocol, "on" | "off")]`` holds one row per round, in round order; the
     rows are named ``"{protocol} [{switch} on|off] (interleaved A/B)"``.
     """
+    protocols = AB_SWITCHES[switch].cells
     rows: list[Row] = []
     lines = [
-        f"| round | {' | '.join(f'{p} on | {p} off | on/off' for p in AB_PROTOCOLS)} |",
-        "|---:|" + "---:|---:|---:|" * len(AB_PROTOCOLS),
+        f"| round | {' | '.join(f'{p} on | {p} off | on/off' for p in protocols)} |",
+        "|---:|" + "---:|---:|---:|" * len(protocols),
     ]
     for i in range(rounds):
         cells = []
-        for p in AB_PROTOCOLS:
+        for p in protocols:
             on, off = samples[(p, "on")][i].throughput, samples[(p, "off")][i].throughput
             cells.append(f"{on:,.0f} | {off:,.0f} | {on / off if off else float('nan'):.2f}")
         lines.append(f"| {i + 1} | {' | '.join(cells)} |")
     paired: dict[str, float] = {}
-    for p in AB_PROTOCOLS:
+    for p in protocols:
         per_round = [
             a.throughput / b.throughput
             for a, b in zip(samples[(p, "on")], samples[(p, "off")], strict=True)
@@ -471,7 +469,7 @@ def ab_summary(
                     f"median of {rounds} rounds of {seconds} s",
                 )
             )
-    medians = [f"{paired[p]:.2f}" if p in paired else "n/a" for p in AB_PROTOCOLS]
+    medians = [f"{paired[p]:.2f}" if p in paired else "n/a" for p in protocols]
     flat = [x for r in medians for x in ("", "", f"**{r}**")]
     lines.append(f"| median | {' | '.join(flat)} |")
     return rows, lines, paired

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -20,9 +21,11 @@ from tests.helpers.servers import Server, bentoml_serve, free_port, home_sharing
 
 from .cells import grpc_row, http_row, recording_row, wrk_row
 from .common import (
+    AB_SWITCHES,
     GRPC_CELL,
     GRPC_PATH,
     HTTP_CELL,
+    MIXED_CELL,
     NAIVE_APP,
     NAIVE_CELL,
     RECORDING_1_THREAD_CELL,
@@ -37,9 +40,21 @@ from .common import (
     Row,
 )
 from .cpu import Groups, profiled, server_groups
-from .loadgen import grpc_check, grpc_response_bytes, v2_grpc_check, write_wrk_script
+from .loadgen import (
+    grpc_check,
+    grpc_response_bytes,
+    v2_grpc_check,
+    write_wrk_mixed_script,
+    write_wrk_script,
+)
 from .report import ab_summary
-from .workload import example_window, write_binary_bodies, write_v2_bodies
+from .workload import (
+    example_window,
+    held_out_windows,
+    write_binary_bodies,
+    write_mixed_bodies,
+    write_v2_bodies,
+)
 
 
 def bench_naive(setup: ModelSetup, opts: Options, tmp: Path, lua: Path) -> list[Row]:
@@ -436,14 +451,22 @@ def bench_ab(
     """``switch`` on vs off, interleaved: two servers up at once, loaded one at a time.
 
     Both servers (``switch`` on and off, :func:`ab_sides`) start together and stay up;
-    each round measures HTTP c=64 then gRPC c=64 on one server, then on the other (the
-    order alternates between rounds), so slow drifts of the shared machine hit both sides
-    alike. The idle server uses no measurable CPU. Returns the median rows of each side, a
-    Markdown table of every round with the per-round on/off ratios, per protocol the
-    median of those ratios (the targets' statistic), and notes on the ``on`` server.
+    each round measures the switch's cells (``AbSwitch.cells``: HTTP c=64 then gRPC c=64,
+    and for sampling HTTP c=64 with the held-out windows in turn) on one server, then on the
+    other (the order alternates between rounds), so slow drifts of the shared machine hit
+    both sides alike. The idle server uses no measurable CPU. Returns the median rows of
+    each side, a Markdown table of every round with the per-round on/off ratios, per cell
+    the median of those ratios (the targets' statistic), and notes on the ``on`` server
+    (for sampling: the share of windows it kept in each cell).
     """
     rounds, c = opts.ab_rounds, 64
+    cells = AB_SWITCHES[switch].cells
     samples: dict[tuple[str, str], list[Row]] = {}
+    loads = {HTTP_CELL: lua}
+    if MIXED_CELL in cells:
+        bodies = write_mixed_bodies(tmp, held_out_windows())
+        loads[MIXED_CELL] = write_wrk_mixed_script(tmp / "post-mixed.lua", bodies)
+    kept: dict[str, KeepCount] = {cell: KeepCount() for cell in cells}
     print(f"\n5. {switch} on vs off, {rounds} interleaved rounds at c={c}", flush=True)
     with ab_sides(switch, tmp) as (env, after), contextlib.ExitStack() as stack:
         # the monitoring servers keep their names (ab-on, ab-off)
@@ -463,24 +486,73 @@ def bench_ab(
         for i in range(rounds):
             for label in ("on", "off") if i % 2 == 0 else ("off", "on"):
                 s, g, tag = servers[label], groups[label], f"[{switch} {label}] round {i + 1}"
-                samples.setdefault((HTTP_CELL, label), []).append(
-                    http_row(f"{HTTP_CELL} {tag}", s, g, lua, c, opts.ab_duration, opts.warmup)
-                )
-                samples.setdefault((GRPC_CELL, label), []).append(
-                    grpc_row(
-                        f"{GRPC_CELL} {tag}",
-                        s,
-                        g,
-                        grpc_body,
-                        c,
-                        opts.ab_duration,
-                        opts.warmup,
-                        resp_bytes,
-                        tmp / f"ab-h2load-{names[label]}.log",
-                    )
-                )
+                for cell in cells:
+                    counting = switch == "sampling" and label == "on"
+                    before = metrics_text(s) if counting else ""
+                    if cell == GRPC_CELL:
+                        row = grpc_row(
+                            f"{GRPC_CELL} {tag}",
+                            s,
+                            g,
+                            grpc_body,
+                            c,
+                            opts.ab_duration,
+                            opts.warmup,
+                            resp_bytes,
+                            tmp / f"ab-h2load-{names[label]}.log",
+                        )
+                    else:
+                        row = http_row(
+                            f"{cell} {tag}", s, g, loads[cell], c, opts.ab_duration, opts.warmup
+                        )
+                    samples.setdefault((cell, label), []).append(row)
+                    if counting:
+                        kept[cell].add(before, metrics_text(s))
         notes = after(servers["on"])
+    if switch == "sampling":
+        notes += keep_notes(kept)
     rows, lines, paired = ab_summary(samples, rounds, c, opts.ab_duration, switch)
     for n in notes:
         print(f"  {n}", flush=True)
     return AbResult(switch, rows, lines, paired, notes)
+
+
+def metrics_text(server: Server) -> str:
+    """The API service's ``/metrics`` text."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=60) as r:
+        return str(r.read().decode())
+
+
+@dataclass
+class KeepCount:
+    """Windows served and kept (by reason) by the sampling-on server during one cell's loads
+    (warm-ups included), summed over the rounds, from ``/metrics`` deltas."""
+
+    served: int = 0
+    kept: dict[str, float] = field(default_factory=dict)
+
+    def add(self, before: str, after: str) -> None:
+        """Add the deltas between two ``/metrics`` texts taken around one cell."""
+        self.served += requests_served(after) - requests_served(before)
+        k0, k1 = samples_kept(before), samples_kept(after)
+        for reason, n in k1.items():
+            self.kept[reason] = self.kept.get(reason, 0.0) + n - k0.get(reason, 0.0)
+
+
+def keep_notes(kept: dict[str, KeepCount]) -> list[str]:
+    """The share of served windows the sampling-on server kept in each cell, by reason (a
+    window kept for two reasons counts in both; one window per request)."""
+    out = []
+    for cell, k in kept.items():
+        if not k.served:
+            continue
+        shares = ", ".join(
+            f"{reason} {100 * n / k.served:.1f} %" for reason, n in sorted(k.kept.items()) if n
+        )
+        worst = (
+            " (worst case: the benchmark's one window is uncertain)" if cell != MIXED_CELL else ""
+        )
+        out.append(
+            f"windows kept in `{cell}`{worst}: {shares or 'none'} of {k.served:,} windows served"
+        )
+    return out

@@ -85,6 +85,26 @@ def write_bodies(tmp: Path, window: np.ndarray) -> tuple[Path, Path]:
     return json_body, grpc_body
 
 
+def write_mixed_bodies(tmp: Path, windows: np.ndarray) -> Path:
+    """One-window JSON ``/predict`` bodies of ``windows`` (rounded as :func:`write_bodies`
+    does), one body per line, for a load that sends them in turn (``write_wrk_mixed_script``)."""
+    path = tmp / "predict-mixed.jsonl"
+    with path.open("w") as f:
+        for w in windows:
+            rounded = np.round(w.astype(np.float64), 4)
+            f.write(json.dumps({"windows": [rounded.tolist()]}) + "\n")
+    return path
+
+
+def held_out_windows() -> np.ndarray:
+    """The bundled held-out windows ``(N, 200, 6)`` float32, canonical units
+    (``tests/fixtures/heldout_windows.npz``, what ``register`` calibrates on by default)."""
+    from har.runtime.model_store import BUNDLED_HELDOUT
+
+    with np.load(BUNDLED_HELDOUT) as f:
+        return np.asarray(f["windows"], np.float32)
+
+
 def write_binary_bodies(tmp: Path, window: np.ndarray) -> tuple[Path, Path]:
     """The same one-window request in its binary forms: a NumPy ``.npy`` body for HTTP
     (``Content-Type: application/x-npy``) and a framed gRPC body whose window is

@@ -53,3 +53,49 @@ def test_v2_bodies_hold_the_window_and_parse_as_the_server_does(tmp_path):
     req = pb.ModelInferRequest.FromString(raw[5:])
     assert req.model_name == "m" and list(req.inputs[0].shape) == [1, 200, 6]
     np.testing.assert_array_equal(np.frombuffer(req.raw_input_contents[0], "<f4"), window.ravel())
+
+
+def test_the_mixed_load_sends_the_held_out_windows_in_turn(tmp_path):
+    """wrk with the mixed script POSTs every body of the file (not one body over and over),
+    each a one-window JSON request the server's parser accepts, and prints its summary."""
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from har.http.request_body import parse_json
+    from load_tests.bench.loadgen import run_wrk, write_wrk_mixed_script
+    from load_tests.bench.workload import held_out_windows, write_mixed_bodies
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (make bench installs it)")
+    windows = held_out_windows()[:3]
+    bodies = write_mixed_bodies(tmp_path, windows)
+    lines = bodies.read_text().splitlines()
+    assert len(lines) == 3
+    for line, window in zip(lines, windows, strict=True):
+        parsed, _ = parse_json(line.encode())
+        np.testing.assert_allclose(parsed, window[None], atol=1e-4)
+    seen: list[bytes] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lua = write_wrk_mixed_script(tmp_path / "mixed.lua", bodies)
+        result = run_wrk(f"http://127.0.0.1:{server.server_address[1]}/predict", lua, 2, 1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.ok > 3 and result.errors == 0
+    assert {b.decode() for b in seen} == set(lines)

@@ -9,9 +9,25 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from load_tests.bench.__main__ import parse_args
-from load_tests.bench.common import AB_SUFFIX, GRPC_CELL, HTTP_CELL, AbResult, ModelSetup, Row
+from load_tests.bench.common import (
+    AB_SUFFIX,
+    AB_SWITCHES,
+    GRPC_CELL,
+    HTTP_CELL,
+    MIXED_CELL,
+    AbResult,
+    ModelSetup,
+    Row,
+)
 from load_tests.bench.report import ab_section, ab_summary, report, targets
-from load_tests.bench.stages import requests_served, samples_kept, sampling_notes, tracing_notes
+from load_tests.bench.stages import (
+    KeepCount,
+    keep_notes,
+    requests_served,
+    samples_kept,
+    sampling_notes,
+    tracing_notes,
+)
 from tests.helpers.otlp import count
 
 
@@ -38,29 +54,31 @@ def test_an_unknown_switch_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
     assert "switches are monitoring,tracing,sampling,placement" in capsys.readouterr().err
 
 
-def ab_samples(on: list[float], off: list[float]) -> dict[tuple[str, str], list[Row]]:
+def ab_samples(
+    on: list[float], off: list[float], switch: str = "monitoring"
+) -> dict[tuple[str, str], list[Row]]:
     def side(values: list[float]) -> list[Row]:
         return [Row("x", "c=64", v, 50, 90, 0, 1.0, {"api": 1}) for v in values]
 
-    return {
-        (p, lab): side(v) for p in (HTTP_CELL, GRPC_CELL) for lab, v in (("on", on), ("off", off))
-    }
+    cells = AB_SWITCHES[switch].cells
+    return {(p, lab): side(v) for p in cells for lab, v in (("on", on), ("off", off))}
 
 
 def test_sampling_rows_are_named_by_switch_and_judged_against_five_percent() -> None:
     # per-round ratios 0.90, 0.96, 0.93: median 0.93 < 0.95
     on, off = [900.0, 480.0, 930.0], [1_000.0, 500.0, 1_000.0]
-    rows, lines, paired = ab_summary(ab_samples(on, off), 3, 64, 8, "sampling")
+    rows, lines, paired = ab_summary(ab_samples(on, off, "sampling"), 3, 64, 8, "sampling")
+    cells = (HTTP_CELL, GRPC_CELL, MIXED_CELL)  # the worst case twice, then the usual case
     assert {r.cell for r in rows} == {
-        f"{p} [sampling {lab}] {AB_SUFFIX}" for p in (HTTP_CELL, GRPC_CELL) for lab in ("on", "off")
+        f"{p} [sampling {lab}] {AB_SUFFIX}" for p in cells for lab in ("on", "off")
     }
-    assert paired == {HTTP_CELL: pytest.approx(0.93), GRPC_CELL: pytest.approx(0.93)}
+    assert paired == {p: pytest.approx(0.93) for p in cells}
     assert lines[2].startswith("| 1 | 900 | 1,000 | 0.90 |")
     items = targets(rows, "on", None, {"sampling": paired})
     sampling = [(n, m, ok) for n, m, ok in items if "sampling on" in n]
     assert [n for n, _, _ in sampling] == [
         f"{p} c=64 throughput with sampling on >= 95 % of off (median of the per-round ratios)"
-        for p in (HTTP_CELL, GRPC_CELL)
+        for p in cells
     ]
     assert all(ok is False for _, _, ok in sampling)
     assert sampling[0][1] == "0.93 (ratio of the two sides' medians: 900 / 1,000 = 0.90)"
@@ -97,7 +115,8 @@ def test_the_report_has_a_section_per_switch_in_run_order_and_the_sampling_targe
     opts, _ = parse_args(["--only-ab", "--ab", "tracing,sampling"])
     results = []
     for switch in opts.ab:
-        rows, lines, paired = ab_summary(ab_samples([990.0], [1_000.0]), 1, 64, 8, switch)
+        samples = ab_samples([990.0], [1_000.0], switch)
+        rows, lines, paired = ab_summary(samples, 1, 64, 8, switch)
         results.append(AbResult(switch, rows, lines, paired, [f"{switch} note"]))
     all_rows = [r for res in results for r in res.rows]
     setup = ModelSetup("har:1", None, None, "bundled", None)  # type: ignore[arg-type]
@@ -105,7 +124,7 @@ def test_the_report_has_a_section_per_switch_in_run_order_and_the_sampling_targe
     tracing, sampling = text.index("## Tracing overhead"), text.index("## Sampling overhead")
     assert tracing < sampling < text.index("## Targets")
     assert "Monitoring overhead" not in text
-    assert text.count("with sampling on >= 95 % of off") == 2
+    assert text.count("with sampling on >= 95 % of off") == 3  # worst case x2, held-out mix
     assert "- sampling note\n" in text and "- tracing note\n" in text
 
 
@@ -170,3 +189,27 @@ def test_the_receiver_counts_the_spans_of_an_export() -> None:
             scope.spans.add(name=f"s{i}")
     assert count(req.SerializeToString()) == 5
     assert count(ExportTraceServiceRequest().SerializeToString()) == 0
+
+
+def test_the_sampling_rounds_count_the_share_kept_per_cell_from_metric_deltas() -> None:
+    def metrics(served: int, uncertain: float, random: float) -> str:
+        return "\n".join(
+            [
+                'bentoml_service_request_total{endpoint="/predict",service_name="har",'
+                f'http_response_code="200"}} {served}.0',
+                f'har_samples_kept_total{{reason="uncertain"}} {uncertain}',
+                f'har_samples_kept_total{{reason="random"}} {random}',
+            ]
+        )
+
+    worst, mixed = KeepCount(), KeepCount()
+    worst.add(metrics(0, 0, 0), metrics(1000, 1000, 10))
+    mixed.add(metrics(1000, 1000, 10), metrics(3000, 1240, 30))  # round 1
+    mixed.add(metrics(5000, 3000, 50), metrics(7000, 3200, 70))  # round 2
+    assert mixed.served == 4000 and mixed.kept == {"uncertain": 440.0, "random": 40.0}
+    notes = keep_notes({HTTP_CELL: worst, GRPC_CELL: KeepCount(), MIXED_CELL: mixed})
+    assert notes == [
+        f"windows kept in `{HTTP_CELL}` (worst case: the benchmark's one window is uncertain): "
+        "random 1.0 %, uncertain 100.0 % of 1,000 windows served",
+        f"windows kept in `{MIXED_CELL}`: random 1.0 %, uncertain 11.0 % of 4,000 windows served",
+    ]

@@ -264,3 +264,29 @@ def test_predict_scans_the_windows_for_finiteness_once(monkeypatch: pytest.Monke
     monkeypatch.setattr(np, "isfinite", counting)
     run(scorer.predict(w, Units(acc="g", gyro="rad/s")))
     assert calls.count(w.shape) == 1, calls
+
+
+def test_the_sample_is_offered_the_answer_as_given_with_its_classes_and_confidences() -> None:
+    """The sampler gets the canonical windows and the answer's (calibrated) probabilities,
+    classes and confidences: what the client was told, not recomputed from other values."""
+
+    class Sampler:
+        def __init__(self) -> None:
+            self.calls: list[tuple] = []
+
+        def offer(self, canonical, probs, units, *, predicted=None, confidence=None) -> int:
+            self.calls.append((canonical, probs, units, predicted, confidence))
+            return 0
+
+        def close(self, timeout: float = 10.0) -> None:
+            pass
+
+    sampler = Sampler()
+    scorer = Scorer(CARD, "t:1", fake_infer, sampler=sampler, temperature=2.0)
+    w = Preprocessor(CARD).windows(*signal(100)).values[:3]
+    units = Units(acc="g", gyro="rad/s")
+    answer = run(scorer.predict(w / G_RAD.astype(np.float32), units))
+    ((canonical, probs, got_units, predicted, confidence),) = sampler.calls
+    np.testing.assert_allclose(canonical, w, rtol=1e-6)
+    assert got_units == units and probs is answer.probs
+    assert predicted is answer.class_ids and confidence is answer.confidence

@@ -12,6 +12,7 @@ from har.cli.samples import apply_labels, export, manifest_path
 from har.domain.card import Units
 from har.domain.errors import InputError
 from har.monitoring import store
+from har.monitoring.samples import DRIFT as DRIFT_REASON
 from har.monitoring.samples import SampleKeeper, list_segments, read_samples
 
 CLASSES = ["a", "b", "c"]
@@ -175,3 +176,51 @@ def test_export_and_label_close_the_loop_with_the_gate(tmp_path: Path) -> None:
     assert len(data.labels) == n - 1 and data.labels[0] == CLASSES[1]
     with np.load(out) as f:
         np.testing.assert_array_equal(f["windows"], read_samples(tmp_path / "kept")["windows"][1:])
+
+
+def test_random_draws_follow_the_generator_across_blocks(tmp_path: Path) -> None:
+    """Draws are taken ahead in blocks; the sequence is the seeded generator's, in order."""
+    from har.monitoring.samples import DRAW_BLOCK
+
+    k = keeper(tmp_path, seed=3)
+    sizes = [1, 5, DRAW_BLOCK - 7, 3, 2 * DRAW_BLOCK, 1]  # crosses block ends, and a big one
+    got = np.concatenate([k._draws(n).copy() for n in sizes])
+    np.testing.assert_array_equal(got, np.random.default_rng(3).random(sum(sizes)))
+
+
+def test_single_window_offers_keep_the_same_shares_and_their_own_copy(tmp_path: Path) -> None:
+    """One window per call (the usual request) is decided like a batch: uncertain always,
+    drift and random at their shares, reasons combined; the stored window is a copy."""
+    k = keeper(tmp_path, random_share=0.02, drift_share=0.5, drifting=lambda: True, seed=2)
+    w, p = batch(4000)
+    p[:] = [0.9, 0.05, 0.05]  # confident: kept only for drift or at random
+    p[0] = [0.4, 0.35, 0.25]  # but this one is uncertain
+    kept = [k.offer(w[i : i + 1], p[i : i + 1], G) for i in range(len(w))]
+    assert kept[0] == 1 and set(kept) == {0, 1}
+    first = w[0].copy()
+    w[0] = 0.0  # the caller's array is reused: what was kept must not change
+    k.flush()
+    got = read_samples(tmp_path)
+    np.testing.assert_array_equal(got["windows"][0], first)
+    assert got["reason"][0].startswith("uncertain")
+    reasons = [set(r.split("+")) for r in got["reason"].tolist()[1:]]
+    assert 1800 <= sum(DRIFT_REASON in r for r in reasons) <= 2200  # ~50 % of 3999
+    assert 45 <= sum("random" in r for r in reasons) <= 120  # ~2 % of 3999
+    assert all(r <= {DRIFT_REASON, "random"} and r for r in reasons)
+    assert k.kept == len(got["time"]) == sum(kept)
+
+
+def test_the_answer_given_by_the_caller_is_stored_as_answered(tmp_path: Path) -> None:
+    """``predicted`` and ``confidence`` passed in (the scorer's answer) are what is stored;
+    without them they come from ``probs``."""
+    k = keeper(tmp_path, uncertain_below=0.5)
+    w, p = batch(4)  # probs say 0.4 for windows 0 and 2 (uncertain), 0.9 otherwise
+    conf = np.array([0.45, 0.3, 0.45, 0.9], np.float32)  # the answer's own confidences
+    predicted = np.array([2, 1, 2, 0])
+    assert k.offer(w, p, None, predicted=predicted, confidence=conf) == 3
+    assert k.offer(w[1:2], p[1:2], None, predicted=predicted[1:2], confidence=conf[1:2]) == 1
+    k.flush()
+    got = read_samples(tmp_path)
+    assert got["prediction"].tolist() == ["c", "b", "c", "b"]
+    np.testing.assert_allclose(got["confidence"], [0.45, 0.3, 0.45, 0.3])
+    assert got["confidence"].dtype == np.float32
