@@ -36,7 +36,8 @@ def export(directory: Path, out: Path, since: str | None, reason: str | None) ->
         InputError: no such folder, an unknown reason, unreadable ``since``, or no windows.
     """
     from har.monitoring import store
-    from har.monitoring.samples import FIELDS, REASONS, read_samples
+    from har.monitoring.sample_files import FIELDS, read_samples
+    from har.monitoring.samples import REASONS
 
     if not Path(directory).is_dir():
         raise InputError(f"no kept windows: {directory} is not a folder (HAR_SAMPLE_DIR)")

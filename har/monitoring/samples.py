@@ -29,19 +29,17 @@ host is in them, as for profiles). Each worker keeps its own segments, and those
 processes in its slot (same worker id and host), under ``HAR_SAMPLE_MAX_MB``, deleting the
 oldest first; deleted windows are counted in ``har_samples_dropped_total``, kept ones in
 ``har_samples_kept_total{reason}``. ``python -m har samples export`` reads the segments
-(:func:`read_samples`).
+(:func:`~har.monitoring.sample_files.read_samples`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,6 +49,7 @@ import numpy as np
 from har.domain.card import Units
 from har.monitoring import store
 from har.monitoring.metrics import sample_metrics
+from har.monitoring.sample_files import Segment, list_segments
 
 log = logging.getLogger(__name__)
 
@@ -59,43 +58,8 @@ SHADOW = "shadow_disagreement"
 DRIFT = "drift"
 RANDOM = "random"
 REASONS: tuple[str, ...] = (UNCERTAIN, SHADOW, DRIFT, RANDOM)
-#: Arrays of a segment besides ``windows`` (one value per window).
-FIELDS: tuple[str, ...] = (
-    "time",
-    "reason",
-    "model",
-    "prediction",
-    "confidence",
-    "shadow_prediction",
-    "acc_unit",
-    "gyro_unit",
-)
 #: Uniform draws taken from the generator at once (:meth:`SampleKeeper._draws`).
 DRAW_BLOCK = 4096
-_SEGMENT = re.compile(r"^(?P<writer>.+)-(?P<stamp>\d{8}T\d{6}\d{6}Z)-(?P<seq>\d+)\.npz$")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One segment file: its writer (``<worker_id>.<pid>.<host>``) and the UTC time it was
-    written (every window in it was served before)."""
-
-    path: Path
-    writer: str
-    written: datetime
-
-
-def list_segments(directory: Path) -> list[Segment]:
-    """Segments in ``directory``, oldest first (temporary files left by a crash are skipped)."""
-    out: list[Segment] = []
-    if not Path(directory).is_dir():
-        return out
-    for p in Path(directory).iterdir():
-        m = _SEGMENT.match(p.name)
-        if m:
-            t = datetime.strptime(m["stamp"], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-            out.append(Segment(p, m["writer"], t))
-    return sorted(out, key=lambda s: (s.written, s.path.name))
 
 
 class SampleKeeper:
@@ -392,30 +356,3 @@ def _segment_arrays(pending: list[_Kept], model: str, classes: np.ndarray) -> di
         "acc_unit": np.repeat(np.array([p.acc_unit for p in pending], dtype=str), sizes),
         "gyro_unit": np.repeat(np.array([p.gyro_unit for p in pending], dtype=str), sizes),
     }
-
-
-def read_samples(
-    directory: Path, since: datetime | None = None, reason: str | None = None
-) -> dict[str, np.ndarray]:
-    """Every kept window in ``directory`` served at or after ``since`` (UTC), with ``reason``
-    among its reasons when given: ``windows`` ``(N, window, 6)`` canonical float32 and the
-    :data:`FIELDS` arrays, oldest first."""
-    parts = []
-    for seg in list_segments(directory):
-        try:
-            with np.load(seg.path) as f:
-                part = {k: f[k] for k in ("windows", *FIELDS)}
-        except (OSError, ValueError, KeyError) as exc:  # a segment removed meanwhile
-            log.warning("samples: skipping %s (%s)", seg.path, exc)
-            continue
-        keep = np.ones(len(part["time"]), bool)
-        if since is not None:
-            keep &= part["time"] >= since.timestamp()
-        if reason is not None:
-            keep &= np.array([reason in r.split("+") for r in part["reason"].tolist()], bool)
-        parts.append({k: v[keep] for k, v in part.items()})
-    if not parts:
-        return {}
-    out = {k: np.concatenate([p[k] for p in parts]) for k in ("windows", *FIELDS)}
-    order = np.argsort(out["time"], kind="stable")
-    return {k: v[order] for k, v in out.items()}

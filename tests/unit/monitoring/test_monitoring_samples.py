@@ -12,8 +12,9 @@ from har.cli.samples import apply_labels, export, manifest_path
 from har.domain.card import Units
 from har.domain.errors import InputError
 from har.monitoring import store
+from har.monitoring.sample_files import list_segments, read_samples
 from har.monitoring.samples import DRIFT as DRIFT_REASON
-from har.monitoring.samples import SampleKeeper, list_segments, read_samples
+from har.monitoring.samples import SampleKeeper
 
 CLASSES = ["a", "b", "c"]
 G = Units(acc="g", gyro="rad/s")
