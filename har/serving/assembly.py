@@ -104,9 +104,10 @@ def configure(settings: Settings) -> Configured:
     tag = lifecycle.ensure_served_model(settings)
     shadow_tag = resolve_shadow_tag(settings)
     require_shadow_in_bento(shadow_tag, os.environ.get("BENTO_PATH"))
-    require_placement(settings, tag)
     for t in filter(None, (tag, shadow_tag)):  # refuse now, not in a restarting model worker
-        require_runtime(settings.runtime, t)
+        require_runtime(
+            settings.runtime, t, in_process=t == tag and settings.model_placement == "in-process"
+        )
     pin_resolved_models(settings, tag, shadow_tag)
     settings = settings.model_copy(update={"model_tag": tag, "model_uri": None})
     return Configured(
@@ -143,10 +144,12 @@ def require_shadow_in_bento(shadow_tag: str | None, bento_path: str | None) -> N
         )
 
 
-def require_runtime(setting: str, tag: str) -> RuntimeChoice:
+def require_runtime(setting: str, tag: str, *, in_process: bool = False) -> RuntimeChoice:
     """The runtime the stored model ``tag`` will serve on; refuses (``SystemExit``, before any
-    worker starts) when ``HAR_RUNTIME=onnx`` has no passing export to serve, or when the
-    choice is TensorFlow and TensorFlow is not installed (an image built for ONNX Runtime)."""
+    worker starts) when ``HAR_RUNTIME=onnx`` has no passing export to serve, when the choice
+    is TensorFlow and ``in_process`` (``HAR_MODEL_PLACEMENT=in-process``: the API workers
+    never load TensorFlow), or when the choice is TensorFlow and TensorFlow is not installed
+    (an image built for ONNX Runtime)."""
     import importlib.util
 
     resolved, folder, card = model_store.load_card(tag)
@@ -154,6 +157,12 @@ def require_runtime(setting: str, tag: str) -> RuntimeChoice:
         choice = choose_runtime(setting, card, folder)
     except InputError as exc:
         raise SystemExit(f"model {resolved}: {exc}") from None
+    if choice.runtime == "tensorflow" and in_process:
+        raise SystemExit(
+            f"HAR_MODEL_PLACEMENT=in-process runs the model on ONNX Runtime in the API "
+            f"workers, but model {resolved} would serve on TensorFlow ({choice.reason}): unset "
+            "HAR_MODEL_PLACEMENT, or serve a model whose ONNX export passed"
+        )
     if choice.runtime == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
         raise SystemExit(
             f"model {resolved} would serve on TensorFlow ({choice.reason}), which is not "
@@ -161,24 +170,6 @@ def require_runtime(setting: str, tag: str) -> RuntimeChoice:
             "HAR_RUNTIME=tensorflow, or build the image with it (HAR_RUNTIME=tensorflow make image)"
         )
     return choice
-
-
-def require_placement(settings: Settings, tag: str) -> None:
-    """Refuse (``SystemExit``, before any worker starts) ``HAR_MODEL_PLACEMENT=in-process``
-    for a model that would serve on TensorFlow: the API workers never load TensorFlow."""
-    if settings.model_placement != "in-process":
-        return
-    resolved, folder, card = model_store.load_card(tag)
-    try:
-        choice = choose_runtime(settings.runtime, card, folder)
-    except InputError:
-        return  # HAR_RUNTIME=onnx without a passing export: require_runtime says so
-    if choice.runtime != "onnx":
-        raise SystemExit(
-            f"HAR_MODEL_PLACEMENT=in-process runs the model on ONNX Runtime in the API "
-            f"workers, but model {resolved} would serve on TensorFlow ({choice.reason}): unset "
-            "HAR_MODEL_PLACEMENT, or serve a model whose ONNX export passed"
-        )
 
 
 def pin_resolved_models(settings: Settings, tag: str, shadow_tag: str | None) -> None:
