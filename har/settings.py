@@ -58,10 +58,9 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=64,
-        description="API worker processes, 1-64, each serving HTTP and gRPC: more parse and"
-        " answer on more cores and keep a protocol answering while one restarts, but each "
-        "takes memory and, on a machine with few cores, CPU from the model worker "
-        "(docs/operations.md).",
+        description="API worker processes, 1-64, each serving HTTP and gRPC: more use more "
+        "cores and keep answering while one restarts, but each takes memory and, on a "
+        "machine with few cores, CPU from the model worker (docs/operations.md).",
     )
     coalesce_inflight: int = Field(
         1,
@@ -88,11 +87,9 @@ class Settings(BaseSettings):
     model_placement: Literal["service", "in-process"] = Field(
         "service",
         description="Where the model runs: `service` = its own BentoML service (the model "
-        "worker), whose adaptive batching merges the calls of every API worker; "
-        "`in-process` = inside each API worker on ONNX Runtime, called in a thread of "
-        "its own with that worker's coalesced batches: no hop between processes (about "
-        "half the latency of a lone request), one process less, one model per API "
-        "worker. `in-process` needs the ONNX runtime (refused at start otherwise).",
+        "worker), batching the calls of every API worker; `in-process` = in each API "
+        "worker on ONNX Runtime, in a thread of its own: no hop between processes, one "
+        "process less (refused at start if the model would serve on TensorFlow).",
     )
     onnx_threads: int = Field(
         1, ge=1, le=64, description="ONNX Runtime intra-op threads of one model call, 1-64."
@@ -186,9 +183,7 @@ class Settings(BaseSettings):
         "more: 400.",
     )
     body_read_timeout_s: float = Field(
-        20.0,
-        gt=0,
-        description="Seconds (> 0) a client has to send a whole request body; slower: 408.",
+        20.0, gt=0, description="Seconds (> 0) a client has to send a whole body; slower: 408."
     )
     stream_idle_timeout_s: float = Field(
         60.0, gt=0, description="Seconds (> 0) a gRPC stream may wait for its next chunk."
@@ -226,10 +221,7 @@ class Settings(BaseSettings):
         "are dropped (each holds its 200x6 float32 samples: ~4.8 KB, ~96 MB at the "
         "default).",
     )
-    monitoring: bool = Field(
-        True,
-        description="Profile served windows with whylogs (for the drift endpoints and gauges).",
-    )
+    monitoring: bool = Field(True, description="Profile served windows with whylogs (drift).")
     sample_dir: Path | None = Field(
         None,
         description="Keep a bounded sample of served windows for labelling here, with why each "
@@ -242,10 +234,7 @@ class Settings(BaseSettings):
         "oldest are deleted beyond it (har_samples_dropped_total).",
     )
     sample_random_share: float = Field(
-        0.01,
-        ge=0,
-        le=1,
-        description="Share (0..1) of all served windows kept at random, whatever else holds.",
+        0.01, ge=0, le=1, description="Share (0..1) of all served windows kept at random."
     )
     sample_drift_share: float = Field(
         0.05,
@@ -348,16 +337,10 @@ class Settings(BaseSettings):
         "(wins over model_tag; resolved by `python -m har ensure-model`).",
     )
     gate_accuracy_tolerance: float = Field(
-        0.01,
-        ge=0,
-        le=1,
-        description="Promotion gate: accepted accuracy drop vs the holder (0-1, a fraction).",
+        0.01, ge=0, le=1, description="Promotion gate: accepted accuracy drop vs the holder, 0-1."
     )
     gate_macro_f1_tolerance: float = Field(
-        0.01,
-        ge=0,
-        le=1,
-        description="Promotion gate: accepted macro-F1 drop vs the holder (0-1, a fraction).",
+        0.01, ge=0, le=1, description="Promotion gate: accepted macro-F1 drop vs the holder, 0-1."
     )
 
     # shadow model (har/shadow): scored on the served windows, off the response path

@@ -23,15 +23,21 @@ Known limits worked around here:
   (both stuck in ``kll_doubles_sketch.update`` while one imports numpy's C API
   lazily), and whylogs does not claim to be thread-safe: every call into it goes
   through one process-wide lock, and a tiny profile is logged at import time so
-  the lazy initialisation happens on one thread.
+  the lazy initialisation happens on one thread;
+* ``whylogs.core`` imports scikit-learn when it is installed (the dev venv has it),
+  only for its experimental embedding metrics, which this package does not use, and
+  that import would be most of a serving process's start (docs/runtime.md), so
+  whylogs is imported here with scikit-learn hidden (:func:`_sklearn_hidden`), as in the image, which has none.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, cast
@@ -45,12 +51,32 @@ from har.monitoring.features import PRED_CLASS
 # usage statistics home.
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 
-from whylogs.core import DatasetProfile, DatasetProfileView
-from whylogs.core.datatypes import Fractional, Integral
-from whylogs.core.metrics import StandardMetric
-from whylogs.core.preprocessing import ColumnProperties
-from whylogs.core.resolvers import MetricSpec, ResolverSpec
-from whylogs.core.schema import DeclarativeSchema
+
+@contextmanager
+def _sklearn_hidden() -> Iterator[None]:
+    """Inside: ``import sklearn`` raises ``ImportError``, unless it is already loaded.
+
+    ``sys.modules["sklearn"] = None`` makes ``import sklearn.cluster`` fail, which
+    ``whylogs.core.stubs`` answers with its stubs; the mark is removed on leaving, so a
+    later ``import sklearn`` in this process works as usual.
+    """
+    hide = "sklearn" not in sys.modules
+    if hide:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if hide:
+            del sys.modules["sklearn"]
+
+
+with _sklearn_hidden():
+    from whylogs.core import DatasetProfile, DatasetProfileView
+    from whylogs.core.datatypes import Fractional, Integral
+    from whylogs.core.metrics import StandardMetric
+    from whylogs.core.preprocessing import ColumnProperties
+    from whylogs.core.resolvers import MetricSpec, ResolverSpec
+    from whylogs.core.schema import DeclarativeSchema
 
 #: A read-only whylogs profile (``whylogs.core.DatasetProfileView``).
 ProfileView: TypeAlias = DatasetProfileView
