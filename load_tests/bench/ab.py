@@ -164,6 +164,7 @@ class Load:
     log: Path
     duration: int
     warmup: int
+    grpc_connections: int = 1
 
     def measure(
         self, server: Server, groups: Groups, cell: tuple[str, int], tag: str, resp_bytes: int
@@ -173,7 +174,18 @@ class Load:
         name, sec, warm = f"{proto} [{tag}]", self.duration, self.warmup
         if proto == HTTP_CELL:
             return http_row(name, server, groups, self.lua, c, sec, warm)
-        return grpc_row(name, server, groups, self.grpc_body, c, sec, warm, resp_bytes, self.log)
+        return grpc_row(
+            name,
+            server,
+            groups,
+            self.grpc_body,
+            c,
+            sec,
+            warm,
+            resp_bytes,
+            self.log,
+            connections=self.grpc_connections,
+        )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -192,6 +204,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     p.add_argument("--duration", type=int, default=15, help="seconds measured per cell")
     p.add_argument("--warmup", type=int, default=3, help="warm-up seconds before each cell")
+    p.add_argument(
+        "--grpc-connections",
+        type=int,
+        default=1,
+        help="HTTP/2 connections the gRPC streams are spread over (default 1; with several "
+        "API workers, one connection lands on one worker)",
+    )
     p.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     return p.parse_args(argv)
 
@@ -220,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp = Path(t)
         json_body, grpc_body = write_bodies(tmp, example_window())
         lua = write_wrk_script(tmp / "post.lua", json_body)
-        load = Load(lua, grpc_body, tmp / "h2load.log", opts.duration, opts.warmup)
+        load = Load(
+            lua, grpc_body, tmp / "h2load.log", opts.duration, opts.warmup, opts.grpc_connections
+        )
         servers = {k: start(stack, s, tmp) for k, s in sides.items()}
         groups = {k: server_groups(s.pid) for k, s in servers.items()}
         resp: dict[str, int] = {}
@@ -242,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     head += [
         f"- command: `{cmd}`",
         f"- {opts.rounds} interleaved rounds, {opts.duration} s per cell after {opts.warmup} s"
-        " warm-up; monitoring on; one window per request; 'others' = CPU of everything else"
+        " warm-up; monitoring on; one window per request; gRPC streams over"
+        f" {opts.grpc_connections} connection(s); 'others' = CPU of everything else"
         " on the machine while measured (% of one core)",
         "",
     ]

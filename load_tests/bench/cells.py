@@ -125,14 +125,15 @@ def grpc_row(
     resp_bytes: int,
     log: Path,
     path: str = GRPC_PATH,
+    connections: int = 1,
 ) -> Row:
     """One ``h2load`` cell against ``server``'s gRPC method ``path`` (``Predict``) with ``c``
-    streams."""
+    streams over ``connections`` connections."""
     url = f"http://{server.grpc_target}{path}"
     return measure_cell(
         name,
-        lambda: run_h2load(url, body, c, seconds, resp_bytes, log),
-        lambda: run_h2load(url, body, c, warmup, resp_bytes, log),
+        lambda: run_h2load(url, body, c, seconds, resp_bytes, log, connections),
+        lambda: run_h2load(url, body, c, warmup, resp_bytes, log, connections),
         groups,
         server.url,
         c,

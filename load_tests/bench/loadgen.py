@@ -154,12 +154,16 @@ def run_wrk(url: str, lua: Path, concurrency: int, duration: int) -> LoadResult:
     )
 
 
-def _h2load_cmd(url: str, body: Path, streams: int, *extra: str) -> list[str]:
+def _h2load_cmd(url: str, body: Path, streams: int, *extra: str, connections: int = 1) -> list[str]:
+    """``streams`` concurrent calls in all, spread evenly over ``connections`` (one thread)."""
+    conns = min(connections, streams)
+    if streams % conns:
+        raise ValueError(f"{streams} streams do not split evenly over {conns} connections")
     return [
         "h2load",
-        "-c1",
+        f"-c{conns}",
         "-t1",
-        f"-m{streams}",
+        f"-m{streams // conns}",
         "-H",
         "content-type: application/grpc",
         "-H",
@@ -205,9 +209,16 @@ def grpc_response_bytes(url: str, body: Path) -> int:
 
 
 def run_h2load(
-    url: str, body: Path, concurrency: int, duration: int, resp_bytes: int, log: Path
+    url: str,
+    body: Path,
+    concurrency: int,
+    duration: int,
+    resp_bytes: int,
+    log: Path,
+    connections: int = 1,
 ) -> LoadResult:
-    """Closed-loop gRPC unary calls over one HTTP/2 connection with ``concurrency`` streams.
+    """Closed-loop gRPC unary calls, ``concurrency`` streams over ``connections`` HTTP/2
+    connections (default one: one connection lands on one API worker).
 
     h2load only sees HTTP statuses (always 200 for gRPC): a call that failed with a
     grpc-status in the trailers carries no DATA. So OK calls = DATA bytes / the bytes of
@@ -215,7 +226,9 @@ def run_h2load(
     Latency percentiles come from h2load's per-request log.
     """
     log.unlink(missing_ok=True)
-    cmd = _h2load_cmd(url, body, concurrency, f"-D{duration}", f"--log-file={log}")
+    cmd = _h2load_cmd(
+        url, body, concurrency, f"-D{duration}", f"--log-file={log}", connections=connections
+    )
     stdout, wall, cpu = run_child(cmd, timeout=duration + CLIENT_TIMEOUT_S + 30)
     n = _h2load_numbers(stdout)
     ok = min(int(round(n["data"] / resp_bytes)), int(n["succeeded"]))
