@@ -27,7 +27,8 @@ Known limits worked around here:
 * ``whylogs.core`` imports scikit-learn when it is installed (the dev venv has it),
   only for its experimental embedding metrics, which this package does not use, and
   that import would be most of a serving process's start (docs/runtime.md), so
-  whylogs is imported here with scikit-learn hidden (:func:`_sklearn_hidden`), as in the image, which has none.
+  whylogs is imported here with scikit-learn hidden (:func:`_sklearn_hidden`), as it
+  is in the image, which has no scikit-learn.
 """
 
 from __future__ import annotations
